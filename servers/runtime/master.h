@@ -1,0 +1,34 @@
+/* master.h — the pre-fork process model both servers share (gunicorn's
+ * arbiter, uWSGI's master): bind the listen socket, fork the workers, restart
+ * a worker that dies, shut down gracefully on SIGTERM/SIGINT.
+ *
+ * Contract with the worker function:
+ *   - it runs in a forked child with default signal dispositions and an
+ *     empty signal mask; it should watch SIGTERM and SIGINT on its own event
+ *     loop and, on either, stop accepting, let requests in flight finish
+ *     within opts->graceful_timeout seconds, then return 0;
+ *   - its return value is the child's exit status;
+ *   - the master never touches the listen socket after forking except to
+ *     close it at shutdown.
+ */
+#ifndef COROBENCH_MASTER_H
+#define COROBENCH_MASTER_H
+
+#include "options.h"
+
+struct worker_env {
+	int listen_fd; /* non-blocking, already listening */
+	int index;     /* 0 .. nworkers-1 */
+	int nworkers;
+	const struct server_opts *opts;
+};
+
+typedef int (*worker_main_fn)(const struct worker_env *env, void *arg);
+
+/* Bind opts->listen, print "PROG: listening on ADDR (N workers)" once the
+ * socket accepts, fork and supervise. Returns the exit status for main():
+ * 0 after a graceful shutdown, non-zero (with one clear line on stderr)
+ * when the address cannot be bound. */
+int master_run(const struct server_opts *opts, worker_main_fn fn, void *arg, const char *prog);
+
+#endif
