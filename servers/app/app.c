@@ -36,20 +36,20 @@ void app_ctx_release(struct app_ctx *ctx)
 	ctx->mem = NULL;
 }
 
-void app_ctx_own(struct app_ctx *ctx, void *block)
+int app_ctx_own(struct app_ctx *ctx, void *block)
 {
 	if (!block)
-		return;
+		return 0;
 	struct app_mem *m = malloc(sizeof(*m));
 	if (!m) {
-		/* Cannot track it: free now rather than leak; callers only hand
-		 * over blocks after the last use through the ctx. */
+		/* Cannot track it: free now rather than leak. */
 		free(block);
-		return;
+		return -1;
 	}
 	m->block = block;
 	m->next = ctx->mem;
 	ctx->mem = m;
+	return 0;
 }
 
 void *app_alloc(struct app_ctx *ctx, size_t size)
@@ -72,8 +72,27 @@ static void answer_if_forgotten(struct app_ctx *ctx)
 		app_respond(ctx, 500, NULL, msg, sizeof(msg) - 1);
 }
 
+#ifdef COROBENCH_SLOWDOWN_NS
+/* The regression drill of results/REGRESSION.md (-Dslowdown_ns=N): burn a
+ * fixed number of loop iterations per request, about one nanosecond each on
+ * the reference machine. A fixed count rather than a clock-driven wait, so
+ * the extra work is the same number of instructions everywhere (also under
+ * valgrind, where a clock-driven wait would shrink to almost nothing), which
+ * is what a real CPU regression looks like. */
+static void slowdown(void)
+{
+	for (unsigned long i = 0; i < (unsigned long)COROBENCH_SLOWDOWN_NS; i++)
+		__asm__ volatile("" ::: "memory");
+}
+#else
+static inline void slowdown(void)
+{
+}
+#endif
+
 void app_ctx_run(struct app_ctx *ctx, const struct app *app, const struct app_request *req)
 {
+	slowdown();
 	ctx->running = true;
 	app->handle(ctx, req);
 	ctx->running = false;
@@ -83,7 +102,12 @@ void app_ctx_run(struct app_ctx *ctx, const struct app *app, const struct app_re
 void app_ctx_deliver_fetch(struct app_ctx *ctx, app_fetch_cb cb, void *arg,
 			   struct app_fetch_result *res, void *body)
 {
-	app_ctx_own(ctx, body);
+	if (app_ctx_own(ctx, body) != 0) {
+		/* The body is gone: the app must not see it. */
+		res->error = APP_FETCH_ENOMEM;
+		res->body = NULL;
+		res->len = 0;
+	}
 	ctx->pending--;
 	ctx->running = true;
 	cb(ctx, res, arg);
@@ -188,9 +212,12 @@ const char *app_fetch_strerror(enum app_fetch_error err)
 
 int app_query_param(const struct app_request *req, const char *name, struct app_str *out)
 {
+	/* An absent query may be {NULL, 0}: NULL + 0 is undefined behaviour. */
+	if (!req->query.base || req->query.len == 0)
+		return -1;
 	size_t nlen = strlen(name);
 	const char *p = req->query.base, *end = p + req->query.len;
-	while (p && p < end) {
+	while (p < end) {
 		const char *amp = memchr(p, '&', (size_t)(end - p));
 		const char *stop = amp ? amp : end;
 		const char *eq = memchr(p, '=', (size_t)(stop - p));

@@ -47,15 +47,18 @@ void app_ctx_init(struct app_ctx *ctx, const struct app_ctx_ops *ops, const char
  * (then pending callbacks must have been cancelled by the worker first). */
 void app_ctx_release(struct app_ctx *ctx);
 
-/* Hand a malloc'd block to the request: freed by app_ctx_release(). */
-void app_ctx_own(struct app_ctx *ctx, void *block);
+/* Hand a malloc'd block to the request: freed by app_ctx_release().
+ * Returns 0, or -1 when out of memory: then the block was freed at once. */
+int app_ctx_own(struct app_ctx *ctx, void *block);
 
 /* Call the app's handler. If it returns with no response and nothing
  * pending, answers 500. */
 void app_ctx_run(struct app_ctx *ctx, const struct app *app, const struct app_request *req);
 
 /* Deliver an async result: the ctx takes ownership of body (malloc'd, may be
- * NULL), the pending count drops, cb runs, then the 500 rule is applied. */
+ * NULL), the pending count drops, cb runs, then the 500 rule is applied. If
+ * the body cannot be tracked (out of memory) it is freed and cb sees
+ * APP_FETCH_ENOMEM instead. */
 void app_ctx_deliver_fetch(struct app_ctx *ctx, app_fetch_cb cb, void *arg,
 			   struct app_fetch_result *res, void *body);
 void app_ctx_deliver_timer(struct app_ctx *ctx, app_timer_cb cb, void *arg);

@@ -68,6 +68,14 @@ const char *http1_parser_error_reason(const struct http1_parser *p);
  * HTTP1_ERROR if a request was cut short, HTTP1_NEED_MORE when idle. */
 enum http1_result http1_parse_eof(struct http1_parser *p);
 
+/* After HTTP1_NEED_MORE: true (once per request) when an HTTP/1.1 request
+ * with "Expect: 100-continue" has its head in and no body byte yet. The
+ * worker then writes HTTP1_CONTINUE so the client sends the body instead of
+ * waiting for its timeout. (Addition to the original contract.) */
+bool http1_parser_take_continue(struct http1_parser *p);
+
+#define HTTP1_CONTINUE "HTTP/1.1 100 Continue\r\n\r\n"
+
 /* ---- responses ---- */
 
 /* A growable output buffer: the worker appends responses and writes the lot
@@ -90,6 +98,12 @@ void http_obuf_consume(struct http_obuf *b, size_t n);
 int http1_write_response(struct http_obuf *b, int http_minor, int status,
 			 const char *content_type, const void *body, size_t len,
 			 bool keep_alive);
+
+/* The head alone, announcing content_length body bytes that are not
+ * appended: the answer to a HEAD request. Same rules as above.
+ * (Addition to the original contract.) */
+int http1_write_head(struct http_obuf *b, int http_minor, int status, const char *content_type,
+		     size_t content_length, bool keep_alive);
 
 /* The reason phrase for status ("OK", "Bad Request", ...). */
 const char *http_status_reason(int status);

@@ -1,0 +1,544 @@
+/* http1.c — the HTTP/1.1 request parser both workers share, on llhttp.
+ *
+ * llhttp hands us spans of the caller's buffer; a span may be cut wherever a
+ * read ended. Every byte of the head (method, target, header names and
+ * values) is therefore copied into the parser's own storage, recorded as
+ * offsets (the storage may grow), and turned into views once the request is
+ * complete. The body goes to a second buffer. Both buffers are kept between
+ * requests, so a connection in its steady state parses without allocating.
+ *
+ * Pipelining: on_message_complete pauses llhttp, so one http1_parse() call
+ * ends at the end of one request; llhttp_get_error_pos() says where, which
+ * is what the caller is told it consumed.
+ *
+ * The header-block limit counts raw bytes: while the head is incomplete we
+ * feed llhttp at most what is left of the budget, so a peer sending an
+ * endless header (or endless whitespace, which produces no callback) is
+ * stopped at exactly max_header_bytes.
+ */
+#include "http1.h"
+
+#include <llhttp.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hdr_span {
+	size_t name_off, name_len, value_off, value_len;
+};
+
+struct http1_parser {
+	llhttp_t ll;
+	struct http1_limits lim;
+
+	char *head; /* method, target and header bytes, copied */
+	size_t head_len, head_cap;
+	char *body; /* de-chunked body */
+	size_t body_len, body_cap;
+	struct hdr_span *spans;
+	struct app_header *headers; /* views built from spans on completion */
+	size_t nheaders, hdr_cap;
+
+	size_t method_len, url_off, url_len;
+	size_t raw_head;      /* raw bytes of the current head fed to llhttp */
+	size_t trailer_bytes; /* chunked trailers: counted, not kept */
+
+	bool in_head;    /* the head of a request is still arriving */
+	bool in_message; /* some byte of a request has been seen */
+	enum { H_NONE, H_FIELD, H_VALUE_START, H_VALUE } hstate; /* within a header line */
+	bool value_cut;                    /* the last value span ended where the input did */
+	const char *feed_start, *feed_end; /* the bytes given to llhttp_execute */
+	char prev_byte;                    /* the byte fed before feed_start */
+	bool keep_alive, expect_continue, upgrade, continue_pending;
+	bool failed;
+	int err_status;
+	const char *err_reason;
+};
+
+struct http1_limits http1_limits_default(void)
+{
+	return (struct http1_limits){
+	    .max_header_bytes = 8192,
+	    .max_headers = 100,
+	    .max_body_bytes = 1024 * 1024,
+	};
+}
+
+static struct http1_parser *from_ll(llhttp_t *ll)
+{
+	return ll->data;
+}
+
+/* Record our own verdict; the callback then returns an error to llhttp. */
+static int fail(struct http1_parser *p, int status, const char *reason)
+{
+	if (!p->err_status) {
+		p->err_status = status;
+		p->err_reason = reason;
+	}
+	return -1;
+}
+
+static int grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t n = *cap ? *cap : first;
+	while (n < need)
+		n = n > SIZE_MAX / 2 ? need : n * 2;
+	char *b = realloc(*buf, n);
+	if (!b)
+		return -1;
+	*buf = b;
+	*cap = n;
+	return 0;
+}
+
+static int head_append(struct http1_parser *p, const char *at, size_t len)
+{
+	if (p->head_len + len > p->head_cap &&
+	    grow(&p->head, &p->head_cap, p->head_len + len, 1024) != 0)
+		return fail(p, 431, "out of memory for the header block");
+	memcpy(p->head + p->head_len, at, len);
+	p->head_len += len;
+	return 0;
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int on_message_begin(llhttp_t *ll)
+{
+	struct http1_parser *p = from_ll(ll);
+	p->in_message = true;
+	p->head_len = 0;
+	p->body_len = 0;
+	p->nheaders = 0;
+	p->method_len = p->url_off = p->url_len = 0;
+	p->trailer_bytes = 0;
+	p->hstate = H_NONE;
+	p->keep_alive = p->expect_continue = p->upgrade = p->continue_pending = false;
+	return 0;
+}
+
+static int on_method(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = from_ll(ll);
+	p->method_len += len;
+	return head_append(p, at, len);
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = from_ll(ll);
+	if (p->url_len == 0)
+		p->url_off = p->head_len;
+	p->url_len += len;
+	return head_append(p, at, len);
+}
+
+static int on_version_complete(llhttp_t *ll)
+{
+	/* llhttp accepts 0.9 and 2.0 in an HTTP/1 request line; we speak 1.x. */
+	if (ll->http_major != 1 || ll->http_minor > 1)
+		return fail(from_ll(ll), 400, "unsupported HTTP version");
+	return 0;
+}
+
+static bool trailing(const llhttp_t *ll)
+{
+	return (ll->flags & F_TRAILING) != 0;
+}
+
+static int count_trailer(struct http1_parser *p, size_t len)
+{
+	p->trailer_bytes += len;
+	if (p->trailer_bytes > p->lim.max_header_bytes)
+		return fail(p, 431, "trailers too large");
+	return 0;
+}
+
+/* RFC 9110 tchar. llhttp's loose mode lets a space into a field name
+ * ("Bad Name: x"), which a front end may read differently: refuse it. */
+#define T8(c) [c] = 1
+static const unsigned char tchar[256] = {
+    T8('!'), T8('#'), T8('$'), T8('%'), T8('&'), T8('\''), T8('*'), T8('+'), T8('-'), T8('.'),
+    T8('^'), T8('_'), T8('`'), T8('|'), T8('~'), T8('0'),  T8('1'), T8('2'), T8('3'), T8('4'),
+    T8('5'), T8('6'), T8('7'), T8('8'), T8('9'), T8('A'),  T8('B'), T8('C'), T8('D'), T8('E'),
+    T8('F'), T8('G'), T8('H'), T8('I'), T8('J'), T8('K'),  T8('L'), T8('M'), T8('N'), T8('O'),
+    T8('P'), T8('Q'), T8('R'), T8('S'), T8('T'), T8('U'),  T8('V'), T8('W'), T8('X'), T8('Y'),
+    T8('Z'), T8('a'), T8('b'), T8('c'), T8('d'), T8('e'),  T8('f'), T8('g'), T8('h'), T8('i'),
+    T8('j'), T8('k'), T8('l'), T8('m'), T8('n'), T8('o'),  T8('p'), T8('q'), T8('r'), T8('s'),
+    T8('t'), T8('u'), T8('v'), T8('w'), T8('x'), T8('y'),  T8('z'),
+};
+#undef T8
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = from_ll(ll);
+	for (size_t i = 0; i < len; i++)
+		if (!tchar[(unsigned char)at[i]])
+			return fail(p, 400, "invalid character in a header name");
+	if (trailing(ll))
+		return count_trailer(p, len);
+	if (p->hstate != H_FIELD) {
+		if (p->nheaders >= p->lim.max_headers)
+			return fail(p, 431, "too many headers");
+		if (p->nheaders == p->hdr_cap) {
+			size_t n = p->hdr_cap ? p->hdr_cap * 2 : 16;
+			if (n > p->lim.max_headers)
+				n = p->lim.max_headers;
+			struct hdr_span *s = realloc(p->spans, n * sizeof(*s));
+			if (!s)
+				return fail(p, 431, "out of memory for headers");
+			p->spans = s;
+			struct app_header *h = realloc(p->headers, n * sizeof(*h));
+			if (!h)
+				return fail(p, 431, "out of memory for headers");
+			p->headers = h;
+			p->hdr_cap = n;
+		}
+		p->spans[p->nheaders++] =
+		    (struct hdr_span){.name_off = p->head_len, .value_off = p->head_len};
+		p->hstate = H_FIELD;
+	}
+	p->spans[p->nheaders - 1].name_len += len;
+	return head_append(p, at, len);
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = from_ll(ll);
+	if (trailing(ll))
+		return count_trailer(p, len);
+	if (p->hstate != H_VALUE_START && p->hstate != H_VALUE)
+		return fail(p, 400, "header without a name");
+	struct hdr_span *s = &p->spans[p->nheaders - 1];
+	if (p->hstate == H_VALUE_START) {
+		p->hstate = H_VALUE;
+		s->value_off = p->head_len;
+	} else if (!p->value_cut || (at > p->feed_start ? at[-1] : p->prev_byte) == '\n') {
+		/* A second span of one value that the end of a read did not
+		 * cause, or that starts a line: llhttp joined an obs-fold
+		 * continuation line. RFC 9112 5.2 lets us refuse it, and that
+		 * closes a smuggling path ("Host: x\r\n Transfer-Encoding: ..."). */
+		return fail(p, 400, "obsolete line folding");
+	}
+	p->value_cut = at + len == p->feed_end;
+	s->value_len += len;
+	return head_append(p, at, len);
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = from_ll(ll);
+	if (trailing(ll))
+		return 0;
+	/* llhttp reports an empty name as a zero-length span */
+	if (p->hstate != H_FIELD || p->spans[p->nheaders - 1].name_len == 0)
+		return fail(p, 400, "header without a name");
+	p->hstate = H_VALUE_START;
+	return 0;
+}
+
+static int on_header_value_complete(llhttp_t *ll)
+{
+	from_ll(ll)->hstate = H_NONE;
+	return 0;
+}
+
+static bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen)
+{
+	if (alen != litlen)
+		return false;
+	for (size_t i = 0; i < alen; i++) {
+		unsigned char c = (unsigned char)a[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + ('a' - 'A'));
+		if (c != (unsigned char)lit[i])
+			return false;
+	}
+	return true;
+}
+
+#define TOKEN_EQ(base, len, lit) token_eq((base), (len), (lit), sizeof(lit) - 1)
+
+static int on_headers_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = from_ll(ll);
+	p->in_head = false;
+	/* A request line without a version is HTTP/0.9 to llhttp. */
+	if (ll->http_major != 1 || ll->http_minor > 1)
+		return fail(p, 400, "unsupported HTTP version");
+	/* llhttp refuses most of these itself; checking first makes the answer
+	 * 400 rather than a 413 for a huge Content-Length beside a chunked TE. */
+	if ((ll->flags & F_TRANSFER_ENCODING) && (ll->flags & F_CONTENT_LENGTH))
+		return fail(p, 400, "Content-Length together with Transfer-Encoding");
+	if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->lim.max_body_bytes)
+		return fail(p, 413, "declared body too large");
+	for (size_t i = 0; i < p->nheaders; i++) {
+		const struct hdr_span *s = &p->spans[i];
+		if (TOKEN_EQ(p->head + s->name_off, s->name_len, "expect") &&
+		    TOKEN_EQ(p->head + s->value_off, s->value_len, "100-continue"))
+			p->expect_continue = true;
+	}
+	p->upgrade = ll->upgrade != 0;
+	/* We answer an upgrade request as a plain HTTP/1.1 request (RFC 9110
+	 * lets a server ignore Upgrade), so llhttp must keep parsing HTTP/1.1
+	 * after it instead of stopping with HPE_PAUSED_UPGRADE. */
+	ll->upgrade = 0;
+	if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0) {
+		/* Size the buffer for the body up front, but only up to 64 KiB:
+		 * a peer that merely announces a large body gets no memory for it
+		 * until the bytes arrive. */
+		size_t want = ll->content_length < 65536 ? (size_t)ll->content_length : 65536;
+		if (want > p->body_cap && grow(&p->body, &p->body_cap, want, 4096) != 0)
+			return fail(p, 413, "out of memory for the body");
+		p->continue_pending = p->expect_continue && ll->http_minor >= 1;
+	} else if (ll->flags & F_CHUNKED) {
+		p->continue_pending = p->expect_continue && ll->http_minor >= 1;
+	}
+	return 0;
+}
+
+static int on_chunk_header(llhttp_t *ll)
+{
+	struct http1_parser *p = from_ll(ll);
+	/* Refuse an oversized chunk before its bytes arrive. */
+	if (ll->content_length > p->lim.max_body_bytes - p->body_len)
+		return fail(p, 413, "chunked body too large");
+	return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = from_ll(ll);
+	if (len > p->lim.max_body_bytes - p->body_len)
+		return fail(p, 413, "body too large");
+	if (p->body_len + len > p->body_cap &&
+	    grow(&p->body, &p->body_cap, p->body_len + len, 4096) != 0)
+		return fail(p, 413, "out of memory for the body");
+	memcpy(p->body + p->body_len, at, len);
+	p->body_len += len;
+	p->continue_pending = false;
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = from_ll(ll);
+	p->keep_alive = llhttp_should_keep_alive(ll) != 0;
+	p->continue_pending = false;
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_method = on_method,
+    .on_url = on_url,
+    .on_version_complete = on_version_complete,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_chunk_header = on_chunk_header,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- the API ---- */
+
+static void start_connection(struct http1_parser *p)
+{
+	llhttp_init(&p->ll, HTTP_REQUEST, &settings);
+	p->ll.data = p;
+	p->in_head = true;
+	p->in_message = false;
+	p->failed = false;
+	p->continue_pending = false;
+	p->raw_head = 0;
+	p->err_status = 0;
+	p->err_reason = NULL;
+}
+
+struct http1_parser *http1_parser_new(const struct http1_limits *limits)
+{
+	struct http1_parser *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->lim = limits ? *limits : http1_limits_default();
+	start_connection(p);
+	return p;
+}
+
+void http1_parser_free(struct http1_parser *p)
+{
+	if (!p)
+		return;
+	free(p->head);
+	free(p->body);
+	free(p->spans);
+	free(p->headers);
+	free(p);
+}
+
+void http1_parser_reset(struct http1_parser *p)
+{
+	/* Keep the buffers for the next connection, unless one upload made the
+	 * body buffer large: that memory should not stay pinned by an idle
+	 * pooled parser. */
+	if (p->body_cap > 64 * 1024) {
+		free(p->body);
+		p->body = NULL;
+		p->body_cap = 0;
+	}
+	p->body_len = 0;
+	start_connection(p);
+}
+
+static int error_status_of(llhttp_errno_t err)
+{
+	(void)err;
+	return 400; /* every llhttp verdict is a malformed request */
+}
+
+static enum http1_result set_failed(struct http1_parser *p, llhttp_errno_t err)
+{
+	p->failed = true;
+	if (!p->err_status) {
+		p->err_status = error_status_of(err);
+		p->err_reason = llhttp_get_error_reason(&p->ll);
+		if (!p->err_reason)
+			p->err_reason = llhttp_errno_name(err);
+	}
+	return HTTP1_ERROR;
+}
+
+/* Split the request target into path and query; an absolute-form target
+ * ("http://host/x?y", what proxies are sent) keeps only its path. Views are
+ * never NULL, even when empty: NULL + 0 and memcpy(NULL, ..., 0) are
+ * undefined behaviour in C, and apps do both. */
+static void split_target(const char *u, size_t n, struct app_str *path, struct app_str *query)
+{
+	if (n > 0 && u[0] != '/' && u[0] != '*') {
+		const char *sep = memchr(u, ':', n);
+		if (sep && (size_t)(u + n - sep) >= 3 && sep[1] == '/' && sep[2] == '/') {
+			const char *auth = sep + 3;
+			const char *slash = memchr(auth, '/', (size_t)(u + n - auth));
+			const char *q = memchr(auth, '?', (size_t)(u + n - auth));
+			if (q && (!slash || q < slash)) {
+				*path = APP_STR_LIT("/");
+				*query = (struct app_str){q + 1, (size_t)(u + n - q - 1)};
+				return;
+			}
+			if (!slash) {
+				*path = APP_STR_LIT("/");
+				*query = (struct app_str){"", 0};
+				return;
+			}
+			n -= (size_t)(slash - u);
+			u = slash;
+		}
+	}
+	const char *q = memchr(u, '?', n);
+	if (q) {
+		*path = (struct app_str){u, (size_t)(q - u)};
+		*query = (struct app_str){q + 1, (size_t)(u + n - q - 1)};
+	} else {
+		*path = (struct app_str){u, n};
+		*query = (struct app_str){u + n, 0};
+	}
+}
+
+static void fill_request(struct http1_parser *p, struct http1_request *out)
+{
+	struct app_request *r = &out->req;
+	r->method = (struct app_str){p->head, p->method_len};
+	split_target(p->head + p->url_off, p->url_len, &r->path, &r->query);
+	for (size_t i = 0; i < p->nheaders; i++) {
+		const struct hdr_span *s = &p->spans[i];
+		p->headers[i].name = (struct app_str){p->head + s->name_off, s->name_len};
+		p->headers[i].value = (struct app_str){p->head + s->value_off, s->value_len};
+	}
+	r->headers = p->headers;
+	r->nheaders = p->nheaders;
+	r->body = (struct app_str){p->body ? p->body : "", p->body_len};
+	r->http_major = p->ll.http_major;
+	r->http_minor = p->ll.http_minor;
+	out->keep_alive = p->keep_alive;
+	out->expect_continue = p->expect_continue;
+	out->upgrade = p->upgrade;
+}
+
+enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t len,
+                              size_t *consumed, struct http1_request *out)
+{
+	size_t off = 0;
+	*consumed = 0;
+	if (p->failed)
+		return HTTP1_ERROR;
+	while (off < len) {
+		size_t n = len - off;
+		if (p->in_head && n > p->lim.max_header_bytes - p->raw_head)
+			n = p->lim.max_header_bytes - p->raw_head;
+		bool was_head = p->in_head;
+		p->feed_start = data + off;
+		p->feed_end = data + off + n;
+		llhttp_errno_t err = llhttp_execute(&p->ll, data + off, n);
+		if (err == HPE_PAUSED) {
+			/* on_message_complete: one whole request ends here. */
+			size_t used = (size_t)(llhttp_get_error_pos(&p->ll) - (data + off));
+			llhttp_resume(&p->ll);
+			off += used;
+			*consumed = off;
+			fill_request(p, out);
+			p->in_message = false;
+			p->in_head = true;
+			p->raw_head = 0;
+			return HTTP1_REQUEST;
+		}
+		if (err != HPE_OK) {
+			*consumed = off;
+			return set_failed(p, err);
+		}
+		off += n;
+		p->prev_byte = data[off - 1];
+		if (was_head && p->in_head) {
+			p->raw_head += n;
+			if (p->raw_head >= p->lim.max_header_bytes) {
+				*consumed = off;
+				fail(p, 431, "header block too large");
+				return set_failed(p, HPE_USER);
+			}
+		}
+	}
+	*consumed = off;
+	return HTTP1_NEED_MORE;
+}
+
+int http1_parser_error_status(const struct http1_parser *p)
+{
+	return p->err_status ? p->err_status : 400;
+}
+
+const char *http1_parser_error_reason(const struct http1_parser *p)
+{
+	return p->err_reason ? p->err_reason : "no error";
+}
+
+enum http1_result http1_parse_eof(struct http1_parser *p)
+{
+	if (p->failed)
+		return HTTP1_ERROR;
+	if (!p->in_message)
+		return HTTP1_NEED_MORE;
+	fail(p, 400, "connection closed mid-request");
+	p->failed = true;
+	return HTTP1_ERROR;
+}
+
+bool http1_parser_take_continue(struct http1_parser *p)
+{
+	bool c = p->continue_pending;
+	p->continue_pending = false;
+	return c;
+}
