@@ -9,7 +9,10 @@
  *     within opts->graceful_timeout seconds, then return 0;
  *   - its return value is the child's exit status;
  *   - the master never touches the listen socket after forking except to
- *     close it at shutdown.
+ *     close it at shutdown: shutdown(2), then close, right after forwarding
+ *     SIGTERM. That stops the listener for every process (new clients are
+ *     refused), so a worker's accept() may then fail with EINVAL: treat it
+ *     like EAGAIN.
  */
 #ifndef COROBENCH_MASTER_H
 #define COROBENCH_MASTER_H

@@ -1,0 +1,897 @@
+/* upstream.c — the stub "remote site" the proxy apps fetch from: every GET
+ * is answered 200 with a body of exactly --size bytes after --delay-ms, the
+ * wait being a libevent timer so that thousands of delayed answers cost only
+ * their timers. It must never be the bottleneck of a benchmark, hence a
+ * small HTTP/1.x server of its own on raw libevent events: one read per
+ * wake-up, one writev per answer, headers of the common answer built once,
+ * and the body sent straight from one preallocated pattern block.
+ *
+ * The query overrides the defaults per request, so tests can provoke every
+ * upstream failure: ?delay=MS ?size=BYTES ?status=CODE, ?close=1 (drop the
+ * connection without answering), ?reset=1 (headers announcing the full
+ * length, then half the body, then close), ?stall=1 (never answer).
+ * GET /_stats answers the connection and request counters as text.
+ *
+ * Byte i of every body is PATTERN[i % 64], so a client can check it.
+ */
+#include "corobench_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PROG "upstream"
+#define PATTERN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#define BLOCK (64 * 1024)         /* the pattern block; a multiple of 64 */
+#define IN_CAP (16 * 1024)        /* request head limit (then 431) */
+#define MAX_SIZE (1UL << 30)      /* largest body, bytes */
+#define MAX_DELAY (3600UL * 1000) /* longest delay, ms */
+#define ACCEPT_BURST 64           /* accepts per wake-up, for fairness */
+#define IOV_BATCH 64
+
+/* ---- configuration ---- */
+
+struct config {
+	const char *listen;
+	unsigned long delay_ms;
+	unsigned long size;
+	int backlog;
+	bool quiet;
+};
+
+enum kind { K_STR, K_ULONG, K_INT, K_FLAG };
+
+struct flag {
+	const char *name;
+	enum kind kind;
+	void *dest;
+	const char *metavar;
+	const char *help;
+	unsigned long min, max;
+};
+
+/* ---- server and connections ---- */
+
+enum mode { M_ANSWER, M_CLOSE, M_RESET, M_STALL };
+
+struct server {
+	struct event_base *base;
+	int lfd;
+	struct event accept_ev, accept_pause, sigterm, sigint;
+	struct config cfg;
+	const struct timeval *delay_tv; /* libevent common timeout for --delay-ms */
+	char *block;                    /* BLOCK bytes of PATTERN */
+	char hdr_keep[160], hdr_close[160], hdr_keep10[160];
+	size_t hdr_keep_len, hdr_close_len, hdr_keep10_len;
+	struct conn *conns; /* open connections, for shutdown */
+	unsigned long accepted, requests, open;
+};
+
+struct conn {
+	struct server *s;
+	int fd;
+	struct event rev, wev, timer;
+	struct conn *prev, *next;
+	bool busy;    /* a request is being answered */
+	bool reading; /* rev is armed */
+	bool keep;    /* keep the connection after this answer */
+	enum mode mode;
+	unsigned long skip; /* request body bytes still to discard */
+	/* the answer in progress */
+	int status;
+	bool head;
+	bool http10;
+	bool in_process;        /* inside process(): answered() must not recurse */
+	unsigned long size;     /* announced Content-Length */
+	unsigned long body_out; /* body bytes actually sent (< size for reset) */
+	const char *hdr;
+	size_t hdr_len;
+	size_t sent;      /* of hdr_len + body_out */
+	const char *text; /* a body that is not the pattern (/_stats) */
+	char hdr_buf[256];
+	char text_buf[128];
+	size_t in_len;
+	char in[IN_CAP];
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Status";
+	}
+}
+
+static size_t format_head(char *out, size_t cap, int status, unsigned long len,
+                          const char *connection)
+{
+	int n = snprintf(out, cap,
+	                 "HTTP/1.1 %d %s\r\nServer: upstream\r\n"
+	                 "Content-Type: application/octet-stream\r\nContent-Length: %lu\r\n%s\r\n",
+	                 status, reason(status), len, connection);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+static void conn_close(struct conn *c)
+{
+	struct server *s = c->s;
+	event_del(&c->rev);
+	event_del(&c->wev);
+	event_del(&c->timer);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->open--;
+	free(c);
+}
+
+static void set_reading(struct conn *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (on)
+		event_add(&c->rev, NULL);
+	else
+		event_del(&c->rev);
+}
+
+static int process(struct conn *c);
+
+/* Write what is left of the answer. Returns 1 when all is out, 0 when the
+ * socket is full (wev armed), -1 when the connection is gone. */
+static int flush(struct conn *c)
+{
+	const size_t total = c->hdr_len + c->body_out;
+	while (c->sent < total) {
+		struct iovec iov[IOV_BATCH];
+		int n = 0;
+		size_t off = c->sent;
+		if (off < c->hdr_len) {
+			iov[n++] = (struct iovec){(char *)c->hdr + off, c->hdr_len - off};
+			off = c->hdr_len;
+		}
+		size_t body_off = off - c->hdr_len;
+		while (n < IOV_BATCH && body_off < c->body_out) {
+			size_t in_block = body_off % BLOCK;
+			size_t len = BLOCK - in_block;
+			if (len > c->body_out - body_off)
+				len = c->body_out - body_off;
+			const char *base = c->text ? c->text : c->s->block;
+			iov[n++] = (struct iovec){(char *)base + in_block, len};
+			body_off += len;
+		}
+		ssize_t w = writev(c->fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				event_add(&c->wev, NULL);
+				return 0;
+			}
+			return -1;
+		}
+		c->sent += (size_t)w;
+	}
+	return 1;
+}
+
+/* The answer is out (or could not be written): next request or close.
+ * Returns -1 when c is gone. */
+static int answered(struct conn *c, int flushed)
+{
+	if (flushed < 0 || c->mode == M_RESET || !c->keep) {
+		if (flushed > 0)
+			shutdown(c->fd, SHUT_WR);
+		conn_close(c);
+		return -1;
+	}
+	c->busy = false;
+	c->text = NULL;
+	set_reading(c, true);
+	return c->in_process ? 0 : process(c); /* a pipelined request may wait */
+}
+
+/* Start writing the answer set up in c (status, size, mode, keep).
+ * Returns -1 when c is gone. */
+static int send_answer(struct conn *c)
+{
+	struct server *s = c->s;
+	if (c->status == 200 && c->size == s->cfg.size && !c->text && c->mode == M_ANSWER &&
+	    !c->head) {
+		/* The common answer: headers built once at start-up. */
+		if (!c->keep) {
+			c->hdr = s->hdr_close;
+			c->hdr_len = s->hdr_close_len;
+		} else if (c->http10) {
+			c->hdr = s->hdr_keep10;
+			c->hdr_len = s->hdr_keep10_len;
+		} else {
+			c->hdr = s->hdr_keep;
+			c->hdr_len = s->hdr_keep_len;
+		}
+	} else {
+		const char *connection = !c->keep || c->mode == M_RESET ? "Connection: close\r\n"
+		                         : c->http10 ? "Connection: keep-alive\r\n"
+		                                     : "";
+		c->hdr = c->hdr_buf;
+		c->hdr_len =
+		    format_head(c->hdr_buf, sizeof(c->hdr_buf), c->status, c->size, connection);
+	}
+	bool no_body = c->head || c->status == 204 || c->status == 304;
+	c->body_out = no_body ? 0 : c->mode == M_RESET ? c->size / 2 : c->size;
+	c->sent = 0;
+	int rc = flush(c);
+	return rc != 0 ? answered(c, rc) : 0;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)send_answer(arg);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	int rc = flush(c);
+	if (rc != 0)
+		(void)answered(c, rc);
+}
+
+/* A short error answer, then close. Returns -1 when c is gone. */
+static int fail(struct conn *c, int status)
+{
+	c->busy = true;
+	c->keep = false;
+	c->mode = M_ANSWER;
+	c->head = false;
+	c->status = status;
+	c->text = c->text_buf;
+	int n = snprintf(c->text_buf, sizeof(c->text_buf), "%d %s\n", status, reason(status));
+	c->size = (unsigned long)n;
+	set_reading(c, false);
+	return send_answer(c);
+}
+
+/* ---- request parsing ---- */
+
+static bool token_eq(const char *p, size_t len, const char *lit)
+{
+	return strlen(lit) == len && strncasecmp(p, lit, len) == 0;
+}
+
+/* Does the comma-separated header value hold token lit? */
+static bool has_token(const char *v, size_t len, const char *lit)
+{
+	const char *end = v + len;
+	while (v < end) {
+		while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+			v++;
+		const char *t = v;
+		while (v < end && *v != ',')
+			v++;
+		const char *te = v;
+		while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+			te--;
+		if (token_eq(t, (size_t)(te - t), lit))
+			return true;
+	}
+	return false;
+}
+
+/* Decimal; false when empty, not digits or above max. */
+static bool parse_ulong(const char *p, size_t len, unsigned long max, unsigned long *out)
+{
+	if (len == 0 || len > 19)
+		return false;
+	unsigned long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+struct overrides {
+	unsigned long delay, size, status;
+	bool close, reset, stall;
+};
+
+/* Apply ?delay= &size= &status= &close=1 &reset=1 &stall=1; unknown keys
+ * are ignored (clients add cache busters). false on a bad value. */
+static bool parse_query(const char *q, size_t len, struct overrides *o)
+{
+	const char *end = q + len;
+	while (q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(q, '=', (size_t)(stop - q));
+		const char *k = q, *ke = eq ? eq : stop;
+		const char *v = eq ? eq + 1 : stop;
+		size_t klen = (size_t)(ke - k), vlen = (size_t)(stop - v);
+		unsigned long flag = 0;
+		if (token_eq(k, klen, "delay")) {
+			if (!parse_ulong(v, vlen, MAX_DELAY, &o->delay))
+				return false;
+		} else if (token_eq(k, klen, "size")) {
+			if (!parse_ulong(v, vlen, MAX_SIZE, &o->size))
+				return false;
+		} else if (token_eq(k, klen, "status")) {
+			if (!parse_ulong(v, vlen, 599, &o->status) || o->status < 200)
+				return false;
+		} else if (token_eq(k, klen, "close") || token_eq(k, klen, "reset") ||
+		           token_eq(k, klen, "stall")) {
+			if (vlen && !parse_ulong(v, vlen, 1, &flag))
+				return false;
+			bool on = vlen == 0 || flag == 1;
+			if (k[0] == 'c' || k[0] == 'C')
+				o->close = on;
+			else if (k[0] == 'r' || k[0] == 'R')
+				o->reset = on;
+			else
+				o->stall = on;
+		}
+		q = amp ? amp + 1 : end;
+	}
+	return true;
+}
+
+/* Parse one request head out of c->in (ends at head_end, after the blank
+ * line) and start answering it. Returns -1 when c is gone. */
+static int start_request(struct conn *c, size_t head_end)
+{
+	struct server *s = c->s;
+	const char *p = c->in, *end = c->in + head_end;
+	const char *eol = memchr(p, '\r', (size_t)(end - p));
+	/* request line: METHOD SP TARGET SP HTTP/1.x */
+	const char *sp1 = memchr(p, ' ', (size_t)(eol - p));
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (!sp1 || !sp2 || sp1 == p || sp2 == sp1 + 1 || eol - sp2 - 1 != 8 ||
+	    memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '0' && sp2[8] != '1')) {
+		return fail(c, 400);
+	}
+	s->requests++;
+	c->http10 = sp2[8] == '0';
+	c->head = token_eq(p, (size_t)(sp1 - p), "HEAD");
+	const char *target = sp1 + 1;
+	const char *qm = memchr(target, '?', (size_t)(sp2 - target));
+	const char *path_end = qm ? qm : sp2;
+
+	bool want_close = false, want_keep = false, chunked = false;
+	unsigned long clen = 0;
+	for (const char *h = eol + 2; h < end - 2;) {
+		const char *he = memchr(h, '\r', (size_t)(end - h));
+		const char *colon = memchr(h, ':', (size_t)(he - h));
+		if (!colon)
+			return fail(c, 400);
+		const char *v = colon + 1;
+		while (v < he && (*v == ' ' || *v == '\t'))
+			v++;
+		size_t nlen = (size_t)(colon - h), vlen = (size_t)(he - v);
+		if (token_eq(h, nlen, "connection")) {
+			want_close |= has_token(v, vlen, "close");
+			want_keep |= has_token(v, vlen, "keep-alive");
+		} else if (token_eq(h, nlen, "content-length")) {
+			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			if (!parse_ulong(v, vlen, ULONG_MAX / 2, &clen))
+				return fail(c, 400);
+		} else if (token_eq(h, nlen, "transfer-encoding")) {
+			chunked = true;
+		}
+		h = he + 2;
+	}
+	if (chunked)
+		return fail(c, 501); /* no upstream client of ours sends bodies */
+	c->keep = c->http10 ? want_keep && !want_close : !want_close;
+
+	struct overrides o = {.delay = s->cfg.delay_ms, .size = s->cfg.size, .status = 200};
+	if (qm && !parse_query(qm + 1, (size_t)(sp2 - qm - 1), &o))
+		return fail(c, 400);
+	bool stats = token_eq(target, (size_t)(path_end - target), "/_stats");
+
+	/* Done with the head (the views above die here): drop it, then as much
+	 * of the body as is here; the rest is skipped as it arrives. */
+	size_t drop = head_end + (clen < c->in_len - head_end ? clen : c->in_len - head_end);
+	c->skip = clen - (drop - head_end);
+	c->in_len -= drop;
+	if (c->in_len)
+		memmove(c->in, c->in + drop, c->in_len);
+	c->busy = true;
+	c->status = (int)o.status;
+	c->size = o.size;
+	c->text = NULL;
+	c->mode = o.close ? M_CLOSE : o.stall ? M_STALL : o.reset ? M_RESET : M_ANSWER;
+	if (c->mode == M_RESET && c->size < 2)
+		c->size = 2; /* so that half the body is short of the length */
+	if (stats) {
+		int n = snprintf(c->text_buf, sizeof(c->text_buf),
+		                 "connections %lu\nrequests %lu\nopen %lu\n", s->accepted,
+		                 s->requests, s->open);
+		c->text = c->text_buf;
+		c->size = (unsigned long)n;
+		c->mode = M_ANSWER;
+		o.delay = 0;
+	}
+	switch (c->mode) {
+	case M_CLOSE:
+		conn_close(c);
+		return -1;
+	case M_STALL:
+		return 0; /* read on, to notice the client leaving */
+	case M_ANSWER:
+	case M_RESET:
+		break;
+	}
+	set_reading(c, false);
+	if (o.delay == 0)
+		return send_answer(c);
+	if (o.delay == s->cfg.delay_ms && s->delay_tv) {
+		evtimer_add(&c->timer, s->delay_tv);
+	} else {
+		struct timeval tv = {(time_t)(o.delay / 1000),
+		                     (suseconds_t)(o.delay % 1000) * 1000};
+		evtimer_add(&c->timer, &tv);
+	}
+	return 0;
+}
+
+/* Answer the requests waiting in the buffer, one at a time (answers go
+ * out in order). Returns -1 when c is gone. */
+static int process(struct conn *c)
+{
+	c->in_process = true;
+	while (!c->busy && c->in_len) {
+		if (c->skip) { /* the rest of a request body */
+			size_t n = c->skip < c->in_len ? (size_t)c->skip : c->in_len;
+			c->skip -= n;
+			c->in_len -= n;
+			memmove(c->in, c->in + n, c->in_len);
+			continue;
+		}
+		/* The head ends at the first blank line. */
+		const char *end = NULL;
+		if (c->in_len >= 4) {
+			const char *p = c->in, *lim = c->in + c->in_len - 3;
+			while ((p = memchr(p, '\r', (size_t)(lim - p)))) {
+				if (p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+					end = p + 4;
+					break;
+				}
+				p++;
+			}
+		}
+		if (!end) {
+			if (c->in_len == IN_CAP)
+				return fail(c, 431);
+			break;
+		}
+		if (start_request(c, (size_t)(end - c->in)) < 0)
+			return -1;
+	}
+	c->in_process = false;
+	return 0;
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct conn *c = arg;
+	if (c->mode == M_STALL && c->busy)
+		c->in_len = 0; /* a stalled request never ends: drop what follows */
+	if (c->in_len == IN_CAP) {
+		set_reading(c, false); /* resumes once the answer is out */
+		return;
+	}
+	ssize_t n = read(fd, c->in + c->in_len, IN_CAP - c->in_len);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	(void)process(c);
+}
+
+/* ---- accepting ---- */
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	struct server *s = arg;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The listen socket stays readable: without a pause
+				 * this would spin. Connections wait in the backlog. */
+				static const struct timeval pause = {0, 50 * 1000};
+				event_del(&s->accept_ev);
+				evtimer_add(&s->accept_pause, &pause);
+			}
+			return;
+		}
+		struct conn *c = malloc(sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		memset(c, 0, offsetof(struct conn, in));
+		c->s = s;
+		c->fd = fd;
+		event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+		event_assign(&c->wev, s->base, fd, EV_WRITE, write_cb, c);
+		evtimer_assign(&c->timer, s->base, timer_cb, c);
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->accepted++;
+		s->open++;
+		set_reading(c, true);
+	}
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *s = arg;
+	event_add(&s->accept_ev, NULL);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct server *s = arg;
+	event_base_loopexit(s->base, NULL);
+}
+
+/* ---- start-up ---- */
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, cap, "[%s]:%u", host, (unsigned)ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, cap, "%s:%u", host, (unsigned)ntohs(s4->sin_port));
+	}
+}
+
+/* Bind HOST:PORT, [V6]:PORT or :PORT. Returns the fd, or -1 with *why. */
+static int open_listener(const char *spec, int backlog, const char **why, char *bound,
+                         size_t boundcap)
+{
+	char host[256];
+	const char *port;
+	size_t hlen;
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || close[1] != ':') {
+			*why = "expected HOST:PORT, [IPV6]:PORT or :PORT";
+			return -1;
+		}
+		hlen = (size_t)(close - spec - 1);
+		port = close + 2;
+		if (hlen >= sizeof(host)) {
+			*why = "address too long";
+			return -1;
+		}
+		memcpy(host, spec + 1, hlen);
+	} else {
+		const char *colon = strrchr(spec, ':');
+		if (!colon || memchr(spec, ':', (size_t)(colon - spec))) {
+			*why = "expected HOST:PORT, [IPV6]:PORT or :PORT";
+			return -1;
+		}
+		hlen = (size_t)(colon - spec);
+		port = colon + 1;
+		if (hlen >= sizeof(host)) {
+			*why = "host name too long";
+			return -1;
+		}
+		memcpy(host, spec, hlen);
+	}
+	host[hlen] = '\0';
+	unsigned long pnum;
+	if (!parse_ulong(port, strlen(port), 65535, &pnum)) {
+		*why = "bad port (0..65535)";
+		return -1;
+	}
+	struct addrinfo hints = {
+	    .ai_family = hlen ? AF_UNSPEC : AF_INET,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
+	if (gai != 0) {
+		*why = gai_strerror(gai);
+		return -1;
+	}
+	int fd = -1, err = 0;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		*why = strerror(err);
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		format_addr((const struct sockaddr *)&ss, bound, boundcap);
+	else
+		snprintf(bound, boundcap, "%s", spec);
+	return fd;
+}
+
+static void usage(FILE *f, const struct flag *flags)
+{
+	fprintf(f, "Usage: " PROG " [OPTION]...\n"
+	           "The stub remote service: answers every GET with 200 and --size bytes after\n"
+	           "--delay-ms. Per-request overrides in the query: ?delay=MS ?size=BYTES\n"
+	           "?status=CODE ?close=1 (drop without answering) ?reset=1 (close mid-body)\n"
+	           "?stall=1 (never answer). GET /_stats: connection and request counters.\n\n"
+	           "Options (--flag VALUE or --flag=VALUE):\n");
+	for (const struct flag *d = flags; d->name; d++) {
+		char lhs[64];
+		snprintf(lhs, sizeof(lhs), "--%s%s%s", d->name, d->metavar ? " " : "",
+		         d->metavar ? d->metavar : "");
+		fprintf(f, "  %-20s  %s", lhs, d->help);
+		switch (d->kind) {
+		case K_STR:
+			fprintf(f, " (default: %s)\n", *(const char **)d->dest);
+			break;
+		case K_ULONG:
+			fprintf(f, " (default: %lu)\n", *(const unsigned long *)d->dest);
+			break;
+		case K_INT:
+			fprintf(f, " (default: %d)\n", *(const int *)d->dest);
+			break;
+		case K_FLAG:
+			if (d->dest)
+				fprintf(f, " (default: %s)\n",
+				        *(const bool *)d->dest ? "on" : "off");
+			else
+				fputc('\n', f);
+			break;
+		}
+	}
+}
+
+/* 0: go on, 1: --help/--version done, -1: bad usage (message printed). */
+static int parse_args(struct config *cfg, int argc, char **argv)
+{
+	const struct flag flags[] = {
+	    {"listen", K_STR, &cfg->listen, "ADDR", "HOST:PORT, [IPV6]:PORT or :PORT", 0, 0},
+	    {"delay-ms", K_ULONG, &cfg->delay_ms, "D", "wait before answering, ms", 0, MAX_DELAY},
+	    {"size", K_ULONG, &cfg->size, "BYTES", "body size of every answer", 0, MAX_SIZE},
+	    {"backlog", K_INT, &cfg->backlog, "N", "listen(2) backlog", 1, 65535},
+	    {"quiet", K_FLAG, &cfg->quiet, NULL, "no line but the readiness line \"listening on\"",
+	     0, 0},
+	    {"help", K_FLAG, NULL, NULL, "print this help and exit", 0, 0},
+	    {"version", K_FLAG, NULL, NULL, "print the version and exit", 0, 0},
+	    {0},
+	};
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout, flags);
+			return 1;
+		}
+		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+			printf(PROG " %s\n", COROBENCH_VERSION);
+			return 1;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, PROG ": unexpected argument '%s'\n", a);
+			goto bad;
+		}
+		const char *name = a + 2, *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		const struct flag *d = flags;
+		while (d->name && !(strlen(d->name) == len && !memcmp(d->name, name, len)))
+			d++;
+		if (!d->name || !d->dest) {
+			fprintf(stderr, PROG ": unknown flag '--%.*s'\n", (int)len, name);
+			goto bad;
+		}
+		if (d->kind == K_FLAG) {
+			if (eq) {
+				fprintf(stderr, PROG ": --%s takes no value\n", d->name);
+				goto bad;
+			}
+			*(bool *)d->dest = true;
+			continue;
+		}
+		const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+		if (!v) {
+			fprintf(stderr, PROG ": --%s needs a value (%s)\n", d->name, d->metavar);
+			goto bad;
+		}
+		if (d->kind == K_STR) {
+			*(const char **)d->dest = v;
+			continue;
+		}
+		unsigned long n;
+		bool digits = *v && strspn(v, "0123456789") == strlen(v);
+		if (!digits || !parse_ulong(v, strlen(v), d->max, &n) || n < d->min) {
+			fprintf(stderr, PROG ": --%s: '%s' %s (%lu..%lu)\n", d->name, v,
+			        digits ? "is out of range" : "is not a number", d->min, d->max);
+			goto bad;
+		}
+		if (d->kind == K_INT)
+			*(int *)d->dest = (int)n;
+		else
+			*(unsigned long *)d->dest = n;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "Try '" PROG " --help'.\n");
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct server s = {
+	    .cfg = {.listen = "127.0.0.1:9000", .delay_ms = 0, .size = 64, .backlog = 4096},
+	    .lfd = -1,
+	};
+	int rc = parse_args(&s.cfg, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	signal(SIGPIPE, SIG_IGN);
+	/* One descriptor per client connection: a benchmark at high
+	 * concurrency needs more than the usual soft limit of 1024. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+
+	const char *why = NULL;
+	char bound[INET6_ADDRSTRLEN + 16];
+	s.lfd = open_listener(s.cfg.listen, s.cfg.backlog, &why, bound, sizeof(bound));
+	if (s.lfd < 0) {
+		fprintf(stderr, PROG ": cannot listen on %s: %s\n", s.cfg.listen, why);
+		return 1;
+	}
+	s.block = malloc(BLOCK);
+	s.base = event_base_new();
+	if (!s.block || !s.base) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return 1;
+	}
+	for (size_t i = 0; i < BLOCK; i++)
+		s.block[i] = PATTERN[i % 64];
+	s.hdr_keep_len = format_head(s.hdr_keep, sizeof(s.hdr_keep), 200, s.cfg.size, "");
+	s.hdr_close_len =
+	    format_head(s.hdr_close, sizeof(s.hdr_close), 200, s.cfg.size, "Connection: close\r\n");
+	s.hdr_keep10_len = format_head(s.hdr_keep10, sizeof(s.hdr_keep10), 200, s.cfg.size,
+	                               "Connection: keep-alive\r\n");
+	if (s.cfg.delay_ms) {
+		/* Every default-delay timer has the same duration: libevent keeps
+		 * those in a queue instead of its heap, O(1) per timer. */
+		struct timeval tv = {(time_t)(s.cfg.delay_ms / 1000),
+		                     (suseconds_t)(s.cfg.delay_ms % 1000) * 1000};
+		s.delay_tv = event_base_init_common_timeout(s.base, &tv);
+	}
+	event_assign(&s.accept_ev, s.base, s.lfd, EV_READ | EV_PERSIST, accept_cb, &s);
+	event_add(&s.accept_ev, NULL);
+	evtimer_assign(&s.accept_pause, s.base, accept_resume_cb, &s);
+	evsignal_assign(&s.sigterm, s.base, SIGTERM, signal_cb, &s);
+	evsignal_assign(&s.sigint, s.base, SIGINT, signal_cb, &s);
+	evsignal_add(&s.sigterm, NULL);
+	evsignal_add(&s.sigint, NULL);
+
+	/* listen() has run: connections queue from now on, so this line is a
+	 * true readiness signal. */
+	printf(PROG ": listening on %s\n", bound);
+	fflush(stdout);
+
+	event_base_dispatch(s.base);
+
+	if (!s.cfg.quiet)
+		printf(PROG ": stopped after %lu requests on %lu connections\n", s.requests,
+		       s.accepted);
+	while (s.conns)
+		conn_close(s.conns);
+	event_del(&s.accept_ev);
+	event_del(&s.accept_pause);
+	event_del(&s.sigterm);
+	event_del(&s.sigint);
+	close(s.lfd);
+	event_base_free(s.base);
+	free(s.block);
+	return 0;
+}
