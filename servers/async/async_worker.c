@@ -1,0 +1,1026 @@
+/* async_worker.c — the explicit-async-call worker: one libevent loop, one
+ * state machine per connection, no coroutines.
+ *
+ * A connection is always in one of four states:
+ *
+ *   IDLE      no request running; input is read and parsed;
+ *   REQ       one request is in the app (running, or waiting on explicit
+ *             calls whose callbacks will finish it); input read meanwhile
+ *             is kept, unparsed, in the connection's own buffer;
+ *   WAIT_SLOT a request is parsed but --async requests are already in
+ *             flight: the connection stops reading and queues for a slot;
+ *   LINGER    the last answer went out after an error; the write side is
+ *             shut and input is drained until EOF so the client sees the
+ *             answer rather than a reset.
+ *
+ * Hot path (hello over keep-alive): one recv() into the worker's shared read
+ * buffer, http1_parse() straight from it, the app answers into the worker's
+ * shared output buffer, one send(). No allocation: the request context is
+ * embedded in the connection, the response is assembled in a reused buffer,
+ * and a connection only gets buffers of its own when input must outlive the
+ * callback (pipelining behind a waiting request) or output must wait for the
+ * socket (a partial send).
+ *
+ * Ownership and lifetime: every libevent callback that concerns a
+ * connection ends in conn_settle(), the only place (besides the worker's
+ * stop and free) that destroys a connection; code below it only marks
+ * c->dead. That keeps "the connection vanished under me" impossible.
+ */
+#include "async_worker.h"
+
+#include "app_host.h"
+#include "fetch.h"
+#include "http1.h"
+
+#include <event2/event.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	RBUF_SIZE = 64 * 1024,  /* the worker's shared read buffer */
+	IBUF_MAX = 64 * 1024,   /* per connection: input kept behind a request */
+	IBUF_MIN = 4 * 1024,    /* first allocation of that buffer */
+	ACCEPT_BURST = 64,      /* accept() calls per readiness callback */
+	CONN_POOL_MAX = 1024,   /* closed connections kept for reuse */
+	SEND_TIMEOUT_SEC = 60,  /* no write progress for this long: close */
+	LINGER_TIMEOUT_SEC = 2, /* drain a closing connection at most this long */
+	ACCEPT_RETRY_MS = 100,  /* pause after EMFILE and friends */
+};
+
+enum conn_state { CS_IDLE, CS_REQ, CS_WAIT_SLOT, CS_LINGER };
+
+struct conn;
+
+/* One explicit call in flight (fetch or timer); pooled by the worker. */
+struct aop {
+	struct aop *next, *prev; /* in the connection's list, or the free list */
+	struct conn *c;
+	struct fetch_req *freq; /* the fetch in flight, else NULL */
+	struct event *tev;      /* the timer, created on first use and kept */
+	union {
+		app_fetch_cb fetch;
+		app_timer_cb timer;
+	} cb;
+	void *arg;
+};
+
+struct conn {
+	struct app_ctx ctx; /* the request in flight; first, see conn_of() */
+	struct async_worker *w;
+	int fd;
+	enum conn_state state;
+	bool dead;              /* close at the next conn_settle() */
+	bool reading;           /* rev is added */
+	bool writing;           /* wev is added: output waits for the socket */
+	bool partial;           /* bytes of an unfinished request were parsed */
+	bool close_after_write; /* no more requests: close once out is sent */
+	bool linger;            /* ...and drain the input before closing */
+	bool resp_keep_alive;   /* what the last answer promised */
+	bool head;              /* the request in flight is a HEAD */
+	bool waited;            /* ...and outlived the callback that started it */
+	struct event *rev, *wev;
+	struct http1_parser *parser;
+	struct http1_request req; /* views valid until the next http1_parse() */
+	/* Unparsed input that outlived a callback: data[off..len). */
+	struct {
+		char *data;
+		size_t off, len, cap;
+	} ib;
+	struct http_obuf out;               /* output waiting for the socket */
+	struct aop *ops;                    /* explicit calls in flight */
+	struct conn *prev, *next;           /* live list, or free list (next) */
+	struct conn *wait_prev, *wait_next; /* WAIT_SLOT queue */
+};
+
+struct async_worker {
+	struct event_base *base;
+	const struct server_opts *opts;
+	const struct app *app;
+	unsigned max_inflight, inflight;
+	unsigned nconns, nfree;
+	int listen_fd;
+	bool stopping;
+	struct event *accept_ev, *accept_retry_ev, *wake_ev;
+	const struct timeval *ka_tv; /* keep-alive idle timeout (common timeout) */
+	struct timeval send_tv, linger_tv;
+	struct fetch_opts fopts;
+	struct fetcher *fetcher;
+	struct fetch_sync *fsync; /* created on the first blocking fetch */
+	struct http1_limits limits;
+	struct conn *conns, *free_conns;
+	struct conn *wait_head, *wait_tail;
+	struct aop *free_ops;
+	struct http_obuf out; /* answers of the connection being driven */
+	char rbuf[RBUF_SIZE];
+};
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_settle(struct conn *c);
+static void conn_destroy(struct conn *c);
+static const struct app_ctx_ops async_ops;
+
+static struct conn *conn_of(struct app_ctx *ctx)
+{
+	return (struct conn *)((char *)ctx - offsetof(struct conn, ctx));
+}
+
+/* ---- output ---- */
+
+/* Answers go to the shared buffer unless this connection already has
+ * output waiting for the socket: then they queue behind it, in order. */
+static struct http_obuf *conn_obuf(struct conn *c)
+{
+	return c->out.len ? &c->out : &c->w->out;
+}
+
+static int obuf_append(struct http_obuf *b, const char *data, size_t len)
+{
+	if (b->cap - b->len < len) {
+		size_t n = b->cap ? b->cap : 512;
+		while (n - b->len < len)
+			n *= 2;
+		char *d = realloc(b->data, n);
+		if (!d)
+			return -1;
+		b->data = d;
+		b->cap = n;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+/* Write what the current callback produced: one send() per connection per
+ * callback. A remainder moves to the connection (by swapping buffers, no
+ * copy) and waits for EV_WRITE. */
+static void conn_flush(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	if (w->out.len == 0)
+		return;
+	if (c->dead || c->writing) {
+		/* Dead: drop it. Writing: conn_obuf() sent nothing here. */
+		w->out.len = 0;
+		return;
+	}
+	ssize_t n = send(c->fd, w->out.data, w->out.len, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			w->out.len = 0;
+			c->dead = true;
+			return;
+		}
+		n = 0;
+	}
+	if ((size_t)n == w->out.len) {
+		w->out.len = 0;
+		return;
+	}
+	struct http_obuf t = c->out; /* empty: conn_obuf() chose w->out */
+	c->out = w->out;
+	w->out = t;
+	w->out.len = 0;
+	http_obuf_consume(&c->out, (size_t)n);
+	if (event_add(c->wev, &w->send_tv) != 0) {
+		c->dead = true;
+		return;
+	}
+	c->writing = true;
+}
+
+static void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	c->writing = false;
+	if (what & EV_TIMEOUT) {
+		c->dead = true;
+	} else {
+		ssize_t n = send(fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			c->dead = true;
+		} else {
+			if (n > 0)
+				http_obuf_consume(&c->out, (size_t)n);
+			if (c->out.len > 0) {
+				if (event_add(c->wev, &c->w->send_tv) != 0)
+					c->dead = true;
+				else
+					c->writing = true;
+			}
+		}
+	}
+	conn_settle(c);
+}
+
+/* ---- slots (--async N) ---- */
+
+static void wait_push(struct async_worker *w, struct conn *c)
+{
+	c->wait_next = NULL;
+	c->wait_prev = w->wait_tail;
+	if (w->wait_tail)
+		w->wait_tail->wait_next = c;
+	else
+		w->wait_head = c;
+	w->wait_tail = c;
+}
+
+static void wait_remove(struct async_worker *w, struct conn *c)
+{
+	if (c->wait_prev)
+		c->wait_prev->wait_next = c->wait_next;
+	else
+		w->wait_head = c->wait_next;
+	if (c->wait_next)
+		c->wait_next->wait_prev = c->wait_prev;
+	else
+		w->wait_tail = c->wait_prev;
+	c->wait_prev = c->wait_next = NULL;
+}
+
+/* A slot was freed: let the queue move, from the loop rather than from
+ * here, so a chain of requests that finish at once cannot recurse. */
+static void slot_freed(struct async_worker *w)
+{
+	w->inflight--;
+	if (w->wait_head)
+		event_active(w->wake_ev, EV_TIMEOUT, 1);
+}
+
+/* ---- explicit calls ---- */
+
+static struct aop *aop_get(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	struct aop *op = w->free_ops;
+	if (op) {
+		w->free_ops = op->next;
+	} else {
+		op = calloc(1, sizeof(*op));
+		if (!op)
+			return NULL;
+	}
+	op->c = c;
+	op->freq = NULL;
+	op->prev = NULL;
+	op->next = c->ops;
+	if (c->ops)
+		c->ops->prev = op;
+	c->ops = op;
+	return op;
+}
+
+static void aop_put(struct aop *op)
+{
+	struct conn *c = op->c;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		c->ops = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	op->c = NULL;
+	op->freq = NULL;
+	op->prev = NULL;
+	op->next = c->w->free_ops;
+	c->w->free_ops = op;
+}
+
+/* Cancel every explicit call of the connection: the fetcher drops the
+ * transfer and its body, the timer is disarmed; no callback will run. */
+static void conn_cancel_ops(struct conn *c)
+{
+	while (c->ops) {
+		struct aop *op = c->ops;
+		if (op->freq)
+			fetch_cancel(op->freq);
+		if (op->tev)
+			event_del(op->tev);
+		aop_put(op);
+	}
+}
+
+/* ---- requests ---- */
+
+static void conn_end_request(struct conn *c)
+{
+	app_ctx_release(&c->ctx);
+	c->state = CS_IDLE;
+	if (!c->resp_keep_alive)
+		c->close_after_write = true;
+	if (c->waited && c->reading)
+		event_add(c->rev, c->w->ka_tv); /* the idle clock starts now */
+	c->waited = false;
+	slot_freed(c->w);
+}
+
+/* After the app ran (handler or callback): finished requests end here. */
+static void conn_after_app(struct conn *c)
+{
+	if (!c->dead && app_ctx_finished(&c->ctx))
+		conn_end_request(c);
+}
+
+static void conn_start(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	const struct app_str *m = &c->req.req.method;
+	c->head = m->len == 4 && memcmp(m->base, "HEAD", 4) == 0;
+	c->state = CS_REQ;
+	w->inflight++;
+	app_ctx_init(&c->ctx, &async_ops, w->opts->upstream);
+	app_ctx_run(&c->ctx, w->app, &c->req.req);
+	conn_after_app(c);
+	if (c->state == CS_REQ)
+		c->waited = true;
+}
+
+/* Answer a malformed request and close. */
+static void conn_error(struct conn *c, int status)
+{
+	const char *why = http_status_reason(status);
+	if (http1_write_response(conn_obuf(c), 1, status, "text/plain", why, strlen(why), false) !=
+	    0)
+		c->dead = true;
+	c->close_after_write = true;
+	c->linger = true;
+}
+
+/* Parse and run requests from data while the connection may: one request
+ * at a time, in order. Returns the bytes used; the rest must be kept. */
+static size_t conn_process(struct conn *c, const char *data, size_t len)
+{
+	struct async_worker *w = c->w;
+	size_t off = 0;
+	while (off < len && c->state == CS_IDLE && !c->dead && !c->close_after_write &&
+	       !c->writing) {
+		size_t used = 0;
+		enum http1_result r = http1_parse(c->parser, data + off, len - off, &used, &c->req);
+		off += used;
+		if (r == HTTP1_NEED_MORE) {
+			c->partial = true;
+			if (http1_parser_take_continue(c->parser) &&
+			    obuf_append(conn_obuf(c), HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1) !=
+			        0)
+				c->dead = true;
+			break;
+		}
+		if (r == HTTP1_ERROR) {
+			conn_error(c, http1_parser_error_status(c->parser));
+			break;
+		}
+		c->partial = false;
+		if (w->inflight >= w->max_inflight) {
+			c->state = CS_WAIT_SLOT;
+			wait_push(w, c);
+			break;
+		}
+		conn_start(c);
+	}
+	return off;
+}
+
+/* Run what the connection's own buffer holds. */
+static void conn_process_kept(struct conn *c)
+{
+	if (c->ib.off == c->ib.len)
+		return;
+	c->ib.off += conn_process(c, c->ib.data + c->ib.off, c->ib.len - c->ib.off);
+	if (c->ib.off == c->ib.len)
+		c->ib.off = c->ib.len = 0;
+}
+
+/* Make room for n more bytes in the connection's own buffer. */
+static int ib_reserve(struct conn *c, size_t n)
+{
+	if (c->ib.off > 0) {
+		memmove(c->ib.data, c->ib.data + c->ib.off, c->ib.len - c->ib.off);
+		c->ib.len -= c->ib.off;
+		c->ib.off = 0;
+	}
+	if (c->ib.cap - c->ib.len >= n)
+		return 0;
+	size_t cap = c->ib.cap ? c->ib.cap : IBUF_MIN;
+	while (cap - c->ib.len < n)
+		cap *= 2;
+	char *d = realloc(c->ib.data, cap);
+	if (!d)
+		return -1;
+	c->ib.data = d;
+	c->ib.cap = cap;
+	return 0;
+}
+
+/* Keep input that the current request (or the slot queue) holds back. */
+static void conn_keep(struct conn *c, const char *data, size_t len)
+{
+	if (ib_reserve(c, len) != 0) {
+		c->dead = true;
+		return;
+	}
+	memcpy(c->ib.data + c->ib.len, data, len);
+	c->ib.len += len;
+}
+
+/* ---- reading ---- */
+
+static void conn_on_eof(struct conn *c)
+{
+	if (c->state == CS_IDLE && (c->writing || c->out.len || c->w->out.len)) {
+		/* Half-closed after its last request: answer, then close. */
+		c->close_after_write = true;
+		c->linger = false;
+		return;
+	}
+	/* Idle, or a request still waiting (the client gave up, as nginx's
+	 * "client prematurely closed connection"): close; conn_destroy cancels
+	 * the fetches and timers it waits on. */
+	c->dead = true;
+}
+
+static void conn_read(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	bool kept = c->ib.len > c->ib.off;
+	char *buf;
+	size_t room;
+	if (kept) {
+		if (c->ib.len - c->ib.off >= IBUF_MAX)
+			return; /* conn_settle stops reading */
+		if (ib_reserve(c, IBUF_MIN) != 0) {
+			c->dead = true;
+			return;
+		}
+		buf = c->ib.data + c->ib.len;
+		room = c->ib.cap - c->ib.len;
+	} else {
+		buf = w->rbuf;
+		room = sizeof(w->rbuf);
+	}
+	ssize_t n = recv(c->fd, buf, room, 0);
+	if (n == 0) {
+		conn_on_eof(c);
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			c->dead = true;
+		return;
+	}
+	if (kept) {
+		c->ib.len += (size_t)n;
+		conn_process_kept(c);
+		return;
+	}
+	size_t used = conn_process(c, buf, (size_t)n);
+	if (used < (size_t)n && !c->dead)
+		conn_keep(c, buf + used, (size_t)n - used);
+}
+
+static void conn_linger_read(struct conn *c)
+{
+	ssize_t n = recv(c->fd, c->w->rbuf, sizeof(c->w->rbuf), 0);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		c->dead = true;
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		/* Idle too long. A request in the app, or queued for a slot, is
+		 * not idle; a connection waiting to write has its own timer. */
+		if (c->state == CS_LINGER || (c->state == CS_IDLE && !c->writing))
+			c->dead = true;
+	} else if (c->state == CS_LINGER) {
+		conn_linger_read(c);
+	} else {
+		conn_read(c);
+	}
+	conn_settle(c);
+}
+
+/* Add or remove the read event to match what the connection can take. */
+static void conn_update_read(struct conn *c)
+{
+	bool want =
+	    c->state != CS_WAIT_SLOT && !c->close_after_write && c->ib.len - c->ib.off < IBUF_MAX;
+	if (want == c->reading)
+		return;
+	if (want) {
+		if (event_add(c->rev, c->w->ka_tv) != 0) {
+			c->dead = true;
+			return;
+		}
+	} else {
+		event_del(c->rev);
+	}
+	c->reading = want;
+}
+
+static bool conn_is_idle(const struct conn *c)
+{
+	if (c->state == CS_LINGER)
+		return true;
+	return c->state == CS_IDLE && !c->partial && c->ib.len == c->ib.off && !c->writing &&
+	       c->out.len == 0;
+}
+
+/* The end of every callback about c: run kept input, write, then close,
+ * linger or keep reading as the state says. */
+static void conn_settle(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	if (!c->dead && c->state == CS_IDLE && !c->writing)
+		conn_process_kept(c);
+	conn_flush(c);
+	if (!c->dead && c->close_after_write && !c->writing && c->state == CS_IDLE) {
+		if (!c->linger) {
+			c->dead = true;
+		} else {
+			/* Shut our side, drain theirs, close on EOF or timeout. */
+			shutdown(c->fd, SHUT_WR);
+			c->state = CS_LINGER;
+			event_del(c->rev);
+			c->reading = true;
+			if (event_add(c->rev, &w->linger_tv) != 0)
+				c->dead = true;
+		}
+	}
+	if (!c->dead && w->stopping && conn_is_idle(c))
+		c->dead = true;
+	if (c->dead) {
+		conn_destroy(c);
+		return;
+	}
+	if (c->state != CS_LINGER)
+		conn_update_read(c);
+	if (c->dead)
+		conn_destroy(c);
+}
+
+/* ---- the app's side (app_ctx_ops) ---- */
+
+static void op_respond(struct app_ctx *ctx, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+	struct conn *c = conn_of(ctx);
+	struct async_worker *w = c->w;
+	bool ka = c->req.keep_alive && !w->stopping && w->opts->keepalive_timeout > 0;
+	int minor = c->req.req.http_minor;
+	int rc = c->head ? http1_write_head(conn_obuf(c), minor, status, content_type, len, ka)
+	                 : http1_write_response(conn_obuf(c), minor, status, content_type, body,
+	                                        len, ka);
+	if (rc != 0)
+		c->dead = true;
+	c->resp_keep_alive = ka;
+}
+
+/* Blocking style, ON PURPOSE: a synchronous transfer that stops the whole
+ * worker until the upstream answers. See async_worker.h. */
+static int op_fetch_blocking(struct app_ctx *ctx, const char *url, struct app_fetch_result *out)
+{
+	struct async_worker *w = conn_of(ctx)->w;
+	if (!w->fsync)
+		w->fsync = fetch_sync_new(&w->fopts);
+	if (!w->fsync) {
+		*out = (struct app_fetch_result){.error = APP_FETCH_ENOMEM};
+		return APP_FETCH_ENOMEM;
+	}
+	void *body = NULL;
+	fetch_sync_get(w->fsync, url, out, &body);
+	out->body = body;
+	app_ctx_own(ctx, body);
+	return (int)out->error;
+}
+
+/* Blocking style, ON PURPOSE: a real sleep of the worker process. */
+static void op_sleep_blocking(struct app_ctx *ctx, unsigned ms)
+{
+	(void)ctx;
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void aop_fetch_done(void *arg, struct app_fetch_result *res, void *body)
+{
+	struct aop *op = arg;
+	struct conn *c = op->c;
+	app_fetch_cb cb = op->cb.fetch;
+	void *cbarg = op->arg;
+	aop_put(op);
+	app_ctx_deliver_fetch(&c->ctx, cb, cbarg, res, body);
+	conn_after_app(c);
+	conn_settle(c);
+}
+
+static int op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb, void *arg)
+{
+	struct conn *c = conn_of(ctx);
+	struct aop *op = aop_get(c);
+	if (!op)
+		return APP_FETCH_ENOMEM;
+	op->cb.fetch = cb;
+	op->arg = arg;
+	int err = fetcher_get(c->w->fetcher, url, aop_fetch_done, op, &op->freq);
+	if (err != 0) {
+		aop_put(op);
+		return err;
+	}
+	return 0;
+}
+
+static void aop_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct aop *op = arg;
+	struct conn *c = op->c;
+	app_timer_cb cb = op->cb.timer;
+	void *cbarg = op->arg;
+	(void)fd;
+	(void)what;
+	aop_put(op);
+	app_ctx_deliver_timer(&c->ctx, cb, cbarg);
+	conn_after_app(c);
+	conn_settle(c);
+}
+
+static void op_sleep_async(struct app_ctx *ctx, unsigned ms, app_timer_cb cb, void *arg)
+{
+	struct conn *c = conn_of(ctx);
+	struct aop *op = aop_get(c);
+	if (op && !op->tev)
+		op->tev = evtimer_new(c->w->base, aop_timer_fired, op);
+	if (!op || !op->tev) {
+		/* The callback can never run: give up on the connection rather
+		 * than leave it hanging (conn_destroy releases the request). */
+		if (op)
+			aop_put(op);
+		c->dead = true;
+		return;
+	}
+	op->cb.timer = cb;
+	op->arg = arg;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	if (evtimer_add(op->tev, &tv) != 0) {
+		aop_put(op);
+		c->dead = true;
+	}
+}
+
+static const struct app_ctx_ops async_ops = {
+    .fetch = op_fetch_blocking,
+    .sleep_ms = op_sleep_blocking,
+    .fetch_async = op_fetch_async,
+    .sleep_async = op_sleep_async,
+    .respond = op_respond,
+};
+
+/* ---- connections ---- */
+
+static struct conn *conn_new(struct async_worker *w)
+{
+	struct conn *c = w->free_conns;
+	if (c) {
+		w->free_conns = c->next;
+		w->nfree--;
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->fd = -1;
+	http_obuf_init(&c->out);
+	c->parser = http1_parser_new(&w->limits);
+	c->rev = event_new(w->base, -1, EV_READ | EV_PERSIST, conn_on_read, c);
+	c->wev = event_new(w->base, -1, EV_WRITE, conn_on_write, c);
+	if (!c->parser || !c->rev || !c->wev) {
+		http1_parser_free(c->parser);
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void conn_free_mem(struct conn *c)
+{
+	http1_parser_free(c->parser);
+	event_free(c->rev);
+	event_free(c->wev);
+	free(c->ib.data);
+	http_obuf_free(&c->out);
+	free(c);
+}
+
+static void conn_destroy(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	conn_cancel_ops(c);
+	if (c->state == CS_REQ) {
+		app_ctx_release(&c->ctx);
+		slot_freed(w);
+	} else if (c->state == CS_WAIT_SLOT) {
+		wait_remove(w, c);
+	}
+	event_del(c->rev);
+	event_del(c->wev);
+	close(c->fd);
+	c->fd = -1;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+
+	if (w->nfree >= CONN_POOL_MAX) {
+		conn_free_mem(c);
+	} else {
+		http1_parser_reset(c->parser);
+		/* Do not pin big buffers in the pool. */
+		if (c->ib.cap > IBUF_MIN) {
+			free(c->ib.data);
+			c->ib.data = NULL;
+			c->ib.cap = 0;
+		}
+		c->ib.off = c->ib.len = 0;
+		http_obuf_free(&c->out);
+		c->prev = NULL;
+		c->next = w->free_conns;
+		w->free_conns = c;
+		w->nfree++;
+	}
+	if (w->stopping && w->nconns == 0)
+		event_base_loopbreak(w->base);
+}
+
+/* Serve fd, already non-blocking. */
+static int conn_open(struct async_worker *w, int fd)
+{
+	struct conn *c = conn_new(w);
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* not TCP: fails, fine */
+	c->fd = fd;
+	c->state = CS_IDLE;
+	c->dead = c->writing = c->partial = c->close_after_write = c->linger = false;
+	c->waited = false;
+	c->resp_keep_alive = true;
+	c->ops = NULL;
+	c->wait_prev = c->wait_next = NULL;
+	event_assign(c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+	event_assign(c->wev, w->base, fd, EV_WRITE, conn_on_write, c);
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	c->reading = false;
+	conn_update_read(c);
+	if (c->dead) {
+		conn_destroy(c);
+		return -1;
+	}
+	return 0;
+}
+
+int async_worker_adopt(struct async_worker *w, int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	return conn_open(w, fd);
+}
+
+/* ---- the worker ---- */
+
+static void worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct async_worker *w = arg;
+	(void)fd;
+	(void)what;
+	while (w->wait_head && w->inflight < w->max_inflight) {
+		struct conn *c = w->wait_head;
+		wait_remove(w, c);
+		c->state = CS_IDLE;
+		conn_start(c);
+		conn_settle(c);
+	}
+}
+
+static void worker_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct async_worker *w = arg;
+	(void)what;
+	for (int i = 0; i < ACCEPT_BURST && !w->stopping; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of descriptors: stop accepting for a moment
+				 * instead of spinning on a level-triggered event. */
+				struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
+				event_del(w->accept_ev);
+				evtimer_add(w->accept_retry_ev, &tv);
+			}
+			return;
+		}
+		conn_open(w, cfd);
+	}
+}
+
+static void worker_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct async_worker *w = arg;
+	(void)fd;
+	(void)what;
+	if (!w->stopping)
+		event_add(w->accept_ev, NULL);
+}
+
+struct async_worker *async_worker_new(struct event_base *base, const struct async_config *cfg,
+                                      int listen_fd)
+{
+	struct async_worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->base = base;
+	w->opts = cfg->opts;
+	w->app = cfg->app;
+	w->max_inflight = cfg->max_inflight ? cfg->max_inflight : 1;
+	w->listen_fd = listen_fd;
+	http_obuf_init(&w->out);
+	w->limits = http1_limits_default();
+	w->limits.max_body_bytes = cfg->opts->max_body;
+	struct timeval ka = {.tv_sec =
+	                         cfg->opts->keepalive_timeout ? cfg->opts->keepalive_timeout : 1};
+	w->ka_tv = event_base_init_common_timeout(base, &ka);
+	w->send_tv = (struct timeval){.tv_sec = SEND_TIMEOUT_SEC};
+	w->linger_tv = (struct timeval){.tv_sec = LINGER_TIMEOUT_SEC};
+	w->fopts = fetch_opts_default();
+	w->fopts.timeout_ms = cfg->opts->upstream_timeout_ms;
+	w->fetcher = fetcher_new(base, &w->fopts);
+	w->wake_ev = event_new(base, -1, 0, worker_wake, w);
+	w->accept_retry_ev = evtimer_new(base, worker_accept_retry, w);
+	if (listen_fd >= 0)
+		w->accept_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST, worker_accept, w);
+	if (!w->ka_tv || !w->fetcher || !w->wake_ev || !w->accept_retry_ev ||
+	    (listen_fd >= 0 && (!w->accept_ev || event_add(w->accept_ev, NULL) != 0))) {
+		async_worker_free(w);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return w;
+}
+
+void async_worker_stop(struct async_worker *w)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	if (w->accept_ev)
+		event_del(w->accept_ev);
+	event_del(w->accept_retry_ev);
+	struct conn *c = w->conns;
+	while (c) {
+		struct conn *next = c->next;
+		if (conn_is_idle(c))
+			conn_destroy(c);
+		c = next;
+	}
+	if (w->nconns == 0)
+		event_base_loopbreak(w->base);
+}
+
+unsigned async_worker_conns(const struct async_worker *w)
+{
+	return w->nconns;
+}
+
+unsigned async_worker_inflight(const struct async_worker *w)
+{
+	return w->inflight;
+}
+
+void async_worker_free(struct async_worker *w)
+{
+	if (!w)
+		return;
+	bool stopping = w->stopping;
+	w->stopping = false; /* no loopbreak from the teardown */
+	while (w->conns)
+		conn_destroy(w->conns);
+	w->stopping = stopping;
+	while (w->free_conns) {
+		struct conn *c = w->free_conns;
+		w->free_conns = c->next;
+		conn_free_mem(c);
+	}
+	while (w->free_ops) {
+		struct aop *op = w->free_ops;
+		w->free_ops = op->next;
+		if (op->tev)
+			event_free(op->tev);
+		free(op);
+	}
+	if (w->fetcher)
+		fetcher_free(w->fetcher);
+	if (w->fsync)
+		fetch_sync_free(w->fsync);
+	if (w->accept_ev)
+		event_free(w->accept_ev);
+	if (w->accept_retry_ev)
+		event_free(w->accept_retry_ev);
+	if (w->wake_ev)
+		event_free(w->wake_ev);
+	http_obuf_free(&w->out);
+	free(w);
+}
+
+/* ---- the process's entry point under master_run() ---- */
+
+struct worker_run {
+	struct async_worker *w;
+	struct event *grace_ev;
+	unsigned graceful_timeout;
+};
+
+static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker_run *run = arg;
+	(void)sig;
+	(void)what;
+	if (run->w->stopping)
+		return;
+	struct timeval tv = {.tv_sec = run->graceful_timeout};
+	evtimer_add(run->grace_ev, &tv);
+	async_worker_stop(run->w);
+}
+
+static void worker_on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct event_base *base = arg;
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(base); /* time is up: what is left is closed */
+}
+
+int async_worker_main(const struct worker_env *env, void *arg)
+{
+	const struct async_config *cfg = arg;
+	signal(SIGPIPE, SIG_IGN);
+
+	struct event_config *ec = event_config_new();
+	if (!ec)
+		return 1;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	struct event_base *base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (!base)
+		return 1;
+
+	struct async_config c = *cfg;
+	c.opts = env->opts;
+	struct worker_run run = {.graceful_timeout = env->opts->graceful_timeout};
+	run.w = async_worker_new(base, &c, env->listen_fd);
+	run.grace_ev = evtimer_new(base, worker_on_grace, base);
+	struct event *sigterm = evsignal_new(base, SIGTERM, worker_on_signal, &run);
+	struct event *sigint = evsignal_new(base, SIGINT, worker_on_signal, &run);
+	int rc = 1;
+	if (run.w && run.grace_ev && sigterm && sigint && event_add(sigterm, NULL) == 0 &&
+	    event_add(sigint, NULL) == 0) {
+		rc = event_base_dispatch(base) < 0 ? 1 : 0;
+	}
+	async_worker_free(run.w);
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	if (run.grace_ev)
+		event_free(run.grace_ev);
+	event_base_free(base);
+	return rc;
+}

@@ -1,0 +1,65 @@
+/* async_worker.h — the explicit-async-call worker (uWSGI's --async mode with
+ * explicit calls): every connection is a state machine driven by libevent
+ * callbacks, read -> parse -> app -> write -> keep-alive or close. There are
+ * no coroutines here: a request that waits must have made an explicit call
+ * (app_fetch_async, app_sleep_async) whose callback finishes it.
+ *
+ * THE BLOCKING-CALL PITFALL, KEPT ON PURPOSE. The blocking-style calls of
+ * app.h (app_fetch, app_sleep_ms) really block this worker process here: a
+ * synchronous libcurl transfer (fetch_sync_get) and a real nanosleep. While
+ * one request sleeps in them, no other connection of the worker is served.
+ * That is what a blocking call does inside an explicit-async server, and it
+ * is why the 2012 post's earlier uWSGI numbers collapsed; this worker keeps
+ * it so it can be measured (see servers/async/README.md).
+ *
+ * One request at a time per connection: pipelined requests are parsed and
+ * answered strictly in order, the next one starting only when the previous
+ * one has finished. Answers produced in one callback are gathered into one
+ * buffer and written with one send() per connection.
+ *
+ * --async N caps the requests in flight per worker; a connection whose next
+ * request would exceed it stops reading and waits in a FIFO for a free slot.
+ */
+#ifndef COROBENCH_ASYNC_WORKER_H
+#define COROBENCH_ASYNC_WORKER_H
+
+#include "app.h"
+#include "master.h"
+#include "options.h"
+
+struct event_base;
+struct async_worker;
+
+struct async_config {
+	const struct server_opts *opts; /* listen, keep-alive, limits, upstream */
+	const struct app *app;
+	unsigned max_inflight; /* --async N */
+};
+
+/* A worker on base. listen_fd (non-blocking, listening) may be -1 for a
+ * worker fed only through async_worker_adopt(). NULL on failure (errno). */
+struct async_worker *async_worker_new(struct event_base *base, const struct async_config *cfg,
+                                      int listen_fd);
+
+/* Take ownership of a connected socket (made non-blocking here) and serve
+ * it. 0, or -1 (the fd is closed) when out of memory. */
+int async_worker_adopt(struct async_worker *w, int fd);
+
+/* Begin a graceful stop: stop accepting, close idle connections, let the
+ * requests in flight finish (their answers say "Connection: close"). The
+ * loop is broken once no connection is left. */
+void async_worker_stop(struct async_worker *w);
+
+/* Live connections and requests in flight (for tests and the stop logic). */
+unsigned async_worker_conns(const struct async_worker *w);
+unsigned async_worker_inflight(const struct async_worker *w);
+
+/* Close every connection (cancelling what their requests wait on) and free
+ * the worker. The event base is the caller's. */
+void async_worker_free(struct async_worker *w);
+
+/* The master_run() worker function: arg is a const struct async_config *.
+ * Runs one event loop until a graceful stop; returns the exit status. */
+int async_worker_main(const struct worker_env *env, void *arg);
+
+#endif

@@ -1,0 +1,349 @@
+/* test-async-worker.c — the async worker's connection state machine, driven
+ * over socketpairs with a test app: pipelined answers stay in order behind a
+ * waiting request, --async caps the requests in flight, a client that leaves
+ * while its request waits cancels the wait (ASan checks nothing leaks),
+ * malformed input gets 400 and a close, HEAD gets no body, a graceful stop
+ * finishes the request in flight with "Connection: close". */
+#include "async_worker.h"
+
+#include "fetch.h"
+#include "options.h"
+
+#include <event2/event.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- the test app: /slow?ms=N answers "slow" after an explicit timer,
+ * /chain?ms=N waits twice, /forget answers nothing, anything else "fast". */
+
+static unsigned max_seen_inflight;
+static struct async_worker *cur_worker;
+
+static void slow_done(struct app_ctx *ctx, void *arg)
+{
+	(void)arg;
+	app_respond(ctx, 200, NULL, "slow", 4);
+}
+
+static void chain_second(struct app_ctx *ctx, void *arg)
+{
+	app_sleep_async(ctx, (unsigned)(size_t)arg, slow_done, NULL);
+}
+
+static bool path_is(const struct app_request *req, const char *p)
+{
+	size_t n = strlen(p);
+	return req->path.len == n && memcmp(req->path.base, p, n) == 0;
+}
+
+static void test_handle(struct app_ctx *ctx, const struct app_request *req)
+{
+	unsigned ms = (unsigned)app_query_ulong(req, "ms", 20);
+	if (cur_worker && async_worker_inflight(cur_worker) > max_seen_inflight)
+		max_seen_inflight = async_worker_inflight(cur_worker);
+	if (path_is(req, "/slow"))
+		app_sleep_async(ctx, ms, slow_done, NULL);
+	else if (path_is(req, "/chain"))
+		app_sleep_async(ctx, ms, chain_second, (void *)(size_t)ms);
+	else if (path_is(req, "/forget"))
+		return;
+	else
+		app_respond(ctx, 200, NULL, "fast", 4);
+}
+
+static const struct app test_app = {.name = "test", .summary = "", .handle = test_handle};
+
+/* ---- harness ---- */
+
+struct rig {
+	struct server_opts opts;
+	struct event_base *base;
+	struct async_worker *w;
+};
+
+static void rig_init(struct rig *r, unsigned max_inflight)
+{
+	server_opts_default(&r->opts);
+	r->base = event_base_new();
+	assert_non_null(r->base);
+	struct async_config cfg = {
+	    .opts = &r->opts, .app = &test_app, .max_inflight = max_inflight};
+	r->w = async_worker_new(r->base, &cfg, -1);
+	assert_non_null(r->w);
+	cur_worker = r->w;
+	max_seen_inflight = 0;
+}
+
+static void rig_free(struct rig *r)
+{
+	cur_worker = NULL;
+	async_worker_free(r->w);
+	event_base_free(r->base);
+}
+
+/* A connected pair: the worker owns one end, the test returns the other. */
+static int rig_client(struct rig *r)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(async_worker_adopt(r->w, sv[0]), 0);
+	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+	return sv[1];
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void send_all(int fd, const char *s)
+{
+	size_t len = strlen(s);
+	assert_int_equal(write(fd, s, len), (ssize_t)len);
+}
+
+/* Run the loop and collect what fd receives until `until` occurs `count`
+ * times, EOF (returns 1), or timeout_ms (fails). */
+struct got {
+	char data[65536];
+	size_t len;
+	bool eof;
+};
+
+static int count_of(const struct got *g, const char *needle)
+{
+	int n = 0;
+	size_t nl = strlen(needle);
+	for (size_t i = 0; i + nl <= g->len; i++)
+		if (memcmp(g->data + i, needle, nl) == 0)
+			n++;
+	return n;
+}
+
+static void pump(struct rig *r, int fd, struct got *g, const char *until, int count,
+                 double timeout_ms)
+{
+	double end = now_ms() + timeout_ms;
+	while (now_ms() < end) {
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+		for (;;) {
+			if (fd < 0 || g->eof)
+				break;
+			ssize_t n = read(fd, g->data + g->len, sizeof(g->data) - 1 - g->len);
+			if (n > 0) {
+				g->len += (size_t)n;
+				g->data[g->len] = 0;
+				continue;
+			}
+			if (n == 0)
+				g->eof = true;
+			break;
+		}
+		if (until && count_of(g, until) >= count)
+			return;
+		if (!until && g->eof)
+			return;
+		usleep(500);
+	}
+	fail_msg("timed out waiting for %s x%d; got %zu bytes: %.*s", until ? until : "EOF", count,
+	         g->len, (int)g->len, g->data);
+}
+
+/* Run the loop for ms milliseconds. */
+static void spin(struct rig *r, double ms)
+{
+	double end = now_ms() + ms;
+	while (now_ms() < end) {
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+		usleep(500);
+	}
+}
+
+/* ---- tests ---- */
+
+static void test_keepalive_sequential(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int fd = rig_client(&r);
+	static struct got g;
+	memset(&g, 0, sizeof(g));
+	for (int i = 1; i <= 50; i++) {
+		send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+		pump(&r, fd, &g, "fast", i, 2000);
+	}
+	assert_int_equal(count_of(&g, "HTTP/1.1 200 OK"), 50);
+	assert_int_equal(async_worker_conns(r.w), 1);
+	assert_int_equal(async_worker_inflight(r.w), 0);
+	close(fd);
+	spin(&r, 20);
+	assert_int_equal(async_worker_conns(r.w), 0);
+	rig_free(&r);
+}
+
+static void test_pipeline_in_order(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int fd = rig_client(&r);
+	static struct got g;
+	memset(&g, 0, sizeof(g));
+	/* A slow request, then fast ones and a chained slow one, in one write. */
+	send_all(fd, "GET /slow?ms=30 HTTP/1.1\r\nHost: t\r\n\r\n"
+	             "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+	             "GET /chain?ms=10 HTTP/1.1\r\nHost: t\r\n\r\n"
+	             "GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(&r, fd, &g, "HTTP/1.1 200", 4, 3000);
+	const char *p1 = strstr(g.data, "slow");
+	const char *p2 = p1 ? strstr(p1 + 4, "fast") : NULL;
+	const char *p3 = p2 ? strstr(p2 + 4, "slow") : NULL;
+	const char *p4 = p3 ? strstr(p3 + 4, "fast") : NULL;
+	assert_non_null(p4);
+	assert_int_equal(async_worker_inflight(r.w), 0);
+	close(fd);
+	spin(&r, 20);
+	assert_int_equal(async_worker_conns(r.w), 0);
+	rig_free(&r);
+}
+
+static void test_async_cap(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 2);
+	int fds[5];
+	static struct got g[5];
+	double t0 = now_ms();
+	for (int i = 0; i < 5; i++) {
+		memset(&g[i], 0, sizeof(g[i]));
+		fds[i] = rig_client(&r);
+		send_all(fds[i], "GET /slow?ms=40 HTTP/1.1\r\nHost: t\r\n\r\n");
+	}
+	for (int i = 0; i < 5; i++)
+		pump(&r, fds[i], &g[i], "slow", 1, 3000);
+	double took = now_ms() - t0;
+	/* 5 requests, 2 at a time, 40 ms each: three rounds. */
+	assert_true(max_seen_inflight <= 2);
+	assert_true(took >= 115.0);
+	assert_int_equal(async_worker_inflight(r.w), 0);
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	spin(&r, 20);
+	assert_int_equal(async_worker_conns(r.w), 0);
+	rig_free(&r);
+}
+
+static void test_client_leaves_while_waiting(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 1);
+	int fd = rig_client(&r);
+	int fd2 = rig_client(&r);
+	send_all(fd, "GET /chain?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* The second one queues for the single slot. */
+	send_all(fd2, "GET /slow?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+	spin(&r, 30);
+	assert_int_equal(async_worker_inflight(r.w), 1);
+	close(fd);
+	close(fd2);
+	spin(&r, 50);
+	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(async_worker_inflight(r.w), 0);
+	rig_free(&r); /* ASan: the cancelled timers and contexts are gone */
+}
+
+static void test_malformed_400(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int fd = rig_client(&r);
+	static struct got g;
+	memset(&g, 0, sizeof(g));
+	send_all(fd, "BLAH\x01 / HTTP/1.1\r\n\r\n");
+	pump(&r, fd, &g, NULL, 0, 3000);
+	assert_non_null(strstr(g.data, "HTTP/1.1 400"));
+	assert_non_null(strstr(g.data, "Connection: close"));
+	close(fd);
+	spin(&r, 10);
+	assert_int_equal(async_worker_conns(r.w), 0);
+	rig_free(&r);
+}
+
+static void test_head_and_forgotten(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int fd = rig_client(&r);
+	static struct got g;
+	memset(&g, 0, sizeof(g));
+	send_all(fd, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET /forget HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(&r, fd, &g, "HTTP/1.1 ", 2, 2000);
+	pump(&r, fd, &g, "app finished without a response", 1, 2000);
+	assert_non_null(strstr(g.data, "Content-Length: 4\r\n"));
+	assert_null(strstr(g.data, "fast"));
+	assert_non_null(strstr(g.data, "HTTP/1.1 500"));
+	close(fd);
+	spin(&r, 10);
+	rig_free(&r);
+}
+
+static void test_graceful_stop(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int busy = rig_client(&r);
+	int idle = rig_client(&r);
+	static struct got g, gi;
+	memset(&g, 0, sizeof(g));
+	memset(&gi, 0, sizeof(gi));
+	send_all(busy, "GET /slow?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");
+	spin(&r, 10);
+	assert_int_equal(async_worker_inflight(r.w), 1);
+	async_worker_stop(r.w);
+	assert_int_equal(async_worker_conns(r.w), 1); /* the idle one went at once */
+	pump(&r, idle, &gi, NULL, 0, 1000);
+	assert_int_equal(event_base_dispatch(r.base), 0); /* breaks when the last conn ends */
+	pump(&r, busy, &g, NULL, 0, 1000);
+	assert_non_null(strstr(g.data, "slow"));
+	assert_non_null(strstr(g.data, "Connection: close"));
+	assert_int_equal(async_worker_conns(r.w), 0);
+	close(busy);
+	close(idle);
+	rig_free(&r);
+}
+
+int main(void)
+{
+	if (fetch_global_init() != 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_keepalive_sequential),
+	    cmocka_unit_test(test_pipeline_in_order),
+	    cmocka_unit_test(test_async_cap),
+	    cmocka_unit_test(test_client_leaves_while_waiting),
+	    cmocka_unit_test(test_malformed_400),
+	    cmocka_unit_test(test_head_and_forgotten),
+	    cmocka_unit_test(test_graceful_stop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
