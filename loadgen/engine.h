@@ -1,0 +1,78 @@
+/* engine: the load itself. One epoll loop per thread drives that thread's
+ * share of the connections through ab's per-connection state machine
+ * (connect, write the request, read the response, keep alive or reconnect),
+ * counts successes and failures exactly as ab does, and records every
+ * request's connect/processing/waiting/total time in histograms. lg_run()
+ * starts the threads, waits for them and merges their results exactly. */
+#ifndef LOADGEN_ENGINE_H
+#define LOADGEN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "hist.h"
+
+#define LG_MAX_ADDRS 8
+
+struct lg_conf {
+	const char *req; /* the whole request, body included */
+	size_t reqlen;
+	struct sockaddr_storage addrs[LG_MAX_ADDRS]; /* tried in turn until one answers */
+	socklen_t addrlens[LG_MAX_ADDRS];
+	int naddrs;
+	struct sockaddr_storage bind_addr; /* -B */
+	socklen_t bind_len;                /* 0: no -B */
+	int concurrency;
+	int threads;
+	long requests;       /* -n: budget of requests */
+	uint64_t tlimit_us;  /* -t: 0 = none */
+	uint64_t timeout_us; /* -s: a request older than this fails with a timeout */
+	int keepalive;       /* -k */
+	int http11;          /* --http1.1 */
+	int head;            /* -i (or -m HEAD): responses carry no body */
+	int nolength;        /* -l */
+	int recverrok;       /* -r */
+	int verbosity;       /* -v */
+	int windowsize;      /* -b */
+	long heartbeat;      /* print "Completed N requests" every N; 0 = never */
+	int clear_line;      /* a progress line is on stderr: clear it first */
+	double rate;         /* --rate: requests/s in total, 0 = closed model */
+	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
+	/* called about once a second from the thread that called lg_run() */
+	void (*progress)(void *arg, uint64_t done, uint64_t failed, double elapsed_s);
+	void *progress_arg;
+};
+
+struct lg_result {
+	long done, doneka, good, bad, epipe;
+	long err_length, err_conn, err_recv, err_except, err_response;
+	long err_timeout, err_truncated, err_status; /* what ab misses */
+	int64_t totalread, totalbread, totalposted;
+	uint64_t doclen;
+	char servername[1024];
+	struct hist *ctime, *dtime, *wait, *total; /* microseconds, as ab counts */
+	struct hist *ok;  /* total time of the successful (not failed, 2xx) ones */
+	double timetaken; /* seconds, ab's lasttime - start */
+	int interrupted;  /* stopped by lg_stop() */
+	int fatal;        /* ab would have exited: fatal_code is its exit status */
+	int fatal_code;
+	char fatal_msg[256];
+	uint64_t start_wall_us;
+};
+
+/* Allocates the result's histograms; 0 or -1 when out of memory. */
+int lg_result_init(struct lg_result *r);
+void lg_result_free(struct lg_result *r);
+
+/* Runs one load as configured; fills *out (initialised by lg_result_init).
+ * Returns 0, or -1 when the run could not start (out->fatal_msg says why). */
+int lg_run(const struct lg_conf *cf, struct lg_result *out);
+
+/* Asks a running lg_run() to stop soon; async-signal-safe. */
+void lg_stop(void);
+
+/* Monotonic microseconds. */
+uint64_t lg_now_us(void);
+
+#endif

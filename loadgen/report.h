@@ -1,0 +1,35 @@
+/* report: turns an lg_result into ab's outputs (the text report, the -w
+ * HTML tables, the -e CSV of percentiles, the -g rows' order) and into the
+ * corobench/loadgen/v1 JSON level object the bench pipeline reads. Figures
+ * are computed the way ab's output_results() computes them. */
+#ifndef LOADGEN_REPORT_H
+#define LOADGEN_REPORT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "engine.h"
+
+struct report_opts {
+	const char *hostname;
+	unsigned port;
+	const char *path;
+	int nolength, concurrency, keepalive, send_body;
+	int confidence, percentile;                    /* -S and -d turn them off */
+	const char *tablestring, *trstring, *tdstring; /* -x -y -z */
+};
+
+void report_text(FILE *out, const struct report_opts *o, const struct lg_result *r);
+void report_html(FILE *out, const struct report_opts *o, const struct lg_result *r);
+/* -e: returns 0, or -1 with errno set when the file cannot be written. */
+int report_csv(const char *file, const struct lg_result *r);
+/* Rewrites a streamed -g file sorted by total time, as ab writes it (only
+ * when it fits in memory comfortably); returns 0 or -1. */
+int report_gnuplot_sort(const char *file);
+
+/* One "levels" entry of the JSON contract. cpu_user/cpu_sys in seconds. */
+json_t *report_json_level(const struct lg_result *r, int concurrency, double cpu_user,
+                          double cpu_sys);
+
+#endif

@@ -1,0 +1,221 @@
+/* resp: ab-compatible response head reading, see resp.h. */
+#include "resp.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *resp_find_ci(const char *hay, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (n == 0)
+		return hay;
+	if (len < n)
+		return NULL;
+	/* Anchor on the needle's first non-letter ('-' in "Keep-Alive", ':'),
+	 * which has no case and is rare in a head: memchr finds it fast. */
+	size_t k = 0;
+	while (k < n && isalpha((unsigned char)needle[k]))
+		k++;
+	if (k < n) {
+		const char *p = hay + k, *end = hay + len - (n - k) + 1;
+		while (p < end && (p = memchr(p, needle[k], (size_t)(end - p)))) {
+			if (strncasecmp(p - k, needle, n) == 0)
+				return p - k;
+			p++;
+		}
+		return NULL;
+	}
+	int f = tolower((unsigned char)needle[0]);
+	for (size_t i = 0; i + n <= len; i++) {
+		if (tolower((unsigned char)hay[i]) != f)
+			continue;
+		if (strncasecmp(hay + i + 1, needle + 1, n - 1) == 0)
+			return hay + i;
+	}
+	return NULL;
+}
+
+long resp_head_end(const char *buf, size_t len, int *term_len)
+{
+	const char *s = memmem(buf, len, "\r\n\r\n", 4);
+	if (s) {
+		*term_len = 4;
+		return s - buf;
+	}
+	s = memmem(buf, len, "\n\n", 2);
+	if (s) {
+		*term_len = 2;
+		return s - buf;
+	}
+	return -1;
+}
+
+void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
+{
+	memset(out, 0, sizeof *out);
+	out->content_length = -1;
+	const char *part = memmem(buf, len, "HTTP", 4);
+	size_t rest = part ? len - (size_t)(part - buf) : 0;
+	if (part && rest > 9) {
+		size_t k = 0;
+		while (k < 3 && 9 + k < rest && part[9 + k]) {
+			out->code[k] = part[9 + k];
+			k++;
+		}
+		out->code[k] = 0;
+		out->http11 = strncmp(part, "HTTP/1.1", rest < 8 ? rest : 8) == 0 && rest >= 8;
+	} else {
+		memcpy(out->code, "500", 4);
+	}
+	if (isdigit((unsigned char)out->code[0]) && isdigit((unsigned char)out->code[1]) &&
+	    isdigit((unsigned char)out->code[2]))
+		out->status = atoi(out->code);
+	out->ka_token = resp_find_ci(buf, len, "Keep-Alive") != NULL;
+	const char *cl = resp_find_ci(buf, len, "Content-Length:");
+	if (cl) {
+		/* ab: atoi(cl + 16), i.e. it skips "Content-Length: " blindly */
+		char num[24];
+		size_t off = (size_t)(cl - buf) + 16, k = 0;
+		while (off + k < len && k < sizeof num - 1 && buf[off + k] != '\r' &&
+		       buf[off + k] != '\n') {
+			num[k] = buf[off + k];
+			k++;
+		}
+		num[k] = 0;
+		out->content_length = off <= len ? atol(num) : 0;
+		if (out->content_length < 0)
+			out->content_length = 0;
+	}
+	/* "Connection: close" / "Transfer-Encoding: chunked": look at header
+	 * lines properly, ab never did. */
+	const char *p = memchr(buf, '\n', len), *end = buf + len;
+	while (p && p < end) {
+		p++;
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
+		if (ll > 11 && strncasecmp(p, "Connection:", 11) == 0 &&
+		    resp_find_ci(p + 11, ll - 11, "close"))
+			out->conn_close = 1;
+		if (ll > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0 &&
+		    resp_find_ci(p + 18, ll - 18, "chunked"))
+			out->chunked = 1;
+		p = eol;
+	}
+}
+
+void resp_server_name(const char *buf, size_t len, char *out, size_t cap)
+{
+	size_t k = 0;
+	const char *p = resp_find_ci(buf, len, "Server:");
+	if (p) {
+		size_t off = (size_t)(p - buf) + 8;
+		while (off < len && (unsigned char)buf[off] > 32 && k + 1 < cap)
+			out[k++] = buf[off++];
+	}
+	out[k] = 0;
+}
+
+enum {
+	CH_SIZE,
+	CH_EXT,
+	CH_SIZE_LF,
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER,
+	CH_TRAILER_LINE,
+	CH_TRAILER_LF,
+	CH_LAST_LF
+};
+
+int resp_chunked_feed(struct resp_chunked *c, const char *p, size_t len, size_t *used)
+{
+	size_t i = 0;
+	while (i < len) {
+		char ch = p[i];
+		switch (c->state) {
+		case CH_SIZE:
+			if (isxdigit((unsigned char)ch)) {
+				if (c->left >> 59)
+					return -1;
+				c->left = c->left * 16 + (uint64_t)(isdigit((unsigned char)ch)
+				                                        ? ch - '0'
+				                                        : (tolower(ch) - 'a' + 10));
+			} else if (ch == ';' || ch == ' ' || ch == '\t') {
+				c->state = CH_EXT;
+			} else if (ch == '\r') {
+				c->state = CH_SIZE_LF;
+			} else if (ch == '\n') {
+				c->state = c->left ? CH_DATA : CH_TRAILER;
+			} else {
+				return -1;
+			}
+			i++;
+			break;
+		case CH_EXT:
+			if (ch == '\r')
+				c->state = CH_SIZE_LF;
+			else if (ch == '\n')
+				c->state = c->left ? CH_DATA : CH_TRAILER;
+			i++;
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n')
+				return -1;
+			c->state = c->left ? CH_DATA : CH_TRAILER;
+			i++;
+			break;
+		case CH_DATA: {
+			size_t take = len - i < c->left ? len - i : (size_t)c->left;
+			c->left -= take;
+			i += take;
+			if (!c->left)
+				c->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+			if (ch == '\r') {
+				c->state = CH_DATA_LF;
+			} else if (ch == '\n') {
+				c->state = CH_SIZE;
+			} else {
+				return -1;
+			}
+			i++;
+			break;
+		case CH_DATA_LF:
+			if (ch != '\n')
+				return -1;
+			c->state = CH_SIZE;
+			i++;
+			break;
+		case CH_TRAILER: /* at the start of a trailer line */
+			i++;
+			if (ch == '\r') {
+				c->state = CH_LAST_LF;
+			} else if (ch == '\n') {
+				*used = i;
+				return 1;
+			} else {
+				c->state = CH_TRAILER_LINE;
+			}
+			break;
+		case CH_TRAILER_LINE:
+			if (ch == '\n')
+				c->state = CH_TRAILER;
+			i++;
+			break;
+		case CH_LAST_LF:
+			i++;
+			if (ch != '\n')
+				return -1;
+			*used = i;
+			return 1;
+		default:
+			return -1;
+		}
+	}
+	*used = len;
+	return 0;
+}

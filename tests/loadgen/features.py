@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Integration tests of what loadgen adds to ab: --json (the contract in the
+README), --sweep with --warmup, --threads, --http1.1 (with chunked bodies),
+--rate, read timeouts, the success-only latency (null, never NaN, when there
+was no success), SIGINT during a sweep, TLS refusals and -g with threads.
+Runs the real binary against tests/loadgen/httpd.py on 127.0.0.1."""
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import httpd  # noqa: E402
+
+BUILD = os.environ.get("COROBENCH_BUILD", ".")
+LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
+TMP = tempfile.mkdtemp(prefix="loadgen-features-")
+failures = []
+
+
+def check(name, cond, detail=""):
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
+    if not cond:
+        failures.append(name)
+
+
+def lg(args, timeout=60):
+    p = subprocess.run([LOADGEN] + args, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def figure(out, label):
+    m = re.search(r"^%s:\s+(\d+)" % re.escape(label), out, re.M)
+    return int(m.group(1)) if m else None
+
+
+def no_nan(doc):
+    def walk(x):
+        if isinstance(x, float):
+            return math.isfinite(x)
+        if isinstance(x, dict):
+            return all(walk(v) for v in x.values())
+        if isinstance(x, list):
+            return all(walk(v) for v in x)
+        return True
+    return walk(doc)
+
+
+LEVEL_KEYS = {"concurrency", "requests", "complete", "failed", "failures", "non2xx",
+              "keepalive_requests", "duration_s", "rps", "bytes_total", "bytes_html",
+              "transfer_kbps", "latency_ms", "cpu", "histogram"}
+
+
+def check_level(name, lv, complete):
+    check(name + " keys", set(lv) == LEVEL_KEYS, sorted(set(lv) ^ LEVEL_KEYS))
+    check(name + " complete", lv["complete"] == complete, lv["complete"])
+    check(name + " failures keys", set(lv["failures"]) == {"connect", "receive", "length",
+          "exceptions", "timeout", "truncated", "status"}, lv["failures"])
+    lat = lv["latency_ms"]
+    check(name + " latency keys", set(lat) == {"min", "mean", "stdev", "p50", "p90", "p99",
+          "p999", "max"}, lat)
+    if lat["min"] is not None:
+        check(name + " latency order", lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+              <= lat["p999"] <= lat["max"] * 1.01 and lat["min"] <= lat["mean"] <= lat["max"], lat)
+    h = lv["histogram"]
+    if lv["failed"] == 0 and lv["non2xx"] == 0:
+        check(name + " histogram", h["unit"] == "us" and
+              sum(c for _, c in h["buckets"]) == lv["complete"], h["buckets"][:3])
+    check(name + " cpu", lv["cpu"]["user_s"] >= 0 and lv["cpu"]["sys_s"] >= 0, lv["cpu"])
+
+
+def main():
+    if not os.access(LOADGEN, os.X_OK):
+        print("loadgen not built at", LOADGEN)
+        return 1
+    srv = httpd.Server(body=b"y" * 100).start()
+    url = "http://127.0.0.1:%d/" % srv.port
+    try:
+        # --sweep, --warmup, --json
+        jf = os.path.join(TMP, "sweep.json")
+        rc, out, err = lg(["-k", "-q", "-n", "300", "--sweep", "1,2,4", "--warmup", "0.2",
+                           "--json", jf, url])
+        check("sweep exit", rc == 0, (rc, err))
+        doc = json.load(open(jf))
+        check("json schema", doc["schema"] == "corobench/loadgen/v1" and doc["tool"] == "loadgen"
+              and doc["http"] == "1.0" and doc["keepalive"] is True and doc["method"] == "GET"
+              and doc["threads"] == 1 and doc["url"] == url, {k: doc[k] for k in doc if k != "levels"})
+        check("json levels", [lv["concurrency"] for lv in doc["levels"]] == [1, 2, 4])
+        for lv in doc["levels"]:
+            check_level("level %d" % lv["concurrency"], lv, 300)
+            check("level %d keepalive" % lv["concurrency"], lv["keepalive_requests"] == 300
+                  and lv["failed"] == 0 and lv["requests"] == 300 and lv["bytes_html"] == 30000)
+        check("json finite", no_nan(doc))
+        check("sweep prints a report per level", out.count("Complete requests:") == 3)
+
+        # --json without --sweep: one level at -c
+        jf1 = os.path.join(TMP, "one.json")
+        rc, out, err = lg(["-n", "50", "-c", "5", "--json", jf1, url])
+        doc = json.load(open(jf1))
+        check("single level", rc == 0 and len(doc["levels"]) == 1
+              and doc["levels"][0]["concurrency"] == 5 and doc["keepalive"] is False)
+
+        # --threads: exact merge
+        gp = os.path.join(TMP, "threads.tsv")
+        rc, out, err = lg(["-k", "-n", "2000", "-c", "8", "--threads", "2", "-g", gp, url])
+        check("threads complete", rc == 0 and figure(out, "Complete requests") == 2000
+              and figure(out, "Keep-Alive requests") == 2000 and figure(out, "Failed requests") == 0
+              and figure(out, "HTML transferred") == 200000, out[-900:])
+        check("threads heartbeat", err.count("Completed ") == 10 and "Finished 2000 requests" in err, err)
+        rows = open(gp).read().splitlines()
+        check("threads -g rows", len(rows) == 2001 and rows[0].startswith("starttime\t"), len(rows))
+
+        # --rate: open model, paced
+        jr = os.path.join(TMP, "rate.json")
+        t0 = time.time()
+        rc, out, err = lg(["-k", "-n", "100", "-c", "4", "--rate", "200", "--json", jr, url])
+        el = time.time() - t0
+        check("rate paced", rc == 0 and figure(out, "Complete requests") == 100 and 0.4 <= el < 5,
+              (rc, el))
+    finally:
+        srv.stop()
+
+    # --http1.1 with chunked bodies, with and without -k
+    srv = httpd.Server(body=b"z" * 50, chunked=True).start()
+    url = "http://127.0.0.1:%d/" % srv.port
+    try:
+        rc, out, err = lg(["--http1.1", "-k", "-n", "200", "-c", "4", "-s", "5", url], timeout=30)
+        check("http1.1 chunked keepalive", rc == 0 and figure(out, "Complete requests") == 200
+              and figure(out, "Keep-Alive requests") == 200 and figure(out, "Failed requests") == 0,
+              out[-700:])
+        rc, out, err = lg(["--http1.1", "-n", "20", url], timeout=30)
+        check("http1.1 close", rc == 0 and figure(out, "Complete requests") == 20
+              and figure(out, "Failed requests") == 0, out[-700:])
+    finally:
+        srv.stop()
+
+    # only error pages: latency is null in JSON, no NaN anywhere
+    srv = httpd.Server(status=500).start()
+    try:
+        jf = os.path.join(TMP, "err.json")
+        rc, out, err = lg(["-k", "-n", "20", "--json", jf, "http://127.0.0.1:%d/" % srv.port])
+        lv = json.load(open(jf))["levels"][0]
+        check("non2xx latency null", lv["non2xx"] == 20 and lv["latency_ms"]["p50"] is None
+              and lv["histogram"]["buckets"] == [] and "nan" not in out.lower(), lv)
+    finally:
+        srv.stop()
+
+    # read timeout: a listener that never answers
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    jf = os.path.join(TMP, "timeout.json")
+    rc, out, err = lg(["-n", "2", "-s", "1", "--json", jf,
+                       "http://127.0.0.1:%d/" % mute.getsockname()[1]], timeout=20)
+    lv = json.load(open(jf))["levels"][0]
+    check("timeout counted", rc == 0 and lv["failures"]["timeout"] == 2 and lv["complete"] == 0
+          and lv["latency_ms"]["mean"] is None and "nan" not in out.lower()
+          and "No successful requests" in out, (rc, out[-600:], lv["failures"]))
+    mute.close()
+
+    # SIGINT during the second level: the report, exit 1, the first level kept
+    srv = httpd.Server().start()
+    try:
+        jf = os.path.join(TMP, "int.json")
+        # level 1 runs 0-2 s, level 2 from 2 s: interrupt in the middle of it
+        p = subprocess.Popen([LOADGEN, "-k", "-t", "2", "--sweep", "1,2", "--json", jf,
+                              "http://127.0.0.1:%d/" % srv.port],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        doc = json.load(open(jf))
+        check("sigint", p.returncode == 1 and out.count("Complete requests:") == 2
+              and len(doc["levels"]) == 1 and doc["levels"][0]["concurrency"] == 1,
+              (p.returncode, len(doc["levels"]), err[-300:]))
+    finally:
+        srv.stop()
+
+    # TLS is refused clearly
+    rc, out, err = lg(["-Z", "AES", "http://127.0.0.1:1/"])
+    check("tls option refused", rc == 1 and "not supported" in err, err)
+    rc, out, err = lg(["https://127.0.0.1:1/"])
+    check("https refused", rc == 1 and "not supported" in err, err)
+    rc, out, err = lg(["--bogus", "http://127.0.0.1:1/"])
+    check("bad long option", rc == 22 and "Usage:" in err, err[:200])
+    rc, out, err = lg(["--help"])
+    check("help lists long options", rc == 22 and "--sweep" in err and "--threads" in err)
+
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
