@@ -1,0 +1,329 @@
+/* result2dat — turn a corobench/result/v1 JSON file into gnuplot data files.
+ *
+ *   result2dat RESULT.json OUTDIR
+ *
+ * writes, for the gnuplot scripts in plots/:
+ *   OUTDIR/series-N.dat  one line per concurrency level of series N (1-based):
+ *       1 level  2-4 req/s median,min,max  5-7 mean ms median,min,max
+ *       8-10 longest ms median,min,max  11 p50  12 p90  13 p99  14 p99.9 (medians, ms)
+ *       15 server CPU  16 loadgen CPU (fractions of one core)  17 failed (median)
+ *     min and max run over the repetitions, for the error bars; a level with no
+ *     data (a crash, a refused server) is a blank line, so the curve shows a gap.
+ *   OUTDIR/dist-N.dat    the latency distribution of series N at the chosen level,
+ *       from the histogram merged over repetitions:
+ *       1 percentile  2 1/(1-percentile/100)  3 latency ms
+ *   OUTDIR/meta.gp       gnuplot variables: the titles, the upstream delay (for
+ *       Little's bound), the level of the distribution chart, axis ranges.
+ *
+ * gnuplot cannot read JSON, and hand-copied numbers drift from the truth; this
+ * small program is the one path data takes from a result to a chart.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SERIES 64
+
+static double num(const json_t *v, bool *ok)
+{
+	if (json_is_number(v)) {
+		*ok = true;
+		return json_number_value(v);
+	}
+	*ok = false;
+	return 0;
+}
+
+/* A string safe inside a gnuplot double-quoted string (the charts use
+ * noenhanced text, so only quotes and backslashes matter). */
+static void gp_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fputc('\\', f);
+		if (c < 0x20)
+			c = ' ';
+		fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* min, max and presence of a figure over a point's repetitions */
+static bool rep_range(const json_t *reps, const char *key, double *lo, double *hi)
+{
+	size_t i;
+	json_t *r;
+	bool any = false;
+	json_array_foreach(reps, i, r)
+	{
+		bool ok;
+		double v = num(json_object_get(r, key), &ok);
+		if (!ok)
+			continue;
+		if (!any || v < *lo)
+			*lo = v;
+		if (!any || v > *hi)
+			*hi = v;
+		any = true;
+	}
+	return any;
+}
+
+static void put(FILE *f, const json_t *med, const char *key)
+{
+	bool ok;
+	double v = num(json_object_get(med, key), &ok);
+	if (ok)
+		fprintf(f, " %.6g", v);
+	else
+		fputs(" NaN", f);
+}
+
+static int write_series(const char *dir, size_t n, const json_t *series, double *rps_max)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/series-%zu.dat", dir, n);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# level rps rps_min rps_max mean mean_min mean_max max max_min max_max "
+	           "p50 p90 p99 p999 server_cpu loadgen_cpu failed\n");
+	const json_t *points = json_object_get(series, "points");
+	size_t i;
+	json_t *pt;
+	json_array_foreach(points, i, pt)
+	{
+		bool ok;
+		double level = num(json_object_get(pt, "level"), &ok);
+		const json_t *med = json_object_get(pt, "median");
+		const json_t *reps = json_object_get(pt, "repetitions");
+		if (!ok || !json_is_object(med) || !json_is_array(reps)) {
+			fputs("\n", f); /* a gap: gnuplot breaks the line here */
+			continue;
+		}
+		double m = num(json_object_get(med, "rps"), &ok);
+		if (!ok) {
+			fputs("\n", f);
+			continue;
+		}
+		fprintf(f, "%.6g %.6g", level, m);
+		static const char *const ranged[] = {"rps", "mean_ms", "max_ms"};
+		for (size_t k = 0; k < 3; k++) {
+			double lo = 0, hi = 0;
+			if (k > 0)
+				put(f, med, ranged[k]);
+			if (rep_range(reps, ranged[k], &lo, &hi)) {
+				fprintf(f, " %.6g %.6g", lo, hi);
+				if (k == 0 && hi > *rps_max)
+					*rps_max = hi;
+			} else {
+				fputs(" NaN NaN", f);
+			}
+		}
+		put(f, med, "p50_ms");
+		put(f, med, "p90_ms");
+		put(f, med, "p99_ms");
+		put(f, med, "p999_ms");
+		put(f, med, "server_cpu");
+		put(f, med, "loadgen_cpu");
+		put(f, med, "failed");
+		fputc('\n', f);
+	}
+	if (fclose(f) != 0) {
+		fprintf(stderr, "result2dat: cannot write %s\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns 1 when a distribution was written, 0 when the level has no data. */
+static int write_dist(const char *dir, size_t n, const json_t *series, long long level)
+{
+	const json_t *points = json_object_get(series, "points");
+	const json_t *buckets = NULL;
+	size_t i;
+	json_t *pt;
+	json_array_foreach(points, i, pt)
+	{
+		if (json_integer_value(json_object_get(pt, "level")) == level)
+			buckets = json_object_get(json_object_get(pt, "histogram"), "buckets");
+	}
+	double total = 0;
+	json_t *b;
+	json_array_foreach(buckets, i, b)
+	{
+		bool ok;
+		double c = num(json_array_get(b, 1), &ok);
+		if (ok && c > 0)
+			total += c;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/dist-%zu.dat", dir, n);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (total <= 0) { /* an empty file keeps gnuplot's "plot for" simple */
+		fprintf(f, "# no data at level %lld\n", level);
+		return fclose(f) == 0 ? 0 : -1;
+	}
+	fprintf(f, "# percentile 1/(1-p) latency_ms   (level %lld, %.0f samples)\n", level, total);
+	double cum = 0, last_x = 0;
+	json_array_foreach(buckets, i, b)
+	{
+		bool ok1, ok2;
+		double upper_us = num(json_array_get(b, 0), &ok1);
+		double c = num(json_array_get(b, 1), &ok2);
+		if (!ok1 || !ok2 || c <= 0)
+			continue;
+		cum += c;
+		double frac = cum / total;
+		/* the last sample's rank: 1 - 1/total, so the x axis stays finite */
+		if (frac > 1 - 1 / total)
+			frac = 1 - 1 / total;
+		if (total == 1)
+			frac = 0;
+		double x = 1 / (1 - frac);
+		if (x < last_x)
+			x = last_x;
+		last_x = x;
+		fprintf(f, "%.6f %.6g %.6g\n", 100 * frac, x, upper_us / 1000.0);
+	}
+	if (fclose(f) != 0)
+		return -1;
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fputs("usage: result2dat RESULT.json OUTDIR\n", stderr);
+		return 2;
+	}
+	json_error_t err;
+	json_t *root = json_load_file(argv[1], 0, &err);
+	if (!root) {
+		fprintf(stderr, "result2dat: %s:%d:%d: %s\n", argv[1], err.line, err.column,
+		        err.text);
+		return 1;
+	}
+	const char *schema = json_string_value(json_object_get(root, "schema"));
+	if (!schema || strcmp(schema, "corobench/result/v1") != 0) {
+		fprintf(stderr, "result2dat: %s: schema: not a corobench/result/v1 file\n",
+		        argv[1]);
+		json_decref(root);
+		return 1;
+	}
+	const json_t *series = json_object_get(root, "series");
+	if (!json_is_array(series) || json_array_size(series) == 0 ||
+	    json_array_size(series) > MAX_SERIES) {
+		fprintf(stderr, "result2dat: %s: series: missing, empty or too many\n", argv[1]);
+		json_decref(root);
+		return 1;
+	}
+	const json_t *scdoc = json_object_get(root, "scenario_doc");
+	long long plot_level = json_integer_value(json_object_get(scdoc, "plot_level"));
+	const json_t *levels = json_object_get(root, "levels");
+	if (plot_level <= 0 && json_array_size(levels) > 0)
+		plot_level =
+		    json_integer_value(json_array_get(levels, json_array_size(levels) - 1));
+	double xmin = 0, xmax = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(levels, i, v)
+	{
+		double l = (double)json_integer_value(v);
+		if (l <= 0)
+			continue;
+		if (xmin == 0 || l < xmin)
+			xmin = l;
+		if (l > xmax)
+			xmax = l;
+	}
+	if (xmin <= 0) {
+		xmin = 1;
+		xmax = 10;
+	}
+
+	double rps_max = 0;
+	int has_dist[MAX_SERIES] = {0};
+	json_array_foreach(series, i, v)
+	{
+		if (write_series(argv[2], i + 1, v, &rps_max) != 0)
+			goto fail;
+		int d = write_dist(argv[2], i + 1, v, plot_level);
+		if (d < 0)
+			goto fail;
+		has_dist[i] = d;
+	}
+
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/meta.gp", argv[2]);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+		goto fail;
+	}
+	size_t ns = json_array_size(series);
+	fprintf(f,
+	        "# written by result2dat from %s\nnseries = %zu\narray title[%zu]\n"
+	        "array hasdist[%zu]\n",
+	        argv[1], ns, ns, ns);
+	json_array_foreach(series, i, v)
+	{
+		const char *srv = json_string_value(json_object_get(v, "server"));
+		const char *app = json_string_value(json_object_get(v, "app"));
+		const char *status = json_string_value(json_object_get(v, "status"));
+		bool no_ka = json_is_false(json_object_get(v, "keepalive"));
+		char t[256];
+		snprintf(t, sizeof(t), "%s (%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         no_ka ? ", no keep-alive" : "",
+		         status && strcmp(status, "ok") != 0 ? " — " : "",
+		         status && strcmp(status, "ok") != 0 ? status : "");
+		fprintf(f, "title[%zu] = ", i + 1);
+		gp_string(f, t);
+		fprintf(f, "\nhasdist[%zu] = %d\n", i + 1, has_dist[i]);
+	}
+	const char *name = json_string_value(json_object_get(root, "scenario"));
+	fputs("scenario = ", f);
+	gp_string(f, name ? name : "?");
+	const json_t *host = json_object_get(root, "host");
+	const char *model = json_string_value(json_object_get(host, "cpu_model"));
+	const json_t *git = json_object_get(root, "git");
+	const char *commit = json_string_value(json_object_get(git, "commit"));
+	/* a result from uncommitted code says so on every chart */
+	const char *dirty = json_is_true(json_object_get(git, "dirty")) ? "+dirty" : "";
+	const char *started = json_string_value(json_object_get(root, "started"));
+	char sub[512];
+	snprintf(sub, sizeof(sub), "%s, %lld cores, commit %.10s%s, %s",
+	         model ? model : "unknown CPU", json_integer_value(json_object_get(host, "cores")),
+	         commit ? commit : "unknown", dirty, started ? started : "");
+	fputs("\nsubtitle = ", f);
+	gp_string(f, sub);
+	const json_t *up = json_object_get(root, "upstream");
+	double delay = json_is_object(up) ? json_number_value(json_object_get(up, "delay_ms")) : 0;
+	fprintf(f, "\ndelay_ms = %.6g\nplot_level = %lld\nxmin = %.6g\nxmax = %.6g\n", delay,
+	        plot_level, xmin, xmax);
+	fprintf(f, "rps_max = %.6g\nset xtics (", rps_max > 0 ? rps_max : 1);
+	json_array_foreach(levels, i, v)
+	{
+		fprintf(f, "%s%lld", i ? ", " : "", json_integer_value(v));
+	}
+	fputs(")\n", f);
+	if (fclose(f) != 0)
+		goto fail;
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	return 1;
+}

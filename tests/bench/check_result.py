@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""check_result.py — check a result file against results/SCHEMA.md
+(corobench/result/v1).
+
+    check_result.py FILE [--complete]
+
+Prints one line per problem (JSON path: what is wrong) and exits 1 when there
+is any, 0 when the file conforms. --complete also requires a finished run in
+which every point of every `ok` series has data. Python 3 standard library only.
+"""
+import json
+import math
+import re
+import sys
+
+FAILURE_KINDS = ("connect", "receive", "length", "exceptions", "timeout", "truncated", "status")
+INT_FIGS = ("requests", "complete", "failed", "non2xx")
+NUM_FIGS = ("duration_s", "rps", "transfer_kbps")
+OPT_FIGS = ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+            "loadgen_cpu", "loadgen_core_busy", "server_cpu")
+STATUSES = ("ok", "partial", "crashed", "refused", "failed", "skipped", "running")
+GAPS = ("crashed", "refused", "skipped", "failed", "not run")
+
+
+class Checker:
+    def __init__(self):
+        self.problems = []
+
+    def bad(self, path, msg):
+        self.problems.append("%s: %s" % (path or "(top)", msg))
+
+    def typ(self, path, v, types, nullable=False):
+        if v is None:
+            if not nullable:
+                self.bad(path, "missing or null")
+            return False
+        if isinstance(v, bool) and bool not in types:
+            self.bad(path, "is a boolean, expected %s" % "/".join(t.__name__ for t in types))
+            return False
+        if not isinstance(v, types):
+            self.bad(path, "is %s, expected %s" % (type(v).__name__,
+                                                   "/".join(t.__name__ for t in types)))
+            return False
+        if isinstance(v, float) and not math.isfinite(v):
+            self.bad(path, "is not a finite number")
+            return False
+        return True
+
+    def figures(self, path, f, median=False):
+        if not self.typ(path, f, (dict,)):
+            return
+        for k in INT_FIGS:
+            v = f.get(k)
+            num = (int, float) if median else (int,)
+            if self.typ("%s.%s" % (path, k), v, num, nullable=median) and v < 0:
+                self.bad("%s.%s" % (path, k), "is negative")
+        for k in NUM_FIGS:
+            v = f.get(k)
+            if self.typ("%s.%s" % (path, k), v, (int, float), nullable=median) and v < 0:
+                self.bad("%s.%s" % (path, k), "is negative")
+        for k in OPT_FIGS:
+            if k not in f:
+                self.bad("%s.%s" % (path, k), "missing (null when not measured)")
+                continue
+            v = f[k]
+            if self.typ("%s.%s" % (path, k), v, (int, float), nullable=True) and v < 0:
+                self.bad("%s.%s" % (path, k), "is negative")
+        lat = [f.get(k) for k in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")]
+        if not median and all(isinstance(x, (int, float)) for x in lat):
+            if any(a > b * 1.0001 + 1e-9 for a, b in zip(lat, lat[1:])):
+                self.bad(path, "latencies do not rise min <= p50 <= p90 <= p99 <= p99.9 <= max")
+        fl = f.get("failures")
+        if self.typ(path + ".failures", fl, (dict,)):
+            for k in FAILURE_KINDS:
+                self.typ("%s.failures.%s" % (path, k), fl.get(k), (int, float))
+
+    def check(self, doc, complete=False):
+        if not self.typ("", doc, (dict,)):
+            return
+        if doc.get("schema") != "corobench/result/v1":
+            self.bad("schema", "is %r, expected 'corobench/result/v1'" % doc.get("schema"))
+        for k in ("scenario", "scenario_file", "stamp", "started"):
+            self.typ(k, doc.get(k), (str,))
+        if isinstance(doc.get("scenario"), str) and \
+                not re.fullmatch(r"[A-Za-z0-9_.-]+", doc["scenario"]):
+            self.bad("scenario", "is not a plain name")
+        self.typ("scenario_doc", doc.get("scenario_doc"), (dict,))
+        self.typ("finished", doc.get("finished"), (str,), nullable=True)
+        self.typ("complete", doc.get("complete"), (bool,))
+        if complete and (doc.get("complete") is not True or doc.get("finished") is None):
+            self.bad("complete", "the run did not finish")
+        g = doc.get("git")
+        if self.typ("git", g, (dict,)):
+            c = g.get("commit")
+            if c is not None and not (isinstance(c, str) and re.fullmatch(r"[0-9a-f]{40}", c)):
+                self.bad("git.commit", "is not 40 hex digits or null")
+            self.typ("git.dirty", g.get("dirty"), (bool,), nullable=True)
+        h = doc.get("host")
+        if self.typ("host", h, (dict,)):
+            self.typ("host.cores", h.get("cores"), (int,))
+            self.typ("host.kernel", h.get("kernel"), (str,))
+            self.typ("host.cpu_model", h.get("cpu_model"), (str,), nullable=True)
+        self.typ("tools", doc.get("tools"), (dict,))
+        p = doc.get("pinning")
+        if self.typ("pinning", p, (dict,)):
+            for role in ("server", "loadgen", "upstream"):
+                v = p.get(role, "missing")
+                if v == "missing":
+                    self.bad("pinning." + role, "missing")
+                elif v is not None and not (isinstance(v, list) and v and
+                                            all(isinstance(x, int) and x >= 0 for x in v)):
+                    self.bad("pinning." + role, "must be a non-empty list of CPU numbers or null")
+        up = doc.get("upstream")
+        if up is not None and self.typ("upstream", up, (dict,)):
+            self.typ("upstream.delay_ms", up.get("delay_ms"), (int,))
+            self.typ("upstream.size", up.get("size"), (int,))
+        levels = doc.get("levels")
+        if self.typ("levels", levels, (list,)):
+            if not levels or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0
+                                     for x in levels):
+                self.bad("levels", "must be positive integers")
+            elif any(a >= b for a, b in zip(levels, levels[1:])):
+                self.bad("levels", "must rise")
+        series = doc.get("series")
+        if not self.typ("series", series, (list,)):
+            return
+        for i, s in enumerate(series):
+            self.series("series[%d]" % i, s, levels if isinstance(levels, list) else [],
+                        complete)
+
+    def series(self, path, s, levels, complete):
+        if not self.typ(path, s, (dict,)):
+            return
+        for k in ("server", "kind", "app", "path", "status"):
+            self.typ("%s.%s" % (path, k), s.get(k), (str,))
+        if s.get("kind") not in ("coro", "async", "nginx", "external"):
+            self.bad(path + ".kind", "unknown kind %r" % s.get("kind"))
+        if s.get("status") not in STATUSES:
+            self.bad(path + ".status", "unknown status %r" % s.get("status"))
+        self.typ(path + ".workers", s.get("workers"), (int,))
+        for k in ("crashes", "errors", "warnings", "points"):
+            self.typ("%s.%s" % (path, k), s.get(k), (list,))
+        for j, c in enumerate(s.get("crashes") or []):
+            cp = "%s.crashes[%d]" % (path, j)
+            if self.typ(cp, c, (dict,)):
+                self.typ(cp + ".repetition", c.get("repetition"), (int,))
+                self.typ(cp + ".level", c.get("level"), (int,), nullable=True)
+                self.typ(cp + ".exit", c.get("exit"), (str,))
+        if s.get("status") == "crashed" and not s.get("crashes"):
+            self.bad(path + ".crashes", "a crashed series must say where it crashed")
+        v = s.get("verified")
+        if v is not None and self.typ(path + ".verified", v, (dict,)):
+            self.typ(path + ".verified.ok", v.get("ok"), (bool,))
+        pts = s.get("points") or []
+        if [p.get("level") if isinstance(p, dict) else None for p in pts] != list(levels):
+            self.bad(path + ".points", "must hold one point per level, in the order of levels")
+        for j, pt in enumerate(pts):
+            pp = "%s.points[%d]" % (path, j)
+            if not self.typ(pp, pt, (dict,)):
+                continue
+            reps = pt.get("repetitions")
+            if not self.typ(pp + ".repetitions", reps, (list,)):
+                continue
+            gap = pt.get("gap")
+            if reps:
+                if gap is not None:
+                    self.bad(pp + ".gap", "must be null when the point has data")
+                for r, f in enumerate(reps):
+                    self.figures("%s.repetitions[%d]" % (pp, r), f)
+                self.figures(pp + ".median", pt.get("median"), median=True)
+            else:
+                if gap not in GAPS:
+                    self.bad(pp + ".gap", "a point without data needs a gap reason (%s), not %r"
+                             % (", ".join(GAPS), gap))
+                if pt.get("median") is not None:
+                    self.bad(pp + ".median", "must be null when there are no repetitions")
+                if complete and s.get("status") == "ok":
+                    self.bad(pp, "an ok series lacks data at this level")
+            h = pt.get("histogram")
+            if self.typ(pp + ".histogram", h, (dict,)):
+                if h.get("unit") != "us":
+                    self.bad(pp + ".histogram.unit", "must be 'us'")
+                b = h.get("buckets")
+                if self.typ(pp + ".histogram.buckets", b, (list,)):
+                    prev = -1
+                    for k, x in enumerate(b):
+                        if not (isinstance(x, list) and len(x) == 2 and
+                                all(isinstance(y, (int, float)) and y >= 0 for y in x)):
+                            self.bad("%s.histogram.buckets[%d]" % (pp, k),
+                                     "must be [upper_us, count]")
+                            break
+                        if x[0] <= prev:
+                            self.bad("%s.histogram.buckets[%d]" % (pp, k), "bounds must rise")
+                            break
+                        prev = x[0]
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(args) != 1:
+        print("usage: check_result.py FILE [--complete]", file=sys.stderr)
+        return 2
+    try:
+        with open(args[0]) as f:
+            doc = json.load(f, parse_constant=lambda c: float("nan"))
+    except (OSError, ValueError) as e:
+        print("%s: %s" % (args[0], e))
+        return 1
+    c = Checker()
+    c.check(doc, complete="--complete" in sys.argv)
+    for p in c.problems:
+        print("%s: %s" % (args[0], p))
+    return 1 if c.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+/* test-scenario.c — the scenario parser: a valid file normalizes with its
+ * defaults, and every kind of mistake is reported with the file, the field's
+ * JSON path and what is wrong. Also feeds it every prefix of a valid file and
+ * some garbage (the sanitizer build catches any bad access). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scenario.h"
+
+static const char valid[] =
+    "{\"name\":\"t\",\"purpose\":\"p\",\"upstream\":{\"delay_ms\":20},"
+    "\"levels\":[1,2,5],\"seconds\":2,"
+    "\"cpus\":{\"server\":\"0\",\"loadgen\":\"1-2,4\",\"upstream\":[3,1,3]},"
+    "\"expect\":{\"body_upstream\":1},"
+    "\"servers\":[{\"kind\":\"coro\",\"app\":\"proxy\"},"
+    "{\"kind\":\"async\",\"app\":\"proxy-async\",\"workers\":2},"
+    "{\"kind\":\"nginx\",\"expect\":{\"body\":\"Hello, World!\"}},"
+    "{\"kind\":\"external\",\"name\":\"g\",\"app\":\"wsgi\","
+    "\"start\":[\"gunicorn\",\"-b\",\"{listen}\"],\"ready_url\":\"http://{host}:{port}/\","
+    "\"stop_signal\":\"INT\",\"env\":{\"U\":\"{upstream}\"},\"requires\":[\"deb:x\"]}]}";
+
+/* Parse text; expect failure and that every needle occurs in the errors. */
+static void expect_errors(const char *text, ...)
+{
+	char *errors = NULL;
+	struct scenario *s = scenario_parse(text, strlen(text), "x.json", &errors);
+	if (s) {
+		scenario_free(s);
+		fail_msg("accepted: %s", text);
+	}
+	assert_non_null(errors);
+	va_list ap;
+	va_start(ap, text);
+	const char *needle;
+	while ((needle = va_arg(ap, const char *)) != NULL) {
+		if (!strstr(errors, needle)) {
+			print_error("errors were:\n%s", errors);
+			fail_msg("missing \"%s\"", needle);
+		}
+	}
+	va_end(ap);
+	/* every line names the file */
+	for (const char *line = errors; *line; line = strchr(line, '\n') + 1) {
+		assert_true(strncmp(line, "x.json: ", 8) == 0);
+		assert_non_null(strchr(line, '\n'));
+	}
+	free(errors);
+}
+
+/* Build a valid document with one substitution (a field replaced). */
+static char *with(const char *from, const char *to)
+{
+	const char *at = strstr(valid, from);
+	assert_non_null(at);
+	size_t n = strlen(valid) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+	assert_non_null(out);
+	snprintf(out, n, "%.*s%s%s", (int)(at - valid), valid, to, at + strlen(from));
+	return out;
+}
+
+static void expect_sub_error(const char *from, const char *to, const char *needle)
+{
+	char *doc = with(from, to);
+	expect_errors(doc, needle, NULL);
+	free(doc);
+}
+
+static void test_valid_normalizes(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	struct scenario *s = scenario_parse(valid, strlen(valid), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	assert_null(errors);
+	assert_string_equal(scenario_name(s), "t");
+	const json_t *d = scenario_json(s);
+	assert_int_equal(json_integer_value(json_object_get(d, "repetitions")), 3);
+	assert_true(json_is_true(json_object_get(d, "keepalive")));
+	assert_int_equal(json_integer_value(json_object_get(d, "plot_level")), 5);
+	assert_true(json_is_null(json_object_get(d, "requests")));
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(d, "upstream"), "size")), 1024);
+	const json_t *lg = json_object_get(json_object_get(d, "cpus"), "loadgen");
+	assert_int_equal(json_array_size(lg), 3);
+	assert_int_equal(json_integer_value(json_array_get(lg, 2)), 4);
+	const json_t *up = json_object_get(json_object_get(d, "cpus"), "upstream");
+	assert_int_equal(json_array_size(up), 2); /* sorted, duplicates gone */
+	const json_t *srv = json_object_get(d, "servers");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(srv, 0), "name")),
+	                    "coro");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(srv, 1), "workers")), 2);
+	const json_t *ng = json_array_get(srv, 2);
+	assert_string_equal(json_string_value(json_object_get(ng, "app")), "hello");
+	assert_string_equal(json_string_value(json_object_get(ng, "stop_signal")), "SIGQUIT");
+	assert_true(json_is_null(json_object_get(json_object_get(ng, "expect"), "body_upstream")));
+	const json_t *ext = json_array_get(srv, 3);
+	assert_string_equal(json_string_value(json_object_get(ext, "stop_signal")), "SIGINT");
+	/* servers inherit the top-level expect */
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(json_array_get(srv, 0), "expect"), "body_upstream")),
+	                 1);
+	scenario_free(s);
+}
+
+static void test_missing_fields(void **state)
+{
+	(void)state;
+	expect_errors("{}", "x.json: name: missing", "x.json: purpose: missing",
+	              "x.json: levels: missing", "x.json: seconds: missing",
+	              "x.json: servers: missing", NULL);
+	expect_sub_error("{\"kind\":\"coro\",\"app\":\"proxy\"}", "{\"kind\":\"coro\"}",
+	                 "x.json: servers[0].app: missing");
+	expect_sub_error("\"start\":[\"gunicorn\",\"-b\",\"{listen}\"],", "",
+	                 "x.json: servers[3].start: missing");
+	expect_sub_error("{\"kind\":\"coro\",", "{", "x.json: servers[0].kind: missing");
+}
+
+static void test_wrong_types(void **state)
+{
+	(void)state;
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":\"1,2,5\"",
+	                 "x.json: levels: must be an array of concurrency levels, not a string");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,2.5,5]",
+	                 "x.json: levels[1]: must be an integer, not a number with a fraction");
+	expect_sub_error("\"seconds\":2", "\"seconds\":\"1\"",
+	                 "x.json: seconds: must be an integer, not a string");
+	expect_sub_error("\"seconds\":2", "\"seconds\":1.5",
+	                 "x.json: seconds: must be a whole number of seconds");
+	expect_sub_error("\"workers\":2", "\"workers\":true",
+	                 "x.json: servers[1].workers: must be an integer, not a boolean");
+	expect_sub_error("\"purpose\":\"p\"", "\"purpose\":null",
+	                 "x.json: purpose: must be a string, not null");
+	expect_errors("[]", "x.json: the scenario must be a JSON object, not an array", NULL);
+	expect_sub_error("\"env\":{\"U\":\"{upstream}\"}", "\"env\":{\"U\":1}",
+	                 "x.json: servers[3].env.U: must be a string, not an integer");
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,5,2]",
+	                 "x.json: levels[2]: 2 must be above the previous level 5");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[0]",
+	                 "x.json: levels[0]: 0 is out of range");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[]", "x.json: levels: must have 1");
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"requests\":10",
+	                 "x.json: seconds: give either seconds or requests");
+	expect_sub_error("\"seconds\":2", "\"requests\":2",
+	                 "x.json: requests: 2 is below the highest level 5");
+	expect_sub_error("\"seconds\":2", "\"seconds\":0", "x.json: seconds: 0 is out of range");
+	expect_sub_error("\"name\":\"t\"", "\"name\":\"../t\"",
+	                 "x.json: name: '../t' may only use");
+	expect_sub_error("\"name\":\"t\"", "\"name\":\"t\",\"repetitons\":3",
+	                 "x.json: repetitons: unknown field");
+	expect_sub_error("\"delay_ms\":20", "\"delay_ms\":20,\"sise\":1",
+	                 "x.json: upstream.sise: unknown field");
+}
+
+static void test_bad_cpu_lists(void **state)
+{
+	(void)state;
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"1-\"",
+	                 "x.json: cpus.loadgen: bad CPU list '1-': a range needs an end");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"3-1\"",
+	                 "x.json: cpus.loadgen: bad CPU list '3-1': range 3-1 runs backwards");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"a\"",
+	                 "x.json: cpus.loadgen: bad CPU list 'a'");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"1,\"",
+	                 "x.json: cpus.loadgen: bad CPU list '1,'");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"1;2\"",
+	                 "x.json: cpus.loadgen: bad CPU list '1;2': unexpected ';'");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"99999999999999999999\"",
+	                 "x.json: cpus.loadgen: bad CPU list");
+	expect_sub_error("\"loadgen\":\"1-2,4\"", "\"loadgen\":\"\"",
+	                 "x.json: cpus.loadgen: must not be empty");
+	expect_sub_error("\"upstream\":[3,1,3]", "\"upstream\":[-1]",
+	                 "x.json: cpus.upstream[0]: -1 is out of range");
+	expect_sub_error("\"upstream\":[3,1,3]", "\"upstream\":[]",
+	                 "x.json: cpus.upstream: must list at least one CPU");
+	expect_sub_error("\"server\":\"0\"", "\"server\":0",
+	                 "x.json: cpus.server: must be a CPU list string");
+	expect_sub_error("\"server\":\"0\"", "\"sever\":\"0\"",
+	                 "x.json: cpus.sever: unknown field");
+}
+
+static void test_servers(void **state)
+{
+	(void)state;
+	expect_sub_error("{\"kind\":\"coro\",", "{\"kind\":\"gevent\",",
+	                 "x.json: servers[0].kind: unknown server kind 'gevent' (one of: coro, "
+	                 "async, nginx, external)");
+	expect_sub_error("\"app\":\"proxy-async\"", "\"app\":\"proxi\"",
+	                 "x.json: servers[1].app: unknown app 'proxi' (known: hello");
+	expect_sub_error("\"upstream\":{\"delay_ms\":20},", "",
+	                 "x.json: servers[0].app: app 'proxy' fetches the upstream, and the "
+	                 "scenario has no upstream");
+	expect_sub_error("\"upstream\":{\"delay_ms\":20},", "",
+	                 "x.json: expect.body_upstream: needs an upstream");
+	expect_sub_error(
+	    "{\"kind\":\"nginx\",", "{\"kind\":\"coro\",",
+	    "x.json: servers[2].name: 'coro' is already the name of an earlier server");
+	expect_sub_error("{\"kind\":\"nginx\",", "{\"kind\":\"nginx\",\"app\":\"proxy\",",
+	                 "x.json: servers[2].app: nginx serves only 'hello'");
+	expect_sub_error("\"{listen}\"", "\"{lisen}\"",
+	                 "x.json: servers[3].start[2]: unknown placeholder '{lisen}'");
+	expect_sub_error("\"{listen}\"", "\"{listen\"",
+	                 "x.json: servers[3].start[2]: unmatched '{'");
+	expect_sub_error("\"stop_signal\":\"INT\"", "\"stop_signal\":\"SIGFOO\"",
+	                 "x.json: servers[3].stop_signal: unknown signal 'SIGFOO'");
+	expect_sub_error("\"ready_url\":\"http://", "\"ready_url\":\"ftp://",
+	                 "x.json: servers[3].ready_url: must start with http://");
+	expect_sub_error("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	                 "{\"kind\":\"coro\",\"app\":\"proxy\",\"start\":[\"x\"]}",
+	                 "x.json: servers[0].start: only for external servers");
+	expect_sub_error(",\"name\":\"g\"", "", "x.json: servers[3].name: missing");
+	expect_sub_error("\"servers\":[", "\"servers\":[1,",
+	                 "x.json: servers[0]: must be an object, not an integer");
+	expect_sub_error("\"expect\":{\"body_upstream\":1}",
+	                 "\"expect\":{\"body_upstream\":1,\"body\":\"x\"}",
+	                 "x.json: expect.body_upstream: give either body or body_upstream");
+	expect_sub_error("\"expect\":{\"body_upstream\":1}", "\"expect\":{\"status\":99}",
+	                 "x.json: expect.status: 99 is out of range");
+	expect_sub_error("{\"body\":\"Hello, World!\"}", "{\"bodi\":\"\"}",
+	                 "x.json: servers[2].expect.bodi: unknown field");
+}
+
+static void test_invalid_json(void **state)
+{
+	(void)state;
+	expect_errors("{\"name\": }", "x.json: line 1, column 10: invalid JSON", NULL);
+	expect_errors("", "invalid JSON", NULL);
+	expect_errors("{\"a\":1,\"a\":2}", "invalid JSON", NULL); /* duplicate keys */
+	expect_errors("{\"name\":\"a\\u0000b\"}", "x.json: name: must not contain a NUL", NULL);
+}
+
+static void test_plot_level(void **state)
+{
+	(void)state;
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"plot_level\":3",
+	                 "x.json: plot_level: 3 is not one of the levels");
+}
+
+/* Every prefix of a valid file, and bytes flipped, must be handled cleanly. */
+static void test_robust(void **state)
+{
+	(void)state;
+	size_t n = strlen(valid);
+	for (size_t len = 0; len < n; len++) {
+		char *errors = NULL;
+		struct scenario *s = scenario_parse(valid, len, "x.json", &errors);
+		assert_null(s);
+		assert_non_null(errors);
+		free(errors);
+	}
+	char *buf = malloc(n + 1);
+	assert_non_null(buf);
+	static const char subst[] = "{}[]\",:0-x\\";
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+			memcpy(buf, valid, n + 1);
+			buf[i] = subst[k];
+			char *errors = NULL;
+			struct scenario *s = scenario_parse(buf, n, "x.json", &errors);
+			if (s) {
+				assert_null(errors);
+				assert_non_null(scenario_json(s));
+				scenario_free(s);
+			} else {
+				assert_non_null(errors);
+				free(errors);
+			}
+		}
+	}
+	free(buf);
+	/* the error list is capped */
+	char big[8192] = "{";
+	for (int i = 0; i < 100; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "%s\"k%d\":1", i ? "," : "", i);
+		strcat(big, k);
+	}
+	strcat(big, "}");
+	char *errors = NULL;
+	assert_null(scenario_parse(big, strlen(big), "x.json", &errors));
+	assert_non_null(strstr(errors, "more errors not shown"));
+	free(errors);
+}
+
+static void test_load_missing_file(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	assert_null(scenario_load("/nonexistent/dir/none.json", &errors));
+	assert_non_null(strstr(errors, "/nonexistent/dir/none.json: cannot open"));
+	free(errors);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_valid_normalizes), cmocka_unit_test(test_missing_fields),
+	    cmocka_unit_test(test_wrong_types),      cmocka_unit_test(test_bad_cpu_lists),
+	    cmocka_unit_test(test_servers),          cmocka_unit_test(test_invalid_json),
+	    cmocka_unit_test(test_plot_level),       cmocka_unit_test(test_robust),
+	    cmocka_unit_test(test_bad_values),       cmocka_unit_test(test_load_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""test_converter.py — result2dat on a crafted result: the data files hold the
+right medians and min–max ranges, a level without data becomes a gap, the
+distribution comes from the merged histogram, meta.gp carries the titles and
+Little's bound; the schema checker accepts the crafted file and names the
+field of each broken variant; scripts/plot draws PNG and SVG from it."""
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BUILD = os.environ.get("COROBENCH_BUILD")
+SOURCE = os.environ.get("COROBENCH_SOURCE")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_result  # noqa: E402
+
+
+def figures(rps, mean, mx, p50=None):
+    p50 = p50 if p50 is not None else mean * 0.9
+    return {"requests": 100, "complete": 100, "failed": 0,
+            "failures": {k: 0 for k in check_result.FAILURE_KINDS}, "non2xx": 0,
+            "duration_s": 1.0, "rps": rps, "transfer_kbps": 10.0, "min_ms": p50 * 0.5,
+            "mean_ms": mean, "p50_ms": p50, "p90_ms": min(mean * 1.2, mx),
+            "p99_ms": min(mean * 1.5, mx), "p999_ms": min(mean * 1.8, mx), "max_ms": mx, "loadgen_cpu": 0.2,
+            "loadgen_core_busy": 0.3, "server_cpu": 0.5}
+
+
+def point(level, reps, hist):
+    med = {k: sorted(r[k] for r in reps)[len(reps) // 2] for k in check_result.INT_FIGS +
+           check_result.NUM_FIGS + check_result.OPT_FIGS}
+    med["failures"] = {k: 0 for k in check_result.FAILURE_KINDS}
+    return {"level": level, "gap": None, "repetitions": reps, "median": med,
+            "histogram": {"unit": "us", "buckets": hist}}
+
+
+def crafted():
+    s1 = [point(1, [figures(48, 20.5, 22), figures(50, 20.0, 21), figures(49, 20.2, 30)],
+                [[20000, 90], [21000, 9], [30000, 1]]),
+          point(10, [figures(480, 20.8, 25), figures(470, 21.0, 26), figures(490, 20.4, 40)],
+                [[20000, 900], [25000, 99], [40000, 1]])]
+    s2 = [point(1, [figures(45, 22.0, 23)] * 3, [[22000, 300]]),
+          {"level": 10, "gap": "crashed", "repetitions": [], "median": None,
+           "histogram": {"unit": "us", "buckets": []}}]
+    base = {"server": "", "kind": "coro", "app": "proxy", "workers": 1, "path": "/",
+            "command": None, "version": None, "loadgen_version": None, "status": "ok",
+            "verified": {"ok": True, "detail": "x", "url_path": "/"}, "crashes": [],
+            "errors": [], "warnings": []}
+    a = dict(base, server="coro", points=s1)
+    b = dict(base, server="async", kind="async", app="proxy-async", status="crashed",
+             crashes=[{"repetition": 1, "level": 10, "exit": "killed by SIGSEGV"}], points=s2)
+    return {"schema": "corobench/result/v1", "scenario": "crafted",
+            "scenario_file": "crafted.json", "scenario_doc": {"plot_level": 10},
+            "stamp": "20260101T000000Z", "started": "2026-01-01T00:00:00+00:00",
+            "finished": "2026-01-01T00:01:00+00:00", "complete": True,
+            "git": {"commit": "0" * 40, "dirty": False},
+            "host": {"hostname": "h", "cpu_model": "Test \"CPU\"", "cores": 2,
+                     "kernel": "6.1", "allowed_cpus": [0, 1]},
+            "tools": {"loadgen": "loadgen 0.1.0"},
+            "pinning": {"server": [0], "loadgen": [1], "upstream": None, "taskset": True,
+                        "allowed_cpus": [0, 1]},
+            "upstream": {"delay_ms": 20, "size": 1024, "version": None},
+            "levels": [1, 10], "series": [a, b]}
+
+
+def rows(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#"):
+                continue
+            out.append([float(x) for x in line.split()] if line.strip() else None)
+    return out
+
+
+def main():
+    if not BUILD or not SOURCE:
+        print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
+        return 1
+    conv = os.path.join(BUILD, "plots", "result2dat")
+    tmp = tempfile.mkdtemp(prefix="corobench-test-conv-")
+    try:
+        doc = crafted()
+        # the schema checker accepts it ...
+        c = check_result.Checker()
+        c.check(doc, complete=False)
+        assert not c.problems, c.problems
+        # ... and names the field of each broken variant
+        broken = [
+            (lambda d: d.__setitem__("schema", "x"), "schema"),
+            (lambda d: d["series"][0]["points"][0]["repetitions"][0].__setitem__("rps", "1"),
+             "series[0].points[0].repetitions[0].rps"),
+            (lambda d: d["series"][1]["points"][1].__setitem__("gap", None),
+             "series[1].points[1].gap"),
+            (lambda d: d["series"][0].__setitem__("points", d["series"][0]["points"][:1]),
+             "series[0].points"),
+            (lambda d: d["series"][1].__setitem__("crashes", []), "series[1].crashes"),
+            (lambda d: d["git"].__setitem__("commit", "abc"), "git.commit"),
+            (lambda d: d["pinning"].__setitem__("server", []), "pinning.server"),
+            (lambda d: d["series"][0]["points"][0]["histogram"]["buckets"].reverse(),
+             "series[0].points[0].histogram.buckets[1]"),
+            (lambda d: d["series"][0]["points"][0]["repetitions"][0].__setitem__("max_ms", 1.0),
+             "series[0].points[0].repetitions[0]: latencies do not rise"),
+        ]
+        for mutate, field in broken:
+            d = copy.deepcopy(doc)
+            mutate(d)
+            c = check_result.Checker()
+            c.check(d)
+            assert any(p.startswith(field) for p in c.problems), (field, c.problems)
+        c = check_result.Checker()
+        c.check(doc, complete=True)
+        assert not c.problems, c.problems  # a crashed series may have gaps
+
+        res_dir = os.path.join(tmp, "results", "crafted")
+        os.makedirs(res_dir)
+        res = os.path.join(res_dir, "20260101T000000Z.json")
+        with open(res, "w") as f:
+            json.dump(doc, f)
+        out = os.path.join(tmp, "dat")
+        os.makedirs(out)
+        r = subprocess.run([conv, res, out], stderr=subprocess.PIPE, check=False)
+        assert r.returncode == 0, r.stderr
+        s1 = rows(os.path.join(out, "series-1.dat"))
+        assert len(s1) == 2, s1
+        lvl, rps, lo, hi = s1[0][:4]
+        assert (lvl, rps, lo, hi) == (1, 49, 48, 50), s1[0]
+        assert s1[1][5:7] == [20.4, 21.0], s1[1]          # mean min, max
+        assert s1[1][7:10] == [26, 25, 40], s1[1]         # longest median, min, max
+        assert len(s1[0]) == 17, s1[0]
+        s2 = rows(os.path.join(out, "series-2.dat"))
+        assert s2[0][0] == 1 and s2[1] is None, s2       # the crash is a gap
+        d1 = rows(os.path.join(out, "dist-1.dat"))       # level 10: 1000 samples
+        assert [round(x[0], 1) for x in d1] == [90.0, 99.9, 99.9], d1
+        assert [x[2] for x in d1] == [20, 25, 40], d1
+        assert rows(os.path.join(out, "dist-2.dat")) == []   # no data at level 10
+        meta = open(os.path.join(out, "meta.gp")).read()
+        for want in ('nseries = 2', 'title[1] = "coro (proxy)"',
+                     'title[2] = "async (proxy-async) — crashed"', "delay_ms = 20",
+                     "plot_level = 10", "hasdist[2] = 0", "set xtics (1, 10)",
+                     'Test \\"CPU\\"'):
+            assert want in meta, (want, meta)
+        # garbage in: a clear refusal, not a crash
+        bad = os.path.join(tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write('{"schema": "corobench/result/v1", "series": 3}')
+        r = subprocess.run([conv, bad, out], stderr=subprocess.PIPE, check=False)
+        assert r.returncode == 1 and b"series" in r.stderr, r.stderr
+
+        if shutil.which("gnuplot"):
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), res,
+                                "--build", BUILD], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            written = r.stdout.decode().split()
+            for chart in ("throughput", "mean", "longest", "percentiles", "distribution"):
+                for fmt in ("png", "svg"):
+                    p = os.path.join(res_dir, "20260101T000000Z-%s.%s" % (chart, fmt))
+                    assert os.path.getsize(p) > 1000, p
+                    assert any(w.endswith(os.path.basename(p)) for w in written), written
+            with open(os.path.join(res_dir, "20260101T000000Z-throughput.svg")) as f:
+                assert "Little" in f.read()
+        else:
+            print("gnuplot not installed: charts not drawn")
+        print("ok")
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""test_runner_fakes.py — scripts/bench against stand-ins (fakes.py) for the
+servers, the upstream and loadgen, so the runner's own behaviour is tested
+whatever state the real binaries are in:
+
+  - a clean run: exit 0, a result that passes the schema checker, latest.json,
+    a table, charts;
+  - a server that answers wrong is refused, not timed, and the run says so;
+  - a server that crashes mid-sweep is reported by name and level, the run goes
+    on with the next server, the result marks the gap;
+  - missing packages stop the run before any timing, with the scenario's hint;
+  - Ctrl-C (SIGINT) stops the run, keeps the result, and leaves no process.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+BUILD = os.environ.get("COROBENCH_BUILD")
+SOURCE = os.environ.get("COROBENCH_SOURCE")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_result  # noqa: E402
+
+TAG = "corobench-test-%s" % uuid.uuid4().hex
+
+
+def scenario(path, levels=(1, 2), seconds=1, reps=2, extra_servers=()):
+    doc = {"name": "fake-tiny", "purpose": "runner test against stand-ins",
+           "upstream": {"delay_ms": 2, "size": 64}, "levels": list(levels),
+           "seconds": seconds, "warmup_s": 0, "repetitions": reps,
+           "expect": {"status": 200, "body_upstream": 1},
+           "servers": [{"kind": "coro", "app": "proxy"},
+                       {"kind": "async", "app": "proxy-async"}] + list(extra_servers)}
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def leftovers():
+    """PIDs of processes that carry this test's tag in their environment."""
+    found = []
+    me = os.getpid()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == me:
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                if TAG.encode() in f.read():
+                    found.append(int(d))
+        except OSError:
+            pass
+    return found
+
+
+def run(tmp, scen, env_extra=None, args=(), timeout=90):
+    env = dict(os.environ)
+    env["CBTEST_TAG"] = TAG
+    env.update(env_extra or {})
+    cmd = [sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen, "--build", BUILD,
+           "--results", os.path.join(tmp, "results"), "--loadgen-bin",
+           os.path.join(tmp, "loadgen"), "--coro-bin", os.path.join(tmp, "server"),
+           "--async-bin", os.path.join(tmp, "server"), "--upstream-bin",
+           os.path.join(tmp, "upstream")] + list(args)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                       timeout=timeout, check=False)
+    out = r.stdout.decode("utf-8", "replace")
+    print(out)
+    return r.returncode, out
+
+
+def latest(tmp):
+    p = os.path.join(tmp, "results", "fake-tiny", "latest.json")
+    with open(p) as f:
+        return p, json.load(f)
+
+
+def check_schema(path, complete=False):
+    with open(path) as f:
+        doc = json.load(f)
+    c = check_result.Checker()
+    c.check(doc, complete=complete)
+    assert not c.problems, c.problems
+
+
+def main():
+    if not BUILD or not SOURCE:
+        print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="corobench-test-runner-")
+    try:
+        for mode in ("upstream", "server", "loadgen"):
+            w = os.path.join(tmp, mode)
+            with open(w, "w") as f:
+                f.write('#!/bin/sh\nexec "%s" "%s" %s "$@"\n' % (
+                    sys.executable, os.path.join(HERE, "fakes.py"), mode))
+            os.chmod(w, 0o755)
+        scen = scenario(os.path.join(tmp, "tiny.json"))
+
+        # 1. a clean run
+        rc, out = run(tmp, scen)
+        assert rc == 0, rc
+        assert "verified: status 200, 64 bytes as expected" in out
+        assert re.search(r"coro rep 2/2: c=2 done, [0-9.]+ req/s, 0 failed", out), out
+        path, doc = latest(tmp)
+        assert os.path.islink(path)
+        check_schema(path, complete=True)
+        assert [s["status"] for s in doc["series"]] == ["ok", "ok"]
+        pt = doc["series"][0]["points"][1]
+        assert pt["level"] == 2 and len(pt["repetitions"]) == 2 and pt["median"]["rps"] > 0
+        assert pt["median"]["server_cpu"] is not None
+        assert "result: " in out and "latest: " in out
+        assert re.search(r"^server +c +req/s +mean ms +p99 ms +max ms +failed$", out, re.M)
+        assert re.search(r"^async +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0$", out, re.M), out
+        if shutil.which("gnuplot"):
+            assert "chart: " in out and "-throughput.png" in out, out
+
+        # 2. a wrong answer is refused
+        rc, out = run(tmp, scen, {"FAKE_WRONG": "1"}, ["--no-plot"])
+        assert rc == 1, rc
+        assert "REFUSED: coro answers wrong" in out and "REFUSED: async answers wrong" in out
+        path, doc = latest(tmp)
+        check_schema(path)
+        for s in doc["series"]:
+            assert s["status"] == "refused" and s["verified"]["ok"] is False
+            assert all(p["gap"] == "refused" and not p["repetitions"] for p in s["points"])
+
+        # 3. a crash mid-sweep: named with its level; the next server still runs
+        scen3 = scenario(os.path.join(tmp, "tiny3.json"), levels=(1, 2, 4), seconds=1, reps=1)
+        rc, out = run(tmp, scen3, {"FAKE_CRASH_AFTER": "15"}, ["--no-plot"])
+        assert rc == 1, rc
+        assert "CRASH: server coro killed by SIGSEGV during repetition 1 at concurrency" in out
+        assert "== async" in out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        s = doc["series"][0]
+        assert s["status"] == "crashed" and s["crashes"][0]["exit"] == "killed by SIGSEGV"
+        lvl = s["crashes"][0]["level"]
+        gaps = [p["level"] for p in s["points"] if p["gap"] == "crashed"]
+        assert lvl in gaps and gaps[-1] == 4, (lvl, gaps)
+
+        # 4. a missing requirement stops the run before timing, with the hint
+        ext = {"kind": "external", "name": "ghost", "app": "none",
+               "start": ["no-such-server-%s" % TAG[-8:], "{listen}"],
+               "ready_url": "http://{host}:{port}/",
+               "requires": ["no-such-server-%s" % TAG[-8:]],
+               "missing_hint": "run scripts/deps --reference"}
+        scen4 = scenario(os.path.join(tmp, "tiny4.json"), extra_servers=[ext])
+        rc, out = run(tmp, scen4, args=["--no-plot"])
+        assert rc == 1 and "run scripts/deps --reference" in out and "== coro" not in out, out
+
+        # 5. Ctrl-C: the result is kept, nothing is left running
+        scen5 = scenario(os.path.join(tmp, "tiny5.json"), levels=(1, 2, 3, 4), seconds=2, reps=3)
+        env = dict(os.environ, CBTEST_TAG=TAG)
+        p = subprocess.Popen([sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen5,
+                              "--build", BUILD, "--results", os.path.join(tmp, "results"),
+                              "--no-plot", "--loadgen-bin", os.path.join(tmp, "loadgen"),
+                              "--coro-bin", os.path.join(tmp, "server"), "--async-bin",
+                              os.path.join(tmp, "server"), "--upstream-bin",
+                              os.path.join(tmp, "upstream")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        # Interrupt inside the coro sweep, once its first level is done.
+        killer = threading.Timer(60, p.kill)  # never hang the test
+        killer.start()
+        seen = []
+        for raw in p.stdout:
+            seen.append(raw.decode("utf-8", "replace"))
+            if "coro rep 1/3: c=1 done" in seen[-1]:
+                time.sleep(0.3)
+                p.send_signal(signal.SIGINT)
+                break
+        out = "".join(seen) + p.communicate(timeout=60)[0].decode("utf-8", "replace")
+        killer.cancel()
+        print(out)
+        assert p.returncode == 130, p.returncode
+        assert "interrupted" in out
+        path, doc = latest(tmp)
+        check_schema(path)
+        assert doc["complete"] is False and doc["interrupted"] is True
+        assert doc["series"][0]["points"][0]["repetitions"], "the finished levels were lost"
+        time.sleep(0.5)
+        left = leftovers()
+        assert not left, "processes left running: %s" % left
+        print("ok")
+        return 0
+    finally:
+        for pid in leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
