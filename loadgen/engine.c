@@ -6,8 +6,7 @@
  * rules (good/bad/done, the first good response fixing the document length,
  * keep-alive detection, what ends a response) mirror ab's read_connection()
  * and close_connection() so the deterministic figures match ab's. */
-#include "engine.h"
-#include "resp.h"
+#include "engine_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,70 +23,6 @@
 #include <unistd.h>
 #include <poll.h>
 
-#define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
-#define RBUFSIZE 65536  /* read buffer per thread */
-#define GPBUFSIZE 65536 /* -g rows buffered per thread before write() */
-#define MAXEVENTS 256
-
-enum cstate { ST_UNCONN, ST_CONNECTING, ST_WRITE, ST_READ, ST_IDLE, ST_RATEWAIT };
-
-struct conn {
-	int fd;
-	int state;
-	int keepalive, gotheader, chunked, chunk_done, writing, has_status;
-	int want_out; /* EPOLLOUT is in the interest set */
-	int status;
-	long cl; /* Content-Length seen, -1 if none */
-	size_t read, bread, length, wrote;
-	int cbx;
-	char *cbuff; /* allocated only when a head arrives in pieces */
-	uint64_t start, connect, endwrite, beginread;
-	uint64_t intended; /* --rate: when this request should have started */
-	struct resp_chunked ch;
-};
-
-struct shared {
-	_Atomic int stop;
-	int stopfd;
-	_Atomic uint64_t doclen1; /* first good response's body length + 1; 0 = not yet */
-	_Atomic int ref_status;   /* first response's status, 0 = not yet */
-	_Atomic long done_total;  /* for the heartbeat with several threads */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int go; /* the first head arrived: other threads may start */
-	int fatal;
-	int fatal_code;
-	char fatal_msg[256];
-	uint64_t start, stoptime;
-	uint64_t wall_off; /* wall clock minus monotonic, microseconds */
-	pthread_mutex_t gpmu;
-};
-
-struct thr {
-	const struct lg_conf *cf;
-	struct shared *g;
-	int id, nthreads;
-	int epfd;
-	struct conn *conns;
-	struct conn **pending; /* keep-alive connections whose next request waits */
-	int npending;
-	int nconns, initialized, active, addr;
-	long requests, started;
-	struct lg_result r;
-	uint64_t last;
-	uint64_t interval; /* --rate: per connection, microseconds */
-	int doclen_claimed;
-	int ref_status;
-	char *buf;
-	char *gp;
-	size_t gplen;
-	uint64_t gp_sec;
-	char gp_date[32];
-	_Atomic uint64_t p_done, p_bad;
-	pthread_t tid;
-	int joined;
-};
-
 static struct shared *volatile lg_current;
 
 uint64_t lg_now_us(void)
@@ -98,7 +33,7 @@ uint64_t lg_now_us(void)
 }
 
 /* The stop eventfd stays readable: every loop's epoll_wait returns at once. */
-static void lg_stop_shared(struct shared *g)
+void lge_stop_shared(struct shared *g)
 {
 	atomic_store(&g->stop, 1);
 	uint64_t one = 1;
@@ -110,11 +45,11 @@ void lg_stop(void)
 {
 	struct shared *g = lg_current;
 	if (g)
-		lg_stop_shared(g);
+		lge_stop_shared(g);
 }
 
 /* Lets the threads waiting for the first head go (or see the stop). */
-static void wake_all(struct shared *g)
+void lge_wake_all(struct shared *g)
 {
 	pthread_mutex_lock(&g->mu);
 	g->go = 1;
@@ -122,8 +57,7 @@ static void wake_all(struct shared *g)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* Records ab's fatal exit (apr_err(): "what: strerror (code)", status code). */
-static void fatal(struct thr *t, const char *prefix, const char *what, int code)
+void lge_fatal(struct thr *t, const char *prefix, const char *what, int code)
 {
 	struct shared *g = t->g;
 	pthread_mutex_lock(&g->mu);
@@ -134,16 +68,17 @@ static void fatal(struct thr *t, const char *prefix, const char *what, int code)
 		         strerror(code), code);
 	}
 	pthread_mutex_unlock(&g->mu);
-	lg_stop_shared(g);
-	wake_all(g);
+	lge_stop_shared(g);
+	lge_wake_all(g);
 }
 
 static void start_connect(struct thr *t, struct conn *c);
 
 /* For the progress line, read by the thread that called lg_run(). */
-static void publish_failed(struct thr *t)
+void lge_publish_failed(struct thr *t)
 {
-	uint64_t f = (uint64_t)(t->r.bad + t->r.err_timeout + t->r.err_truncated + t->r.err_status);
+	uint64_t f = (uint64_t)(t->r.bad + t->r.err_timeout + t->r.err_truncated + t->r.err_status +
+	                        t->r.err_reset);
 	atomic_store_explicit(&t->p_bad, f, memory_order_relaxed);
 }
 
@@ -162,7 +97,7 @@ static void want_out(struct thr *t, struct conn *c, int on)
 static void write_request(struct thr *t, struct conn *c, uint64_t now);
 static void close_connection(struct thr *t, struct conn *c, int eof);
 
-static void gp_flush(struct thr *t)
+void lge_gp_flush(struct thr *t)
 {
 	if (t->gplen) {
 		pthread_mutex_lock(&t->g->gpmu);
@@ -188,7 +123,7 @@ static void gp_row(struct thr *t, uint64_t start, uint64_t ctime, uint64_t time,
 		t->gp_sec = sec;
 	}
 	if (t->gplen > GPBUFSIZE - 128)
-		gp_flush(t);
+		lge_gp_flush(t);
 	int n = snprintf(t->gp + t->gplen, GPBUFSIZE - t->gplen,
 	                 "%s\t%llu\t%lld\t%lld\t%lld\t%lld\n", t->gp_date, (unsigned long long)sec,
 	                 (long long)ROUND_MS(ctime), (long long)ROUND_MS(time - ctime),
@@ -197,18 +132,18 @@ static void gp_row(struct thr *t, uint64_t start, uint64_t ctime, uint64_t time,
 		t->gplen += (size_t)n;
 }
 
-/* ab's "save out time" block: one finished request. */
-static void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, int ok)
+void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,
+              uint64_t beginread, uint64_t now, int ka, int ok)
 {
 	if (t->r.done >= t->requests)
 		return;
 	t->r.done++;
 	if (ka)
 		t->r.doneka++;
-	uint64_t start = c->start; /* --rate: the intended start */
-	uint64_t ctime = c->connect > start ? c->connect - start : 0;
+	/* start: with --rate, the intended start */
+	uint64_t ctime = connect > start ? connect - start : 0;
 	uint64_t time = now > start ? now - start : 0;
-	uint64_t wait = c->beginread > c->endwrite ? c->beginread - c->endwrite : 0;
+	uint64_t wait = beginread > endwrite ? beginread - endwrite : 0;
 	if (ctime > time)
 		ctime = time;
 	hist_record(t->r.ctime, ctime);
@@ -231,21 +166,27 @@ static void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, in
 	}
 }
 
+static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, int ok)
+{
+	lge_save(t, c->start, c->connect, c->endwrite, c->beginread, now, ka, ok);
+}
+
 /* ab: the first good response fixes the document length; later ones of
  * another length fail with "Length" unless -l. Across threads the first
  * good response anywhere wins. */
-static int check_length(struct thr *t, struct conn *c)
+int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
+                     int status)
 {
 	struct shared *g = t->g;
 	if (t->r.good == 1 && !t->doclen_claimed) {
 		t->doclen_claimed = 1;
 		uint64_t exp = 0;
-		if (atomic_compare_exchange_strong(&g->doclen1, &exp, (uint64_t)c->bread + 1))
+		if (atomic_compare_exchange_strong(&g->doclen1, &exp, (uint64_t)bread + 1))
 			goto extra;
 	}
 	uint64_t d1 = atomic_load_explicit(&g->doclen1, memory_order_relaxed);
 	uint64_t doclen = d1 ? d1 - 1 : 0;
-	if (c->bread != doclen && !t->cf->nolength) {
+	if (bread != doclen && !t->cf->nolength) {
 		t->r.bad++;
 		t->r.err_length++;
 		return 1;
@@ -253,25 +194,29 @@ static int check_length(struct thr *t, struct conn *c)
 extra:
 	/* what ab misses: a body shorter than its Content-Length that ab let
 	 * through (-l, or the first response), and a status unlike the first */
-	if (c->gotheader && !t->cf->head && c->cl >= 0 && c->bread < (size_t)c->cl) {
+	if (gotheader && !t->cf->head && cl >= 0 && bread < (size_t)cl) {
 		t->r.err_truncated++;
 		return 1;
 	}
-	if (c->has_status) {
+	if (has_status) {
 		if (!t->ref_status) {
 			/* once per thread: the first status anywhere is the reference */
 			int exp = 0;
-			t->ref_status =
-			    atomic_compare_exchange_strong(&g->ref_status, &exp, c->status)
-			        ? c->status
-			        : exp;
+			t->ref_status = atomic_compare_exchange_strong(&g->ref_status, &exp, status)
+			                    ? status
+			                    : exp;
 		}
-		if (t->ref_status != c->status) {
+		if (t->ref_status != status) {
 			t->r.err_status++;
 			return 1;
 		}
 	}
 	return 0;
+}
+
+static inline int check_length(struct thr *t, struct conn *c)
+{
+	return lge_check_length(t, c->bread, c->gotheader, c->cl, c->has_status, c->status);
 }
 
 static void reset_conn(struct conn *c)
@@ -302,7 +247,7 @@ static void close_connection(struct thr *t, struct conn *c, int eof)
 		save_request(t, c, now, 0,
 		             eof && !failed && c->gotheader && c->status >= 200 && c->status < 300);
 	}
-	publish_failed(t);
+	lge_publish_failed(t);
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -318,7 +263,7 @@ static void start_others(struct thr *t)
 	for (int i = 1; i < t->nconns; i++)
 		start_connect(t, &t->conns[i]);
 	if (t->id == 0)
-		wake_all(t->g);
+		lge_wake_all(t->g);
 }
 
 static void start_connect(struct thr *t, struct conn *c)
@@ -339,14 +284,14 @@ static void start_connect(struct thr *t, struct conn *c)
 		const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
 		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			fatal(t, "", "socket", errno);
+			lge_fatal(t, "", "socket", errno);
 			return;
 		}
 		if (cf->bind_len &&
 		    bind(fd, (const struct sockaddr *)&cf->bind_addr, cf->bind_len)) {
 			int e = errno;
 			close(fd);
-			fatal(t, "", "bind", e);
+			lge_fatal(t, "", "bind", e);
 			return;
 		}
 		if (cf->windowsize) {
@@ -362,7 +307,7 @@ static void start_connect(struct thr *t, struct conn *c)
 			if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 				e = errno;
 				close(fd);
-				fatal(t, "", "epoll_ctl", e);
+				lge_fatal(t, "", "epoll_ctl", e);
 				return;
 			}
 			c->fd = fd;
@@ -382,7 +327,8 @@ static void start_connect(struct thr *t, struct conn *c)
 			t->addr++;
 			t->r.err_conn = 0;
 		} else if (t->r.bad++ > 10) {
-			fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()", e);
+			lge_fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()",
+			          e);
 			return;
 		} else {
 			t->r.err_conn++;
@@ -448,7 +394,7 @@ static void keepalive_done(struct thr *t, struct conn *c, uint64_t now)
 	t->r.good++;
 	int failed = check_length(t, c);
 	save_request(t, c, now, 1, !failed && c->status >= 200 && c->status < 300);
-	publish_failed(t);
+	lge_publish_failed(t);
 	reset_conn(c);
 	c->start = c->connect = t->last = now;
 	c->state = ST_WRITE;
@@ -543,7 +489,7 @@ static int got_bytes(struct thr *t, struct conn *c, const char *p, size_t r, uin
 			}
 		}
 		if (!c->cbuff && !(c->cbuff = malloc(CBUFFSIZE))) {
-			fatal(t, "", "malloc", ENOMEM);
+			lge_fatal(t, "", "malloc", ENOMEM);
 			return 0;
 		}
 		size_t space = CBUFFSIZE - 1 - (size_t)c->cbx;
@@ -573,8 +519,8 @@ static int got_bytes(struct thr *t, struct conn *c, const char *p, size_t r, uin
 					         "\nTest aborted after 10 failures\n\n");
 				}
 				pthread_mutex_unlock(&t->g->mu);
-				lg_stop_shared(t->g);
-				wake_all(t->g);
+				lge_stop_shared(t->g);
+				lge_wake_all(t->g);
 				return 0;
 			}
 			start_connect(t, c);
@@ -624,7 +570,7 @@ static void recv_failed(struct thr *t, struct conn *c, int e)
 		return;
 	}
 	t->r.err_recv++;
-	fatal(t, "", "apr_socket_recv", e);
+	lge_fatal(t, "", "apr_socket_recv", e);
 }
 
 static void read_connection(struct thr *t, struct conn *c, uint32_t events)
@@ -725,7 +671,7 @@ static void check_timeouts(struct thr *t, uint64_t now)
 		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
 		if (now > since + t->cf->timeout_us) {
 			t->r.err_timeout++;
-			publish_failed(t);
+			lge_publish_failed(t);
 			close(c->fd);
 			c->fd = -1;
 			t->active--;
@@ -811,7 +757,7 @@ static void *thr_main(void *arg)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			fatal(t, "", "apr_pollset_poll", errno);
+			lge_fatal(t, "", "apr_pollset_poll", errno);
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -832,9 +778,9 @@ static void *thr_main(void *arg)
 		}
 	}
 	if (t->id == 0)
-		wake_all(g); /* never leave the others waiting for a first head */
+		lge_wake_all(g); /* never leave the others waiting for a first head */
 	if (cf->gnuplot_fd >= 0)
-		gp_flush(t);
+		lge_gp_flush(t);
 	for (int i = 0; i < t->nconns; i++) {
 		if (t->conns[i].fd >= 0)
 			close(t->conns[i].fd);
@@ -883,6 +829,7 @@ static void merge(struct lg_result *o, const struct lg_result *r)
 	o->err_timeout += r->err_timeout;
 	o->err_truncated += r->err_truncated;
 	o->err_status += r->err_status;
+	o->err_reset += r->err_reset;
 	o->totalread += r->totalread;
 	o->totalbread += r->totalbread;
 	o->totalposted += r->totalposted;
@@ -959,13 +906,14 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		int started = 0;
 		for (int i = 0; i < nt; i++) {
 			ts[i].last = g.start;
-			if (pthread_create(&ts[i].tid, NULL, thr_main, &ts[i]) != 0)
+			if (pthread_create(&ts[i].tid, NULL, cf->h2 ? lge_h2_main : thr_main,
+			                   &ts[i]) != 0)
 				break;
 			started++;
 		}
 		if (started < nt) {
-			lg_stop_shared(&g);
-			wake_all(&g);
+			lge_stop_shared(&g);
+			lge_wake_all(&g);
 		}
 		/* wait, reporting progress about once a second */
 		for (;;) {

@@ -2,8 +2,11 @@
  * share of the connections through ab's per-connection state machine
  * (connect, write the request, read the response, keep alive or reconnect),
  * counts successes and failures exactly as ab does, and records every
- * request's connect/processing/waiting/total time in histograms. lg_run()
- * starts the threads, waits for them and merges their results exactly. */
+ * request's connect/processing/waiting/total time in histograms; with
+ * cf->h2 each connection is instead one HTTP/2 session carrying up to
+ * cf->streams requests at a time (engine_h2.c), counted by the same rules.
+ * lg_run() starts the threads, waits for them and merges their results
+ * exactly. */
 #ifndef LOADGEN_ENGINE_H
 #define LOADGEN_ENGINE_H
 
@@ -14,6 +17,12 @@
 #include "hist.h"
 
 #define LG_MAX_ADDRS 8
+
+/* One HTTP/2 request header field (pseudo-headers first), lowercase name. */
+struct lg_hdr {
+	const char *name, *value;
+	size_t namelen, valuelen;
+};
 
 struct lg_conf {
 	const char *req; /* the whole request, body included */
@@ -39,6 +48,13 @@ struct lg_conf {
 	int clear_line;      /* a progress line is on stderr: clear it first */
 	double rate;         /* --rate: requests/s in total, 0 = closed model */
 	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
+	/* --h2: HTTP/2 with prior knowledge; req/reqlen are then unused */
+	int h2;
+	int streams;                 /* concurrent streams per connection */
+	const struct lg_hdr *h2hdrs; /* the request's header fields, sent as is */
+	int h2nhdrs;
+	const char *body; /* -p/-u data, NULL for none */
+	size_t bodylen;
 	/* called about once a second from the thread that called lg_run() */
 	void (*progress)(void *arg, uint64_t done, uint64_t failed, double elapsed_s);
 	void *progress_arg;
@@ -48,6 +64,7 @@ struct lg_result {
 	long done, doneka, good, bad, epipe;
 	long err_length, err_conn, err_recv, err_except, err_response;
 	long err_timeout, err_truncated, err_status; /* what ab misses */
+	long err_reset; /* HTTP/2: stream reset, refused by GOAWAY or cut by the connection's end */
 	int64_t totalread, totalbread, totalposted;
 	uint64_t doclen;
 	char servername[1024];

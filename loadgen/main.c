@@ -10,6 +10,7 @@
 #include "report.h"
 #include "url.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +31,8 @@
 #define MAX_REQUESTS 50000 /* what -t implies, as in ab */
 #define REQ_MAX 8192       /* ab's request buffer */
 #define MAX_LEVELS 64
+#define MAX_STREAMS 100000
+#define MAX_H2_HDRS 128
 
 static const char *progname;
 
@@ -83,6 +86,12 @@ static const char *const usage_lines[] = {
     "                    -n requests or -t seconds each. Default off",
     "    --warmup S      Seconds of unrecorded load before each level. Default 0",
     "    --json FILE     Write every level's figures as JSON (corobench/loadgen/v1)",
+    "    --h2            HTTP/2 over cleartext with prior knowledge (h2c), as h2load",
+    "                    does for http:// URLs; -c is then the connections",
+    "    --streams N     With --h2: concurrent streams per connection (h2load's -m;",
+    "                    loadgen's -m stays ab's method). Alias --max-streams. Default 1",
+    "    --sweep-streams LIST  With --h2: run each streams level of LIST in turn",
+    "                    (with --sweep: every streams level at every -c level)",
     "    --help          This message",
 };
 
@@ -273,6 +282,69 @@ static int write_json(const char *file, json_t *doc)
 	return rc;
 }
 
+/* --h2: the request as HTTP/2 header fields, from the HTTP/1 header lines
+ * already built for ab's request ("Name: value\r\n" each): pseudo-headers
+ * first, names lowercased, Host turned into :authority and the
+ * connection-specific fields HTTP/2 forbids left out. The strings live in
+ * *store (freed by the caller). Returns the number of fields, -1 when too many. */
+static int h2_headers(struct lg_hdr *out, char **store, const char *method, const char *path,
+                      const char *lines, size_t bodylen, const char *ctype)
+{
+	size_t ll = strlen(lines), cl = ctype ? strlen(ctype) : 0;
+	char *buf = malloc(ll + 1 + 32);
+	if (!buf)
+		die("Could not allocate memory");
+	memcpy(buf, lines, ll + 1);
+	*store = buf;
+	int n = 0;
+#define ADD(nm, nl, v, vl)                                                                         \
+	do {                                                                                       \
+		if (n == MAX_H2_HDRS)                                                              \
+			return -1;                                                                 \
+		out[n++] = (struct lg_hdr){(nm), (v), (nl), (vl)};                                 \
+	} while (0)
+	ADD(":method", 7, method, strlen(method));
+	ADD(":scheme", 7, "http", 4);
+	int authority = n;
+	ADD(":authority", 10, "", 0);
+	ADD(":path", 5, path, strlen(path));
+	for (char *p = buf; *p;) {
+		char *eol = strstr(p, "\r\n");
+		if (!eol)
+			break;
+		*eol = 0;
+		char *colon = strchr(p, ':');
+		if (colon) {
+			size_t nl = (size_t)(colon - p);
+			for (size_t i = 0; i < nl; i++)
+				p[i] = (char)tolower((unsigned char)p[i]);
+			char *v = colon + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			static const char *const skip[] = {"connection", "keep-alive",
+			                                   "proxy-connection", "transfer-encoding",
+			                                   "upgrade"};
+			int drop = 0;
+			for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+				if (nl == strlen(skip[i]) && memcmp(p, skip[i], nl) == 0)
+					drop = 1;
+			if (nl == 4 && memcmp(p, "host", 4) == 0)
+				out[authority] = (struct lg_hdr){":authority", v, 10, strlen(v)};
+			else if (!drop && nl)
+				ADD(p, nl, v, strlen(v));
+		}
+		p = eol + 2;
+	}
+	if (bodylen || ctype) {
+		char *num = buf + ll + 1;
+		snprintf(num, 32, "%zu", bodylen);
+		ADD("content-length", 14, num, strlen(num));
+		ADD("content-type", 12, ctype ? ctype : "text/plain", ctype ? cl : 10);
+	}
+#undef ADD
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	progname = argv[0];
@@ -284,6 +356,8 @@ int main(int argc, char **argv)
 	int percentile = 1, nolength = 0, confidence = 1, recverrok = 0, use_html = 0;
 	int timeout_s = 30, threads = 1, http11 = 0, requests_set_last = 0, qflag = 0;
 	double rate = 0, warmup = 0;
+	int h2 = 0, streams = 1, streams_set = 0;
+	const char *sweep_streams = NULL;
 	enum { NO_METH, GET, HEAD, PUT, POST, CUSTOM } method = NO_METH;
 	const char *method_str = NULL, *content_type = NULL, *gnuplot = NULL, *csvperc = NULL;
 	const char *tablestring = "", *trstring = "", *tdstring = "bgcolor=white";
@@ -295,7 +369,18 @@ int main(int argc, char **argv)
 	struct sbuf cookie = {0}, auth = {0}, hdrs = {0};
 	char tmp[1400];
 
-	enum { O_THREADS = 1000, O_HTTP11, O_RATE, O_SWEEP, O_WARMUP, O_JSON, O_HELP };
+	enum {
+		O_THREADS = 1000,
+		O_HTTP11,
+		O_RATE,
+		O_SWEEP,
+		O_WARMUP,
+		O_JSON,
+		O_HELP,
+		O_H2,
+		O_STREAMS,
+		O_SWEEP_STREAMS
+	};
 	static const struct option longopts[] = {
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"http1.1", no_argument, NULL, O_HTTP11},
@@ -304,6 +389,10 @@ int main(int argc, char **argv)
 	    {"warmup", required_argument, NULL, O_WARMUP},
 	    {"json", required_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, O_HELP},
+	    {"h2", no_argument, NULL, O_H2},
+	    {"streams", required_argument, NULL, O_STREAMS},
+	    {"max-streams", required_argument, NULL, O_STREAMS},
+	    {"sweep-streams", required_argument, NULL, O_SWEEP_STREAMS},
 	    {NULL, 0, NULL, 0},
 	};
 	opterr = 0;
@@ -499,6 +588,21 @@ int main(int argc, char **argv)
 		case O_JSON:
 			json_file = optarg;
 			break;
+		case O_H2:
+			h2 = 1;
+			break;
+		case O_STREAMS:
+			streams = atoi(optarg);
+			streams_set = 1;
+			if (streams < 1 || streams > MAX_STREAMS) {
+				fprintf(stderr, "%s: --streams wants 1..%d\n", progname,
+				        MAX_STREAMS);
+				usage();
+			}
+			break;
+		case O_SWEEP_STREAMS:
+			sweep_streams = optarg;
+			break;
 		case ':':
 			if (optopt >= 1000 || optopt == 0)
 				fprintf(stderr, "%s: option %s requires an argument\n", base,
@@ -537,6 +641,31 @@ int main(int argc, char **argv)
 	if (us != URL_OK) {
 		fprintf(stderr, "%s: invalid URL\n", progname);
 		usage();
+	}
+	if (!h2 && (sweep_streams || streams_set)) {
+		fprintf(stderr, "%s: %s needs --h2\n", progname,
+		        sweep_streams ? "--sweep-streams" : "--streams");
+		usage();
+	}
+	if (h2 && (isproxy || rate > 0)) {
+		fprintf(stderr, "%s: --h2 does not support %s\n", progname,
+		        isproxy ? "-X (a proxy)" : "--rate");
+		exit(1);
+	}
+	int slevels[MAX_LEVELS], nslevels = 1;
+	slevels[0] = streams;
+	if (sweep_streams) {
+		nslevels = parse_levels(sweep_streams, slevels);
+		for (int i = 0; i < nslevels; i++)
+			if (slevels[i] > MAX_STREAMS)
+				nslevels = -1;
+		if (nslevels <= 0) {
+			fprintf(stderr, "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n",
+			        progname, MAX_STREAMS);
+			usage();
+		}
+		if (tlimit && !requests_set_last)
+			requests = LONG_MAX / 2;
 	}
 	int levels[MAX_LEVELS], nlevels = 1;
 	levels[0] = concurrency;
@@ -604,6 +733,19 @@ int main(int argc, char **argv)
 	if (len < 0 || len >= REQ_MAX)
 		die("Request too long\n");
 	size_t reqlen = (size_t)len;
+	struct lg_hdr h2hdrs[MAX_H2_HDRS];
+	int nh2hdrs = 0;
+	char *h2store = NULL;
+	if (h2) {
+		struct sbuf lines = {0};
+		sb_add(&lines, sb_str(&cookie), sb_str(&auth), sb_str(&hdrs));
+		nh2hdrs = h2_headers(
+		    h2hdrs, &h2store, method_str, u.path, sb_str(&lines), send_body ? postlen : 0,
+		    send_body ? (content_type ? content_type : "text/plain") : NULL);
+		free(lines.s);
+		if (nh2hdrs < 0)
+			die("Request too long\n");
+	}
 
 	/* addresses: the target (or proxy), then -B */
 	static struct lg_conf cf;
@@ -665,6 +807,11 @@ int main(int argc, char **argv)
 	cf.heartbeat = heartbeat;
 	cf.rate = rate;
 	cf.gnuplot_fd = -1;
+	cf.h2 = h2;
+	cf.h2hdrs = h2hdrs;
+	cf.h2nhdrs = nh2hdrs;
+	cf.body = send_body ? postdata : NULL;
+	cf.bodylen = send_body ? postlen : 0;
 	struct progress prog = {0};
 	if (isatty(2) && !qflag && requests > 1) {
 		cf.progress = progress_cb;
@@ -701,7 +848,7 @@ int main(int argc, char **argv)
 	    .port = u.port,
 	    .path = u.path,
 	    .nolength = nolength,
-	    .keepalive = keepalive,
+	    .keepalive = keepalive || h2, /* HTTP/2: every stream is on a kept connection */
 	    .send_body = send_body,
 	    .confidence = confidence,
 	    .percentile = percentile,
@@ -711,9 +858,17 @@ int main(int argc, char **argv)
 	};
 	json_t *jlevels = json_array();
 	int status = 0;
-	for (int li = 0; li < nlevels; li++) {
+	for (int lj = 0; lj < nlevels * nslevels; lj++) {
+		int li = lj / nslevels;
 		cf.concurrency = levels[li];
 		ro.concurrency = levels[li];
+		if (h2) {
+			cf.streams = slevels[lj % nslevels];
+			ro.h2conns = levels[li];
+			ro.streams = cf.streams;
+			/* ab's concurrency: requests in flight at a time */
+			ro.concurrency = levels[li] * cf.streams;
+		}
 		if (warmup > 0) {
 			struct lg_conf w = cf;
 			struct lg_result wr;
@@ -769,7 +924,7 @@ int main(int argc, char **argv)
 		}
 		if (!r.interrupted)
 			json_array_append_new(
-			    jlevels, report_json_level(&r, levels[li],
+			    jlevels, report_json_level(&r, levels[li], h2 ? cf.streams : 0,
 			                               tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
 			                               tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
 		int stopped = r.interrupted;
@@ -791,8 +946,8 @@ int main(int argc, char **argv)
 		json_object_set_new(doc, "version", json_string(COROBENCH_VERSION));
 		json_object_set_new(doc, "url", json_string(fullurl));
 		json_object_set_new(doc, "method", json_string(method_str));
-		json_object_set_new(doc, "keepalive", json_boolean(keepalive));
-		json_object_set_new(doc, "http", json_string(http11 ? "1.1" : "1.0"));
+		json_object_set_new(doc, "keepalive", json_boolean(keepalive || h2));
+		json_object_set_new(doc, "http", json_string(h2 ? "2" : http11 ? "1.1" : "1.0"));
 		json_object_set_new(doc, "threads", json_integer(threads));
 		json_object_set_new(doc, "levels", jlevels);
 		if (write_json(json_file, doc) != 0) {
@@ -811,5 +966,6 @@ int main(int argc, char **argv)
 	free(auth.s);
 	free(hdrs.s);
 	free(opt_host);
+	free(h2store);
 	return status;
 }

@@ -13,7 +13,7 @@
 
 static long failed_total(const struct lg_result *r)
 {
-	return r->bad + r->err_timeout + r->err_truncated + r->err_status;
+	return r->bad + r->err_timeout + r->err_truncated + r->err_status + r->err_reset;
 }
 
 /* ab's statistics of one column: min, integer mean, sd around that mean,
@@ -76,13 +76,19 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 		fprintf(out, "Document Length:        %" PRIu64 " bytes\n", r->doclen);
 	fprintf(out, "\n");
 	fprintf(out, "Concurrency Level:      %d\n", o->concurrency);
+	if (o->streams)
+		fprintf(out, "HTTP/2 connections:     %d (up to %d streams each)\n", o->h2conns,
+		        o->streams);
 	fprintf(out, "Time taken for tests:   %.3f seconds\n", tt);
 	fprintf(out, "Complete requests:      %ld\n", done);
 	fprintf(out, "Failed requests:        %ld\n", failed_total(r));
 	if (failed_total(r))
 		fprintf(out, "   (Connect: %ld, Receive: %ld, Length: %ld, Exceptions: %ld)\n",
 		        r->err_conn, r->err_recv, r->err_length, r->err_except);
-	if (r->err_timeout || r->err_truncated || r->err_status)
+	if (o->streams && (r->err_timeout || r->err_truncated || r->err_status || r->err_reset))
+		fprintf(out, "   (Timeout: %ld, Truncated: %ld, Status: %ld, Reset: %ld)\n",
+		        r->err_timeout, r->err_truncated, r->err_status, r->err_reset);
+	else if (r->err_timeout || r->err_truncated || r->err_status)
 		fprintf(out, "   (Timeout: %ld, Truncated: %ld, Status: %ld)\n", r->err_timeout,
 		        r->err_truncated, r->err_status);
 	if (r->epipe)
@@ -403,7 +409,7 @@ static json_t *ms_or_null(const struct hist *h, int what, double p)
 	}
 }
 
-json_t *report_json_level(const struct lg_result *r, int concurrency, double cpu_user,
+json_t *report_json_level(const struct lg_result *r, int concurrency, int streams, double cpu_user,
                           double cpu_sys)
 {
 	double tt = r->timetaken;
@@ -428,6 +434,8 @@ json_t *report_json_level(const struct lg_result *r, int concurrency, double cpu
 	json_object_set_new(fail, "timeout", json_integer(r->err_timeout));
 	json_object_set_new(fail, "truncated", json_integer(r->err_truncated));
 	json_object_set_new(fail, "status", json_integer(r->err_status));
+	if (streams)
+		json_object_set_new(fail, "reset", json_integer(r->err_reset));
 
 	json_t *buckets = json_array();
 	unsigned pos = 0;
@@ -448,6 +456,8 @@ json_t *report_json_level(const struct lg_result *r, int concurrency, double cpu
 
 	json_t *l = json_object();
 	json_object_set_new(l, "concurrency", json_integer(concurrency));
+	if (streams)
+		json_object_set_new(l, "streams", json_integer(streams));
 	json_object_set_new(l, "requests", json_integer(r->done + not_complete));
 	json_object_set_new(l, "complete", json_integer(r->done));
 	json_object_set_new(l, "failed", json_integer(failed_total(r)));

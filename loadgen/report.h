@@ -16,7 +16,8 @@ struct report_opts {
 	unsigned port;
 	const char *path;
 	int nolength, concurrency, keepalive, send_body;
-	int confidence, percentile;                    /* -S and -d turn them off */
+	int h2conns, streams;       /* --h2: connections and streams per connection; 0 = HTTP/1.x */
+	int confidence, percentile; /* -S and -d turn them off */
 	const char *tablestring, *trstring, *tdstring; /* -x -y -z */
 };
 
@@ -28,8 +29,10 @@ int report_csv(const char *file, const struct lg_result *r);
  * when it fits in memory comfortably); returns 0 or -1. */
 int report_gnuplot_sort(const char *file);
 
-/* One "levels" entry of the JSON contract. cpu_user/cpu_sys in seconds. */
-json_t *report_json_level(const struct lg_result *r, int concurrency, double cpu_user,
+/* One "levels" entry of the JSON contract. concurrency: connections;
+ * streams: per connection with --h2 (0 = HTTP/1.x, no "streams" field).
+ * cpu_user/cpu_sys in seconds. */
+json_t *report_json_level(const struct lg_result *r, int concurrency, int streams, double cpu_user,
                           double cpu_sys);
 
 #endif

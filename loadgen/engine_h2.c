@@ -1,0 +1,798 @@
+/* engine_h2: one thread's HTTP/2 load (--h2, cleartext with prior
+ * knowledge, as h2load does for http:// URLs). The thread's share of the -c
+ * connections each keep one nghttp2 client session for the connection's
+ * life with up to --streams requests in flight; a stream is counted like one
+ * of ab's keep-alive requests (the same histograms, document-length and
+ * status rules) and a stream that ends without a whole response (reset,
+ * refused by GOAWAY, cut by the connection's end) fails as "reset".
+ *
+ * The per-request path: requests are submitted from one prebuilt
+ * nghttp2_nv array (names and values never copied), everything a batch of
+ * events produced is serialised with nghttp2_session_mem_send() into the
+ * connection's buffer and written with one send(); a readable socket is
+ * drained with one recv() per readiness (more only when the buffer filled)
+ * and fed to nghttp2_session_mem_recv(). Stream slots are preallocated per
+ * connection: nothing is allocated per request by loadgen itself. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#define OUTBUFSIZE 65536          /* gather this much before one send() */
+#define H2_WINDOW ((1 << 30) - 1) /* h2load's default -w 30 / -W 30 */
+
+enum { H2_UNCONN, H2_CONNECTING, H2_OPEN };
+
+struct h2s {
+	struct h2s *next; /* free list */
+	int32_t id;
+	int inuse, ended, timedout, status;
+	long cl;
+	size_t bread, bodyoff;
+	uint64_t start, connect, endwrite, beginread;
+};
+
+/* nghttp2 allocates and frees several small blocks per stream; a
+ * thread-local free list per power-of-two size class makes that a few
+ * pointer moves instead of malloc()/free() (about a tenth of the CPU time
+ * otherwise). Blocks over POOL_MAX go to malloc(). */
+#define POOL_MIN_SHIFT 4
+#define POOL_CLASSES 9 /* 16 .. 4096 bytes */
+#define POOL_MAX (1u << (POOL_MIN_SHIFT + POOL_CLASSES - 1))
+#define POOL_HDR 16 /* keeps the payload 16-byte aligned */
+
+struct pool {
+	void *free[POOL_CLASSES];
+};
+
+static void *pool_malloc(size_t size, void *ud)
+{
+	struct pool *p = ud;
+	unsigned k = 0;
+	if (size > POOL_MAX) {
+		k = POOL_CLASSES;
+	} else {
+		if (size > (1u << POOL_MIN_SHIFT))
+			k = 32 - (unsigned)__builtin_clz((unsigned)size - 1) - POOL_MIN_SHIFT;
+		void *b = p->free[k];
+		if (b) {
+			p->free[k] = *(void **)((char *)b + POOL_HDR);
+			return (char *)b + POOL_HDR;
+		}
+		size = 1u << (POOL_MIN_SHIFT + k);
+	}
+	char *b = malloc(POOL_HDR + size);
+	if (!b)
+		return NULL;
+	*(unsigned *)b = k;
+	return b + POOL_HDR;
+}
+
+static void pool_free(void *ptr, void *ud)
+{
+	struct pool *p = ud;
+	if (!ptr)
+		return;
+	char *b = (char *)ptr - POOL_HDR;
+	unsigned k = *(unsigned *)b;
+	if (k == POOL_CLASSES) {
+		free(b);
+		return;
+	}
+	*(void **)ptr = p->free[k];
+	p->free[k] = b;
+}
+
+static void *pool_calloc(size_t n, size_t size, void *ud)
+{
+	if (size && n > SIZE_MAX / size)
+		return NULL;
+	void *r = pool_malloc(n * size, ud);
+	if (r)
+		memset(r, 0, n * size);
+	return r;
+}
+
+static void *pool_realloc(void *ptr, size_t size, void *ud)
+{
+	if (!ptr)
+		return pool_malloc(size, ud);
+	unsigned k = *(unsigned *)((char *)ptr - POOL_HDR);
+	if (k == POOL_CLASSES) {
+		char *b = realloc((char *)ptr - POOL_HDR, POOL_HDR + size);
+		return b ? b + POOL_HDR : NULL;
+	}
+	size_t have = 1u << (POOL_MIN_SHIFT + k);
+	if (size <= have)
+		return ptr;
+	void *r = pool_malloc(size, ud);
+	if (r) {
+		memcpy(r, ptr, have);
+		pool_free(ptr, ud);
+	}
+	return r;
+}
+
+static void pool_destroy(struct pool *p)
+{
+	for (unsigned k = 0; k < POOL_CLASSES; k++) {
+		while (p->free[k]) {
+			char *b = p->free[k];
+			p->free[k] = *(void **)(b + POOL_HDR);
+			free(b);
+		}
+	}
+}
+
+struct h2t;
+
+struct h2c {
+	struct h2t *ht;
+	int fd, state, want_out, dirty, fresh;
+	nghttp2_session *s;
+	struct h2s *slots, *free;
+	struct h2s *cst; /* the stream of the last lookup: a response's */
+	int32_t cid;     /* frames and headers come one stream at a time */
+	int inflight;
+	uint64_t connstart;
+	uint8_t *out;
+	size_t outcap, outlen, outoff;
+};
+
+struct h2t {
+	struct thr *t;
+	const struct lg_conf *cf;
+	struct h2c *conns;
+	struct h2c **dirty;
+	int ndirty, nconns, streams;
+	long inflight;
+	uint64_t now; /* of the event being handled: one clock read per readiness */
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	nghttp2_nv *nva;
+	size_t nvlen;
+	nghttp2_data_provider prd;
+	struct pool pool;
+	nghttp2_mem mem;
+};
+
+static void h2_connect(struct h2t *ht, struct h2c *c);
+
+static void mark_dirty(struct h2t *ht, struct h2c *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		ht->dirty[ht->ndirty++] = c;
+	}
+}
+
+static void set_want_out(struct h2t *ht, struct h2c *c, int on)
+{
+	if (c->want_out == on)
+		return;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
+	                         .data.ptr = c};
+	if (epoll_ctl(ht->t->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->want_out = on;
+}
+
+static struct h2s *stream_of(struct h2c *c, int32_t id)
+{
+	if (id != c->cid) {
+		c->cst = nghttp2_session_get_stream_user_data(c->s, id);
+		c->cid = id;
+	}
+	return c->cst;
+}
+
+/* A stream is over: count it as ab counts a keep-alive request, or as a
+ * reset when no whole response came. */
+static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_close,
+                          int recv_error)
+{
+	struct thr *t = ht->t;
+	uint64_t now = ht->now;
+	if (!st->timedout) {
+		t->last = now;
+		if (st->ended && ok_close) {
+			t->r.good++;
+			int s2xx = st->status >= 200 && st->status < 300;
+			if (!s2xx) {
+				t->r.err_response++;
+				if (ht->cf->verbosity >= 2)
+					printf("WARNING: Response code not 2xx (%d)\n", st->status);
+			}
+			int failed =
+			    lge_check_length(t, st->bread, 1, st->cl, st->status > 0, st->status);
+			lge_save(t, st->start, st->connect, st->endwrite, st->beginread, now, 1,
+			         !failed && s2xx);
+		} else {
+			if (recv_error) {
+				t->r.err_recv++;
+				t->r.bad++;
+			} else {
+				t->r.err_reset++;
+			}
+			lge_save(t, st->start, st->connect, st->endwrite, st->beginread, now, 0, 0);
+		}
+		lge_publish_failed(t);
+	}
+	st->inuse = 0;
+	if (c->cst == st)
+		c->cid = 0;
+	st->next = c->free;
+	c->free = st;
+	c->inflight--;
+	ht->inflight--;
+	mark_dirty(ht, c);
+}
+
+/* nghttp2 callbacks: user_data is the connection */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	(void)s;
+	struct h2c *c = ud;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+		struct h2s *st = stream_of(c, f->hd.stream_id);
+		if (st && !st->beginread)
+			st->beginread = c->ht->now;
+	}
+	return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
+{
+	(void)flags;
+	(void)s;
+	struct h2c *c = ud;
+	if (f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	struct h2s *st = stream_of(c, f->hd.stream_id);
+	if (!st)
+		return 0;
+	if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3) {
+		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+	} else if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
+		long v = 0;
+		for (size_t i = 0; i < valuelen && value[i] >= '0' && value[i] <= '9'; i++)
+			v = v * 10 + (value[i] - '0');
+		st->cl = v;
+	} else if (namelen == 6 && memcmp(name, "server", 6) == 0) {
+		struct lg_result *r = &c->ht->t->r;
+		if (!r->servername[0]) {
+			size_t n = valuelen < sizeof r->servername - 1 ? valuelen
+			                                               : sizeof r->servername - 1;
+			memcpy(r->servername, value, n);
+			r->servername[n] = 0;
+		}
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+	(void)flags;
+	(void)data;
+	(void)s;
+	struct h2c *c = ud;
+	struct h2s *st = stream_of(c, id);
+	if (st)
+		st->bread += len;
+	c->ht->t->r.totalbread += (int64_t)len;
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	(void)s;
+	struct h2c *c = ud;
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		struct h2s *st = stream_of(c, f->hd.stream_id);
+		if (st)
+			st->ended = 1;
+	}
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	(void)s;
+	struct h2c *c = ud;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		struct h2s *st = stream_of(c, f->hd.stream_id);
+		if (st)
+			st->endwrite = c->ht->now;
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *ud)
+{
+	(void)s;
+	struct h2c *c = ud;
+	struct h2s *st = stream_of(c, id);
+	if (st && st->inuse)
+		finish_stream(c->ht, c, st, error_code == NGHTTP2_NO_ERROR, 0);
+	return 0;
+}
+
+/* -p/-u: the body of every request, from the one buffer */
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *data_flags, nghttp2_data_source *src, void *ud)
+{
+	(void)src;
+	(void)s;
+	struct h2c *c = ud;
+	const struct lg_conf *cf = c->ht->cf;
+	struct h2s *st = stream_of(c, id);
+	size_t off = st ? st->bodyoff : cf->bodylen;
+	size_t n = cf->bodylen - off < length ? cf->bodylen - off : length;
+	memcpy(buf, cf->body + off, n);
+	if (st)
+		st->bodyoff += n;
+	if (off + n >= cf->bodylen)
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* Ends the connection: streams still in flight fail (as receive errors
+ * after a recv() error with -r, as resets otherwise). Reconnects when
+ * requests remain. */
+static void h2_close(struct h2t *ht, struct h2c *c, int recv_error)
+{
+	struct thr *t = ht->t;
+	if (c->s) {
+		for (int i = 0; i < ht->streams; i++)
+			if (c->slots[i].inuse)
+				finish_stream(ht, c, &c->slots[i], 0, recv_error);
+		nghttp2_session_del(c->s);
+		c->s = NULL;
+	}
+	c->cid = 0;
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+		t->active--;
+	}
+	c->outlen = c->outoff = 0;
+	c->state = H2_UNCONN;
+	h2_connect(ht, c);
+}
+
+static void h2_open(struct h2t *ht, struct h2c *c)
+{
+	if (nghttp2_session_client_new3(&c->s, ht->cbs, c, ht->opt, &ht->mem)) {
+		lge_fatal(ht->t, "", "nghttp2_session_client_new", ENOMEM);
+		return;
+	}
+	nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
+	};
+	nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+	nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, H2_WINDOW);
+	c->state = H2_OPEN;
+	c->fresh = 1;
+	mark_dirty(ht, c);
+}
+
+static void h2_connect(struct h2t *ht, struct h2c *c)
+{
+	struct thr *t = ht->t;
+	const struct lg_conf *cf = ht->cf;
+	for (;;) {
+		if (!(t->started < t->requests) ||
+		    atomic_load_explicit(&t->g->stop, memory_order_relaxed))
+			return;
+		const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
+		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			lge_fatal(t, "", "socket", errno);
+			return;
+		}
+		if (cf->bind_len &&
+		    bind(fd, (const struct sockaddr *)&cf->bind_addr, cf->bind_len)) {
+			int e = errno;
+			close(fd);
+			lge_fatal(t, "", "bind", e);
+			return;
+		}
+		if (cf->windowsize) {
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cf->windowsize, sizeof(int));
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cf->windowsize, sizeof(int));
+		}
+		/* many small writes in flight at once: Nagle would hold them back */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->connstart = t->last = lg_now_us();
+		int rc = connect(fd, sa, cf->addrlens[t->addr]);
+		int e = errno;
+		if (rc == 0 || e == EINPROGRESS) {
+			struct epoll_event ev = {
+			    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+			if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+				e = errno;
+				close(fd);
+				lge_fatal(t, "", "epoll_ctl", e);
+				return;
+			}
+			c->fd = fd;
+			c->want_out = 1;
+			t->active++;
+			if (rc == 0)
+				h2_open(ht, c);
+			else
+				c->state = H2_CONNECTING;
+			return;
+		}
+		close(fd);
+		if (t->r.good == 0 && t->addr + 1 < cf->naddrs) {
+			t->addr++;
+			t->r.err_conn = 0;
+		} else if (t->r.bad++ > 10) {
+			lge_fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()",
+			          e);
+			return;
+		} else {
+			t->r.err_conn++;
+		}
+	}
+}
+
+/* The connect failed (refused...): the next address, or ab's answer. */
+static void h2_connect_failed(struct h2t *ht, struct h2c *c, int e)
+{
+	struct thr *t = ht->t;
+	close(c->fd);
+	c->fd = -1;
+	t->active--;
+	c->state = H2_UNCONN;
+	if (t->r.good == 0 && t->addr + 1 < ht->cf->naddrs) {
+		t->addr++;
+		h2_connect(ht, c);
+		return;
+	}
+	t->r.err_recv++;
+	if (!ht->cf->recverrok) {
+		lge_fatal(t, "", "apr_socket_recv", e);
+		return;
+	}
+	/* -r: as ab, the receive error and the poll's exception, and the
+	 * request it would have carried is spent */
+	t->r.bad += 2;
+	t->r.err_except++;
+	t->started++;
+	uint64_t now = lg_now_us();
+	t->last = now;
+	lge_save(t, c->connstart, now, now, now, now, 0, 0);
+	lge_publish_failed(t);
+	h2_connect(ht, c);
+}
+
+/* Submits requests up to --streams, then writes what nghttp2 has queued
+ * with one send() per OUTBUFSIZE. */
+static void h2_pump(struct h2t *ht, struct h2c *c)
+{
+	struct thr *t = ht->t;
+	if (c->state != H2_OPEN)
+		return;
+	while (c->inflight < ht->streams && t->started < t->requests && c->free &&
+	       !atomic_load_explicit(&t->g->stop, memory_order_relaxed) &&
+	       nghttp2_session_check_request_allowed(c->s)) {
+		struct h2s *st = c->free;
+		st->ended = st->timedout = st->status = 0;
+		st->cl = -1;
+		st->bread = st->bodyoff = 0;
+		st->beginread = st->endwrite = 0;
+		st->connect = ht->now;
+		/* the first requests on a connection carry its connect time */
+		st->start = c->fresh ? c->connstart : ht->now;
+		int32_t id = nghttp2_submit_request(c->s, NULL, ht->nva, ht->nvlen,
+		                                    ht->cf->body ? &ht->prd : NULL, st);
+		if (id < 0)
+			break;
+		c->free = st->next;
+		if (id == c->cid)
+			c->cid = 0;
+		st->id = id;
+		st->inuse = 1;
+		c->inflight++;
+		ht->inflight++;
+		t->started++;
+	}
+	c->fresh = 0;
+	for (;;) {
+		while (c->outoff < c->outlen) {
+			ssize_t n =
+			    send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					set_want_out(ht, c, 1);
+					return;
+				}
+				t->r.epipe++;
+				h2_close(ht, c, 0);
+				return;
+			}
+			t->r.totalposted += n;
+			c->outoff += (size_t)n;
+		}
+		c->outoff = c->outlen = 0;
+		while (c->outlen < OUTBUFSIZE) {
+			const uint8_t *d;
+			ssize_t n = nghttp2_session_mem_send(c->s, &d);
+			if (n < 0) {
+				h2_close(ht, c, 0);
+				return;
+			}
+			if (n == 0)
+				break;
+			if (c->outlen + (size_t)n > c->outcap) {
+				size_t cap = c->outcap * 2 > c->outlen + (size_t)n
+				                 ? c->outcap * 2
+				                 : c->outlen + (size_t)n;
+				uint8_t *p = realloc(c->out, cap);
+				if (!p) {
+					lge_fatal(t, "", "malloc", ENOMEM);
+					return;
+				}
+				c->out = p;
+				c->outcap = cap;
+			}
+			memcpy(c->out + c->outlen, d, (size_t)n);
+			c->outlen += (size_t)n;
+		}
+		if (!c->outlen)
+			break;
+	}
+	set_want_out(ht, c, 0);
+	/* after a GOAWAY, once the last stream is over: a new connection now
+	 * rather than wait for the server to close this one */
+	if ((!c->inflight && !nghttp2_session_check_request_allowed(c->s)) ||
+	    (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s)))
+		h2_close(ht, c, 0);
+}
+
+static void h2_read(struct h2t *ht, struct h2c *c, uint32_t events)
+{
+	struct thr *t = ht->t;
+	for (;;) {
+		ssize_t r = recv(c->fd, t->buf, RBUFSIZE, 0);
+		if (r < 0) {
+			if (errno == EAGAIN)
+				break;
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			if (!ht->cf->recverrok) {
+				t->r.err_recv++;
+				lge_fatal(t, "", "apr_socket_recv", e);
+				return;
+			}
+			if (ht->cf->verbosity >= 1)
+				fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror(e), e);
+			h2_close(ht, c, 1);
+			return;
+		}
+		if (r == 0) {
+			h2_close(ht, c, 0);
+			return;
+		}
+		t->r.totalread += r;
+		ht->now = lg_now_us();
+		if (nghttp2_session_mem_recv(c->s, (const uint8_t *)t->buf, (size_t)r) < 0) {
+			h2_close(ht, c, 0); /* a protocol error: what is in flight is lost */
+			return;
+		}
+		/* a short read drained the socket, unless the peer's FIN came too */
+		if ((size_t)r < RBUFSIZE && !(events & (EPOLLRDHUP | EPOLLHUP)))
+			break;
+	}
+	mark_dirty(ht, c);
+}
+
+static void h2_handle(struct h2t *ht, struct h2c *c, uint32_t ev)
+{
+	if (c->state == H2_CONNECTING) {
+		if (ev & (EPOLLERR | EPOLLHUP)) {
+			int e = 0;
+			socklen_t l = sizeof e;
+			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l);
+			h2_connect_failed(ht, c, e ? e : ECONNREFUSED);
+			return;
+		}
+		if (!(ev & EPOLLOUT))
+			return;
+		h2_open(ht, c);
+	}
+	if (c->state != H2_OPEN)
+		return;
+	if (ev & EPOLLOUT)
+		mark_dirty(ht, c);
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		h2_read(ht, c, ev);
+}
+
+/* -s: a stream (or a connect) older than the timeout fails as a timeout. */
+static void h2_timeouts(struct h2t *ht, uint64_t now)
+{
+	struct thr *t = ht->t;
+	uint64_t limit = ht->cf->timeout_us;
+	for (int i = 0; i < ht->nconns; i++) {
+		struct h2c *c = &ht->conns[i];
+		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
+			t->r.err_timeout++;
+			lge_publish_failed(t);
+			close(c->fd);
+			c->fd = -1;
+			t->active--;
+			c->state = H2_UNCONN;
+			h2_connect(ht, c);
+			continue;
+		}
+		if (c->state != H2_OPEN)
+			continue;
+		for (int k = 0; k < ht->streams; k++) {
+			struct h2s *st = &c->slots[k];
+			uint64_t since = st->endwrite ? st->endwrite : st->start;
+			if (!st->inuse || st->timedout || now <= since + limit)
+				continue;
+			st->timedout = 1;
+			t->r.err_timeout++;
+			lge_publish_failed(t);
+			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		}
+		mark_dirty(ht, c);
+	}
+}
+
+static void h2_free(struct h2t *ht)
+{
+	if (ht->conns) {
+		for (int i = 0; i < ht->nconns; i++) {
+			struct h2c *c = &ht->conns[i];
+			if (c->s)
+				nghttp2_session_del(c->s);
+			if (c->fd >= 0)
+				close(c->fd);
+			free(c->out);
+		}
+		free(ht->conns[0].slots);
+	}
+	free(ht->conns);
+	free(ht->dirty);
+	free(ht->nva);
+	if (ht->cbs)
+		nghttp2_session_callbacks_del(ht->cbs);
+	if (ht->opt)
+		nghttp2_option_del(ht->opt);
+	pool_destroy(&ht->pool); /* after the sessions gave their blocks back */
+}
+
+static int h2_setup(struct h2t *ht)
+{
+	const struct lg_conf *cf = ht->cf;
+	struct thr *t = ht->t;
+	ht->nconns = t->nconns;
+	ht->streams = cf->streams > 0 ? cf->streams : 1;
+	ht->conns = calloc((size_t)ht->nconns, sizeof *ht->conns);
+	ht->dirty = calloc((size_t)ht->nconns, sizeof *ht->dirty);
+	ht->nva = calloc((size_t)cf->h2nhdrs, sizeof *ht->nva);
+	struct h2s *slots = calloc((size_t)ht->nconns * (size_t)ht->streams, sizeof *slots);
+	if (!ht->conns || !ht->dirty || !ht->nva || !slots ||
+	    nghttp2_session_callbacks_new(&ht->cbs) || nghttp2_option_new(&ht->opt)) {
+		free(slots);
+		return -1;
+	}
+	for (int i = 0; i < ht->nconns; i++) {
+		struct h2c *c = &ht->conns[i];
+		c->ht = ht;
+		c->fd = -1;
+		c->slots = slots + (size_t)i * (size_t)ht->streams;
+		for (int k = ht->streams - 1; k >= 0; k--) {
+			c->slots[k].next = c->free;
+			c->free = &c->slots[k];
+		}
+		c->outcap = OUTBUFSIZE + 16384;
+		if (!(c->out = malloc(c->outcap)))
+			return -1;
+	}
+	for (int i = 0; i < cf->h2nhdrs; i++) {
+		const struct lg_hdr *h = &cf->h2hdrs[i];
+		ht->nva[i] = (nghttp2_nv){
+		    (uint8_t *)(uintptr_t)h->name, (uint8_t *)(uintptr_t)h->value, h->namelen,
+		    h->valuelen, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+	}
+	ht->nvlen = (size_t)cf->h2nhdrs;
+	ht->prd.read_callback = read_body;
+	nghttp2_session_callbacks *cb = ht->cbs;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_option_set_no_closed_streams(ht->opt, 1);
+	ht->mem = (nghttp2_mem){&ht->pool, pool_malloc, pool_free, pool_calloc, pool_realloc};
+	return 0;
+}
+
+void *lge_h2_main(void *arg)
+{
+	struct thr *t = arg;
+	const struct lg_conf *cf = t->cf;
+	struct shared *g = t->g;
+	struct epoll_event evs[MAXEVENTS];
+	struct h2t ht = {.t = t, .cf = cf};
+
+	if (h2_setup(&ht)) {
+		lge_fatal(t, "", "malloc", ENOMEM);
+		h2_free(&ht);
+		return NULL;
+	}
+	ht.now = lg_now_us();
+	for (int i = 0; i < ht.nconns; i++)
+		h2_connect(&ht, &ht.conns[i]);
+	uint64_t next_scan = lg_now_us() + 1000000;
+	for (;;) {
+		/* a stack: a connection is on it at most once (its dirty flag), even
+		 * when pumping it closes and reopens it and so marks it again */
+		while (ht.ndirty) {
+			struct h2c *c = ht.dirty[--ht.ndirty];
+			c->dirty = 0;
+			h2_pump(&ht, c);
+		}
+		if (atomic_load_explicit(&g->stop, memory_order_relaxed))
+			break;
+		if (t->started >= t->requests && ht.inflight == 0)
+			break;
+		if (cf->tlimit_us && t->last >= g->stoptime)
+			break;
+		uint64_t now = lg_now_us();
+		if (cf->tlimit_us && now >= g->stoptime)
+			break;
+		if (t->active == 0)
+			break; /* nothing left that could finish a request */
+		uint64_t wait_us = 1000000;
+		if (cf->tlimit_us && g->stoptime - now < wait_us)
+			wait_us = g->stoptime - now;
+		int n = epoll_wait(t->epfd, evs, MAXEVENTS, (int)((wait_us + 999) / 1000));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			lge_fatal(t, "", "apr_pollset_poll", errno);
+			break;
+		}
+		ht.now = lg_now_us();
+		for (int i = 0; i < n; i++) {
+			struct h2c *c = evs[i].data.ptr;
+			if (!c || c->fd < 0)
+				continue; /* the stop eventfd, or closed in this batch */
+			h2_handle(&ht, c, evs[i].events);
+		}
+		if (n < MAXEVENTS && ht.now >= next_scan) {
+			h2_timeouts(&ht, ht.now);
+			next_scan = ht.now + 1000000;
+		}
+	}
+	if (cf->gnuplot_fd >= 0)
+		lge_gp_flush(t);
+	h2_free(&ht);
+	return NULL;
+}

@@ -1,0 +1,95 @@
+/* engine_int: what the HTTP/1.x loop (engine.c) and the HTTP/2 loop
+ * (engine_h2.c) share inside lg_run(): the run-wide state, one thread's
+ * state and results, and ab's counting rules. Not part of loadgen's API. */
+#ifndef LOADGEN_ENGINE_INT_H
+#define LOADGEN_ENGINE_INT_H
+
+#include "engine.h"
+#include "resp.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
+#define RBUFSIZE 65536  /* read buffer per thread */
+#define GPBUFSIZE 65536 /* -g rows buffered per thread before write() */
+#define MAXEVENTS 256
+
+enum cstate { ST_UNCONN, ST_CONNECTING, ST_WRITE, ST_READ, ST_IDLE, ST_RATEWAIT };
+
+struct conn {
+	int fd;
+	int state;
+	int keepalive, gotheader, chunked, chunk_done, writing, has_status;
+	int want_out; /* EPOLLOUT is in the interest set */
+	int status;
+	long cl; /* Content-Length seen, -1 if none */
+	size_t read, bread, length, wrote;
+	int cbx;
+	char *cbuff; /* allocated only when a head arrives in pieces */
+	uint64_t start, connect, endwrite, beginread;
+	uint64_t intended; /* --rate: when this request should have started */
+	struct resp_chunked ch;
+};
+
+struct shared {
+	_Atomic int stop;
+	int stopfd;
+	_Atomic uint64_t doclen1; /* first good response's body length + 1; 0 = not yet */
+	_Atomic int ref_status;   /* first response's status, 0 = not yet */
+	_Atomic long done_total;  /* for the heartbeat with several threads */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int go; /* the first head arrived: other threads may start */
+	int fatal;
+	int fatal_code;
+	char fatal_msg[256];
+	uint64_t start, stoptime;
+	uint64_t wall_off; /* wall clock minus monotonic, microseconds */
+	pthread_mutex_t gpmu;
+};
+
+struct thr {
+	const struct lg_conf *cf;
+	struct shared *g;
+	int id, nthreads;
+	int epfd;
+	struct conn *conns;
+	struct conn **pending; /* keep-alive connections whose next request waits */
+	int npending;
+	int nconns, initialized, active, addr;
+	long requests, started;
+	struct lg_result r;
+	uint64_t last;
+	uint64_t interval; /* --rate: per connection, microseconds */
+	int doclen_claimed;
+	int ref_status;
+	char *buf;
+	char *gp;
+	size_t gplen;
+	uint64_t gp_sec;
+	char gp_date[32];
+	_Atomic uint64_t p_done, p_bad;
+	pthread_t tid;
+	int joined;
+};
+
+/* engine.c's helpers, used by both loops */
+void lge_stop_shared(struct shared *g);
+void lge_wake_all(struct shared *g);
+/* Records ab's fatal exit (apr_err(): "what: strerror (code)", status code). */
+void lge_fatal(struct thr *t, const char *prefix, const char *what, int code);
+void lge_publish_failed(struct thr *t);
+void lge_gp_flush(struct thr *t);
+/* ab's "save out time" block: one finished request, from its timestamps. */
+void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,
+              uint64_t beginread, uint64_t now, int ka, int ok);
+/* ab's document-length rule plus what ab misses (truncated body, status
+ * unlike the first); 1 when the response failed. */
+int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
+                     int status);
+
+/* engine_h2.c: one thread's HTTP/2 loop (cf->h2), started by lg_run() */
+void *lge_h2_main(void *arg);
+
+#endif
