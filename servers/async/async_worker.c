@@ -25,14 +25,23 @@
  * connection ends in conn_settle(), the only place (besides the worker's
  * stop and free) that destroys a connection; code below it only marks
  * c->dead. That keeps "the connection vanished under me" impossible.
+ *
+ * HTTP/2 (cleartext, servers/http/h2.h) arrives on the same connections:
+ * a connection whose first bytes are the client preface, or whose HTTP/1.1
+ * request asks for "Upgrade: h2c", gets a session, and from then on every
+ * stream is its own small state machine (struct h2s, holding the request's
+ * app_ctx) while the connection only moves bytes. The HTTP/1.1 path pays a
+ * flag test per read and per request for it, nothing more.
  */
 #include "async_worker.h"
 
 #include "app_host.h"
 #include "fetch.h"
+#include "h2.h"
 #include "http1.h"
 
 #include <event2/event.h>
+#include <nghttp2/nghttp2.h>
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -55,16 +64,20 @@ enum {
 	SEND_TIMEOUT_SEC = 60,  /* no write progress for this long: close */
 	LINGER_TIMEOUT_SEC = 2, /* drain a closing connection at most this long */
 	ACCEPT_RETRY_MS = 100,  /* pause after EMFILE and friends */
+	H2_OUT_MAX = 1 << 20,   /* HTTP/2 output waiting: stop reading above */
 };
 
 enum conn_state { CS_IDLE, CS_REQ, CS_WAIT_SLOT, CS_LINGER };
 
 struct conn;
+struct h2s;
 
 /* One explicit call in flight (fetch or timer); pooled by the worker. */
 struct aop {
-	struct aop *next, *prev; /* in the connection's list, or the free list */
+	struct aop *next, *prev; /* in its request's list, or the free list */
+	struct aop **list;       /* that list: the connection's or the stream's */
 	struct conn *c;
+	struct h2s *s;          /* the HTTP/2 stream it belongs to, else NULL */
 	struct fetch_req *freq; /* the fetch in flight, else NULL */
 	struct event *tev;      /* the timer, created on first use and kept */
 	union {
@@ -72,6 +85,23 @@ struct aop {
 		app_timer_cb timer;
 	} cb;
 	void *arg;
+};
+
+/* One HTTP/2 stream's request: its own state machine, as a connection is
+ * for HTTP/1.1. It lives from on_request until the app is finished (or the
+ * stream is closed under it, which cancels its calls); the codec keeps the
+ * request's views until the stream is closed and answered. */
+struct h2s {
+	struct app_ctx ctx; /* first, see h2s_of() */
+	struct conn *c;
+	struct h2s *prev, *next;       /* the connection's streams, or the free list */
+	struct h2s *wnext;             /* waiting for an --async slot */
+	const struct app_request *req; /* the codec's views */
+	struct aop *ops;               /* explicit calls in flight */
+	int32_t id;
+	bool started;  /* holds a slot; the app ran */
+	bool failed;   /* an explicit call could not be made: reset it */
+	bool answered; /* the app responded (counted in h2_answered_live) */
 };
 
 struct conn {
@@ -88,6 +118,9 @@ struct conn {
 	bool resp_keep_alive;   /* what the last answer promised */
 	bool head;              /* the request in flight is a HEAD */
 	bool waited;            /* ...and outlived the callback that started it */
+	bool fresh;             /* nothing parsed yet: may still be HTTP/2 */
+	bool h2_hold;           /* upgraded, client preface not seen: stream 1 waits */
+	bool h2_goaway;         /* our GOAWAY(NO_ERROR) is queued or sent */
 	struct event *rev, *wev;
 	struct http1_parser *parser;
 	struct http1_request req; /* views valid until the next http1_parse() */
@@ -100,6 +133,15 @@ struct conn {
 	struct aop *ops;                    /* explicit calls in flight */
 	struct conn *prev, *next;           /* live list, or free list (next) */
 	struct conn *wait_prev, *wait_next; /* WAIT_SLOT queue */
+	/* HTTP/2 (prior knowledge or h2c upgrade): the session, its live
+	 * streams, and those queued for a slot (the connection is then
+	 * CS_WAIT_SLOT and does not read). */
+	struct h2_session *h2;
+	struct h2s *streams;
+	struct h2s *h2wait_head, *h2wait_tail;
+	unsigned h2_answered_live; /* streams answered whose app still waits */
+	bool h2_dirty;             /* in w->h2_dirty */
+	struct conn *dirty_next;
 };
 
 struct async_worker {
@@ -111,15 +153,19 @@ struct async_worker {
 	int listen_fd;
 	bool stopping;
 	struct event *accept_ev, *accept_retry_ev, *wake_ev;
+	struct event *h2_flush_ev;   /* flushes the HTTP/2 connections in h2_dirty */
+	struct conn *h2_dirty;       /* answered from callbacks this loop turn */
 	const struct timeval *ka_tv; /* keep-alive idle timeout (common timeout) */
 	struct timeval send_tv, linger_tv;
 	struct fetch_opts fopts;
 	struct fetcher *fetcher;
 	struct fetch_sync *fsync; /* created on the first blocking fetch */
 	struct http1_limits limits;
+	struct h2_limits h2_limits;
 	struct conn *conns, *free_conns;
 	struct conn *wait_head, *wait_tail;
 	struct aop *free_ops;
+	struct h2s *free_streams;
 	struct http_obuf out; /* answers of the connection being driven */
 	char rbuf[RBUF_SIZE];
 };
@@ -129,6 +175,20 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 static void conn_settle(struct conn *c);
 static void conn_destroy(struct conn *c);
 static const struct app_ctx_ops async_ops;
+/* The HTTP/2 side, entered from the HTTP/1.1 paths. Kept out of line
+ * ("cold") so that hello over HTTP/1.1 pays one test per step for it, not
+ * the register pressure of inlined code it never runs. */
+#define H2_ENTRY __attribute__((cold, noinline))
+static H2_ENTRY bool h2_conn_upgrade(struct conn *c);
+static H2_ENTRY void h2_conn_prior_knowledge(struct conn *c, const char *data, size_t len);
+static void h2_conn_input(struct conn *c, const char *data, size_t len);
+static H2_ENTRY void h2_conn_read(struct conn *c);
+static H2_ENTRY void h2_conn_idle(struct conn *c);
+static H2_ENTRY void h2_conn_settle(struct conn *c);
+static void h2_conn_run_waiting(struct conn *c);
+static H2_ENTRY void h2_conn_drop(struct conn *c);
+static void h2s_after_app(struct h2s *s);
+static void h2_conn_defer(struct conn *c);
 
 static struct conn *conn_of(struct app_ctx *ctx)
 {
@@ -163,8 +223,9 @@ static int obuf_append(struct http_obuf *b, const char *data, size_t len)
 
 /* Write what the current callback produced: one send() per connection per
  * callback. A remainder moves to the connection (by swapping buffers, no
- * copy) and waits for EV_WRITE. */
-static void conn_flush(struct conn *c)
+ * copy) and waits for EV_WRITE. Forced inline: HTTP/2's settle calls it
+ * too, and an out-of-line call would cost the HTTP/1.1 hot path. */
+static inline __attribute__((always_inline)) void conn_flush(struct conn *c)
 {
 	struct async_worker *w = c->w;
 	if (w->out.len == 0)
@@ -260,7 +321,9 @@ static void slot_freed(struct async_worker *w)
 
 /* ---- explicit calls ---- */
 
-static struct aop *aop_get(struct conn *c)
+/* A call record for the request of c (s NULL: the HTTP/1.1 one), linked
+ * into list, the request's own. */
+static struct aop *aop_get(struct conn *c, struct h2s *s, struct aop **list)
 {
 	struct async_worker *w = c->w;
 	struct aop *op = w->free_ops;
@@ -272,37 +335,41 @@ static struct aop *aop_get(struct conn *c)
 			return NULL;
 	}
 	op->c = c;
+	op->s = s;
+	op->list = list;
 	op->freq = NULL;
 	op->prev = NULL;
-	op->next = c->ops;
-	if (c->ops)
-		c->ops->prev = op;
-	c->ops = op;
+	op->next = *list;
+	if (*list)
+		(*list)->prev = op;
+	*list = op;
 	return op;
 }
 
 static void aop_put(struct aop *op)
 {
-	struct conn *c = op->c;
+	struct async_worker *w = op->c->w;
 	if (op->prev)
 		op->prev->next = op->next;
 	else
-		c->ops = op->next;
+		*op->list = op->next;
 	if (op->next)
 		op->next->prev = op->prev;
 	op->c = NULL;
+	op->s = NULL;
+	op->list = NULL;
 	op->freq = NULL;
 	op->prev = NULL;
-	op->next = c->w->free_ops;
-	c->w->free_ops = op;
+	op->next = w->free_ops;
+	w->free_ops = op;
 }
 
-/* Cancel every explicit call of the connection: the fetcher drops the
- * transfer and its body, the timer is disarmed; no callback will run. */
-static void conn_cancel_ops(struct conn *c)
+/* Cancel every explicit call of a request: the fetcher drops the transfer
+ * and its body, the timer is disarmed; no callback will run. */
+static void ops_cancel(struct aop **list)
 {
-	while (c->ops) {
-		struct aop *op = c->ops;
+	while (*list) {
+		struct aop *op = *list;
 		if (op->freq)
 			fetch_cancel(op->freq);
 		if (op->tev)
@@ -335,6 +402,8 @@ static void conn_after_app(struct conn *c)
 static void conn_start(struct conn *c)
 {
 	struct async_worker *w = c->w;
+	if (c->req.upgrade && h2_conn_upgrade(c))
+		return; /* HTTP/2 now: the request became stream 1 */
 	const struct app_str *m = &c->req.req.method;
 	c->head = m->len == 4 && memcmp(m->base, "HEAD", 4) == 0;
 	c->state = CS_REQ;
@@ -363,6 +432,19 @@ static size_t conn_process(struct conn *c, const char *data, size_t len)
 {
 	struct async_worker *w = c->w;
 	size_t off = 0;
+	if (c->fresh) {
+		/* The first bytes say whether this is HTTP/2 with prior knowledge. */
+		enum h2_preface p = h2_is_preface(data, len);
+		if (p == H2_PREFACE_PARTIAL) {
+			c->partial = true; /* not idle: the read timeout still runs */
+			return 0;
+		}
+		c->fresh = false;
+		if (p == H2_PREFACE_YES) {
+			h2_conn_prior_knowledge(c, data, len);
+			return len;
+		}
+	}
 	while (off < len && c->state == CS_IDLE && !c->dead && !c->close_after_write &&
 	       !c->writing) {
 		size_t used = 0;
@@ -387,6 +469,11 @@ static size_t conn_process(struct conn *c, const char *data, size_t len)
 			break;
 		}
 		conn_start(c);
+		if (c->h2) {
+			/* Upgraded: what follows the request is HTTP/2. */
+			h2_conn_input(c, data + off, len - off);
+			return len;
+		}
 	}
 	return off;
 }
@@ -502,21 +589,23 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_TIMEOUT) {
 		/* Idle too long. A request in the app, or queued for a slot, is
 		 * not idle; a connection waiting to write has its own timer. */
-		if (c->state == CS_LINGER || (c->state == CS_IDLE && !c->writing))
+		if (c->h2 && c->state != CS_LINGER)
+			h2_conn_idle(c);
+		else if (c->state == CS_LINGER || (c->state == CS_IDLE && !c->writing))
 			c->dead = true;
 	} else if (c->state == CS_LINGER) {
 		conn_linger_read(c);
+	} else if (c->h2) {
+		h2_conn_read(c);
 	} else {
 		conn_read(c);
 	}
 	conn_settle(c);
 }
 
-/* Add or remove the read event to match what the connection can take. */
-static void conn_update_read(struct conn *c)
+/* Add or remove the read event. */
+static void conn_want_read(struct conn *c, bool want)
 {
-	bool want =
-	    c->state != CS_WAIT_SLOT && !c->close_after_write && c->ib.len - c->ib.off < IBUF_MAX;
 	if (want == c->reading)
 		return;
 	if (want) {
@@ -528,6 +617,13 @@ static void conn_update_read(struct conn *c)
 		event_del(c->rev);
 	}
 	c->reading = want;
+}
+
+/* Match the read event to what the connection can take. */
+static void conn_update_read(struct conn *c)
+{
+	conn_want_read(c, c->state != CS_WAIT_SLOT && !c->close_after_write &&
+	                      c->ib.len - c->ib.off < IBUF_MAX);
 }
 
 static bool conn_is_idle(const struct conn *c)
@@ -543,6 +639,10 @@ static bool conn_is_idle(const struct conn *c)
 static void conn_settle(struct conn *c)
 {
 	struct async_worker *w = c->w;
+	if (c->h2) {
+		h2_conn_settle(c);
+		return;
+	}
 	if (!c->dead && c->state == CS_IDLE && !c->writing)
 		conn_process_kept(c);
 	conn_flush(c);
@@ -590,9 +690,9 @@ static void op_respond(struct app_ctx *ctx, int status, const char *content_type
 
 /* Blocking style, ON PURPOSE: a synchronous transfer that stops the whole
  * worker until the upstream answers. See async_worker.h. */
-static int op_fetch_blocking(struct app_ctx *ctx, const char *url, struct app_fetch_result *out)
+static int fetch_blocking(struct async_worker *w, struct app_ctx *ctx, const char *url,
+                          struct app_fetch_result *out)
 {
-	struct async_worker *w = conn_of(ctx)->w;
 	if (!w->fsync)
 		w->fsync = fetch_sync_new(&w->fopts);
 	if (!w->fsync) {
@@ -604,6 +704,11 @@ static int op_fetch_blocking(struct app_ctx *ctx, const char *url, struct app_fe
 	out->body = body;
 	app_ctx_own(ctx, body);
 	return (int)out->error;
+}
+
+static int op_fetch_blocking(struct app_ctx *ctx, const char *url, struct app_fetch_result *out)
+{
+	return fetch_blocking(conn_of(ctx)->w, ctx, url, out);
 }
 
 /* Blocking style, ON PURPOSE: a real sleep of the worker process. */
@@ -619,18 +724,26 @@ static void aop_fetch_done(void *arg, struct app_fetch_result *res, void *body)
 {
 	struct aop *op = arg;
 	struct conn *c = op->c;
+	struct h2s *s = op->s;
 	app_fetch_cb cb = op->cb.fetch;
 	void *cbarg = op->arg;
 	aop_put(op);
+	if (s) {
+		app_ctx_deliver_fetch(&s->ctx, cb, cbarg, res, body);
+		h2s_after_app(s);
+		h2_conn_defer(c);
+		return;
+	}
 	app_ctx_deliver_fetch(&c->ctx, cb, cbarg, res, body);
 	conn_after_app(c);
 	conn_settle(c);
 }
 
-static int op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb, void *arg)
+/* Start a fetch for the request (c, s) whose calls are on list. */
+static int start_fetch(struct conn *c, struct h2s *s, struct aop **list, const char *url,
+                       app_fetch_cb cb, void *arg)
 {
-	struct conn *c = conn_of(ctx);
-	struct aop *op = aop_get(c);
+	struct aop *op = aop_get(c, s, list);
 	if (!op)
 		return APP_FETCH_ENOMEM;
 	op->cb.fetch = cb;
@@ -643,41 +756,63 @@ static int op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb,
 	return 0;
 }
 
+static int op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb, void *arg)
+{
+	struct conn *c = conn_of(ctx);
+	return start_fetch(c, NULL, &c->ops, url, cb, arg);
+}
+
 static void aop_timer_fired(evutil_socket_t fd, short what, void *arg)
 {
 	struct aop *op = arg;
 	struct conn *c = op->c;
+	struct h2s *s = op->s;
 	app_timer_cb cb = op->cb.timer;
 	void *cbarg = op->arg;
 	(void)fd;
 	(void)what;
 	aop_put(op);
+	if (s) {
+		app_ctx_deliver_timer(&s->ctx, cb, cbarg);
+		h2s_after_app(s);
+		h2_conn_defer(c);
+		return;
+	}
 	app_ctx_deliver_timer(&c->ctx, cb, cbarg);
 	conn_after_app(c);
 	conn_settle(c);
 }
 
-static void op_sleep_async(struct app_ctx *ctx, unsigned ms, app_timer_cb cb, void *arg)
+/* Arm a timer for the request (c, s). -1 when it cannot be: the callback
+ * would never run, and the caller gives up on the request. */
+static int start_timer(struct conn *c, struct h2s *s, struct aop **list, unsigned ms,
+                       app_timer_cb cb, void *arg)
 {
-	struct conn *c = conn_of(ctx);
-	struct aop *op = aop_get(c);
+	struct aop *op = aop_get(c, s, list);
 	if (op && !op->tev)
 		op->tev = evtimer_new(c->w->base, aop_timer_fired, op);
 	if (!op || !op->tev) {
-		/* The callback can never run: give up on the connection rather
-		 * than leave it hanging (conn_destroy releases the request). */
 		if (op)
 			aop_put(op);
-		c->dead = true;
-		return;
+		return -1;
 	}
 	op->cb.timer = cb;
 	op->arg = arg;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	if (evtimer_add(op->tev, &tv) != 0) {
 		aop_put(op);
-		c->dead = true;
+		return -1;
 	}
+	return 0;
+}
+
+static void op_sleep_async(struct app_ctx *ctx, unsigned ms, app_timer_cb cb, void *arg)
+{
+	struct conn *c = conn_of(ctx);
+	/* On failure give up on the connection rather than leave it hanging
+	 * (conn_destroy releases the request). */
+	if (start_timer(c, NULL, &c->ops, ms, cb, arg) != 0)
+		c->dead = true;
 }
 
 static const struct app_ctx_ops async_ops = {
@@ -686,6 +821,421 @@ static const struct app_ctx_ops async_ops = {
     .fetch_async = op_fetch_async,
     .sleep_async = op_sleep_async,
     .respond = op_respond,
+};
+
+/* ---- HTTP/2: one session per connection, one state machine per stream ----
+ *
+ * A connection turns into HTTP/2 either on its first bytes (the client
+ * preface: prior knowledge) or on an HTTP/1.1 request asking for h2c. From
+ * then on the connection only moves bytes: h2_session_recv() hands
+ * complete requests to h2_on_request(), each becomes a struct h2s whose app
+ * runs exactly as an HTTP/1.1 request's does (same explicit calls, same
+ * callbacks), and h2_conn_settle() flushes the session at the end of every
+ * callback, so answers given from a fetch or timer callback go out at once.
+ * See servers/http/H2.md. */
+
+static struct h2s *h2s_of(struct app_ctx *ctx)
+{
+	return (struct h2s *)((char *)ctx - offsetof(struct h2s, ctx));
+}
+
+static const struct app_ctx_ops h2_ops;
+
+/* The stream's record leaves the connection and goes back to the pool. */
+static void h2s_free(struct h2s *s)
+{
+	struct conn *c = s->c;
+	struct async_worker *w = c->w;
+	if (s->answered)
+		c->h2_answered_live--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = NULL;
+	s->next = w->free_streams;
+	w->free_streams = s;
+}
+
+/* The request is over for this worker: free what the app owned, give the
+ * slot back, recycle the record. Its calls were cancelled or delivered. */
+static void h2s_end(struct h2s *s)
+{
+	if (s->started) {
+		app_ctx_release(&s->ctx);
+		slot_freed(s->c->w);
+	}
+	h2s_free(s);
+}
+
+/* Give up on a stream: cancel its calls and reset it with code. On a
+ * stream that is already closed or answered the reset sends nothing and
+ * only lets the codec release the request. */
+static void h2s_abort(struct h2s *s, uint32_t code)
+{
+	ops_cancel(&s->ops);
+	h2_session_reset_stream(s->c->h2, s->id, code);
+	h2s_end(s);
+}
+
+/* After the app ran (handler or callback). */
+static void h2s_after_app(struct h2s *s)
+{
+	if (s->failed)
+		h2s_abort(s, NGHTTP2_INTERNAL_ERROR); /* RST_STREAM on app failure */
+	else if (app_ctx_finished(&s->ctx))
+		h2s_end(s);
+}
+
+static void h2s_start(struct h2s *s)
+{
+	struct async_worker *w = s->c->w;
+	s->started = true;
+	w->inflight++;
+	app_ctx_init(&s->ctx, &h2_ops, w->opts->upstream);
+	app_ctx_run(&s->ctx, w->app, s->req);
+	h2s_after_app(s);
+}
+
+static void h2_on_request(void *user, int32_t id, const struct app_request *req)
+{
+	struct conn *c = user;
+	struct async_worker *w = c->w;
+	struct h2s *s = w->free_streams;
+	if (s) {
+		w->free_streams = s->next;
+	} else if (!(s = malloc(sizeof(*s)))) {
+		h2_session_reset_stream(c->h2, id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	s->c = c;
+	s->id = id;
+	s->req = req;
+	s->ops = NULL;
+	s->wnext = NULL;
+	s->started = s->failed = s->answered = false;
+	s->prev = NULL;
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	if (c->h2_hold) {
+		/* Stream 1 of an upgrade: run it once the client's preface is
+		 * here, so that its answer does not share a read with the 101
+		 * (curl 7.88 fails when more than its buffer follows the 101). */
+		c->h2wait_head = c->h2wait_tail = s;
+		return;
+	}
+	if (c->h2wait_head || w->inflight >= w->max_inflight) {
+		/* --async N counts streams too: queue it behind the others of
+		 * this connection, which stops reading until a slot frees. */
+		if (c->h2wait_tail)
+			c->h2wait_tail->wnext = s;
+		else
+			c->h2wait_head = s;
+		c->h2wait_tail = s;
+		if (c->state != CS_WAIT_SLOT) {
+			c->state = CS_WAIT_SLOT;
+			wait_push(w, c);
+		}
+		return;
+	}
+	h2s_start(s);
+}
+
+static void h2_on_stream_close(void *user, int32_t id, uint32_t error_code)
+{
+	struct conn *c = user;
+	/* The usual case: the answer went out and the record is already gone.
+	 * Only a stream answered by an app that still waits on calls can be
+	 * live after a clean close. */
+	if (error_code == NGHTTP2_NO_ERROR && c->h2_answered_live == 0)
+		return;
+	struct h2s *s = c->streams;
+	while (s && s->id != id)
+		s = s->next;
+	if (!s)
+		return;
+	if (s->started) {
+		/* Reset by the client (or answered while calls were pending):
+		 * cancel what the app waits on; it never runs again. */
+		h2s_abort(s, NGHTTP2_CANCEL);
+		return;
+	}
+	/* Still queued for a slot: take it out. */
+	struct h2s **pp = &c->h2wait_head, *last = NULL;
+	while (*pp != s) {
+		last = *pp;
+		pp = &(*pp)->wnext;
+	}
+	*pp = s->wnext;
+	if (c->h2wait_tail == s)
+		c->h2wait_tail = last;
+	if (!c->h2wait_head && c->state == CS_WAIT_SLOT) {
+		wait_remove(c->w, c);
+		c->state = CS_IDLE;
+	}
+	h2_session_reset_stream(c->h2, id, NGHTTP2_CANCEL);
+	h2s_free(s);
+}
+
+static const struct h2_callbacks h2_cbs = {
+    .on_request = h2_on_request,
+    .on_stream_close = h2_on_stream_close,
+};
+
+/* Start queued streams while slots are free; requeue the rest. */
+static void h2_conn_run_waiting(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	while (c->h2wait_head && w->inflight < w->max_inflight) {
+		struct h2s *s = c->h2wait_head;
+		c->h2wait_head = s->wnext;
+		if (!c->h2wait_head)
+			c->h2wait_tail = NULL;
+		s->wnext = NULL;
+		h2s_start(s);
+	}
+	if (c->h2wait_head) {
+		c->state = CS_WAIT_SLOT;
+		wait_push(w, c);
+	}
+}
+
+/* Cancel every stream of the connection: their calls, their requests,
+ * their slots (and the connection's place in the slot queue). */
+static void h2_conn_cancel_streams(struct conn *c)
+{
+	if (c->state == CS_WAIT_SLOT) {
+		wait_remove(c->w, c);
+		c->state = CS_IDLE;
+	}
+	c->h2wait_head = c->h2wait_tail = NULL;
+	while (c->streams) {
+		struct h2s *s = c->streams;
+		ops_cancel(&s->ops);
+		h2s_end(s);
+	}
+}
+
+/* For conn_destroy: the streams, then the session. */
+static void h2_conn_drop(struct conn *c)
+{
+	h2_conn_cancel_streams(c);
+	h2_session_free(c->h2);
+	c->h2 = NULL;
+	c->h2_hold = c->h2_goaway = false;
+}
+
+/* Feed bytes read from the client. A connection error has queued its
+ * GOAWAY: send it, then close, draining what the client still sends. */
+static void h2_conn_input(struct conn *c, const char *data, size_t len)
+{
+	if (len == 0)
+		return;
+	if (c->h2_hold) {
+		c->h2_hold = false;
+		h2_conn_run_waiting(c);
+	}
+	if (h2_session_recv(c->h2, data, len) != 0) {
+		c->close_after_write = true;
+		c->linger = true;
+	}
+}
+
+static void h2_conn_prior_knowledge(struct conn *c, const char *data, size_t len)
+{
+	c->partial = false;
+	c->h2 = h2_session_new(&c->w->h2_limits, &h2_cbs, c);
+	if (!c->h2) {
+		c->dead = true;
+		return;
+	}
+	h2_conn_input(c, data, len); /* the preface too */
+}
+
+/* The HTTP/1.1 request in c->req asks for h2c: switch, or return false to
+ * serve it as HTTP/1.1 (malformed HTTP2-Settings, out of memory). */
+static bool h2_conn_upgrade(struct conn *c)
+{
+	struct app_str settings;
+	if (!h2_upgrade_request(&c->req.req, &settings))
+		return false;
+	c->h2 = h2_session_new(&c->w->h2_limits, &h2_cbs, c);
+	if (!c->h2)
+		return false;
+	c->h2_hold = true; /* stream 1 is held, see h2_on_request */
+	if (h2_session_upgrade(c->h2, settings, &c->req.req) != 0) {
+		h2_session_free(c->h2);
+		c->h2 = NULL;
+		c->h2_hold = false;
+		return false;
+	}
+	struct http_obuf *out = conn_obuf(c);
+	if (obuf_append(out, H2_UPGRADE_RESPONSE, sizeof(H2_UPGRADE_RESPONSE) - 1) != 0 ||
+	    h2_session_flush(c->h2, out) != 0)
+		c->dead = true;
+	return true;
+}
+
+static void h2_conn_read(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	ssize_t n = recv(c->fd, w->rbuf, sizeof(w->rbuf), 0);
+	if (n == 0) {
+		c->dead = true; /* the client left: conn_destroy cancels its streams */
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			c->dead = true;
+		return;
+	}
+	h2_conn_input(c, w->rbuf, (size_t)n);
+}
+
+/* Nothing read for --keepalive-timeout: with no stream open, say GOAWAY;
+ * the session then closes itself. A stream running is not idleness. */
+static void h2_conn_idle(struct conn *c)
+{
+	if (c->h2_hold) {
+		c->dead = true; /* upgraded, but no client preface ever came */
+		return;
+	}
+	if (h2_session_open_streams(c->h2) == 0 && !c->writing && !c->h2_goaway) {
+		c->h2_goaway = true;
+		if (h2_session_goaway_graceful(c->h2) != 0)
+			c->dead = true;
+	}
+}
+
+/* conn_settle() for an HTTP/2 connection: flush the session, write, then
+ * close, linger or keep reading. */
+static void h2_conn_settle(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	if (w->stopping && !c->h2_goaway && !c->dead && c->state != CS_LINGER) {
+		/* Graceful stop: streams already begun finish, newer ones are
+		 * refused, and the session then closes itself (below). */
+		c->h2_goaway = true;
+		if (h2_session_goaway_graceful(c->h2) != 0)
+			c->dead = true;
+	}
+	if (!c->dead && c->state != CS_LINGER) {
+		/* Input kept behind an upgrade request that waited for a slot. */
+		if (c->ib.len > c->ib.off && c->state != CS_WAIT_SLOT && !c->close_after_write) {
+			size_t off = c->ib.off, len = c->ib.len;
+			c->ib.off = c->ib.len = 0;
+			h2_conn_input(c, c->ib.data + off, len - off);
+		}
+		if (h2_session_flush(c->h2, conn_obuf(c)) != 0)
+			c->dead = true;
+	}
+	conn_flush(c);
+	if (!c->dead && c->state != CS_LINGER && !c->writing &&
+	    (c->close_after_write || h2_session_is_closed(c->h2))) {
+		h2_conn_cancel_streams(c);
+		if (!c->linger) {
+			c->dead = true;
+		} else {
+			shutdown(c->fd, SHUT_WR);
+			c->state = CS_LINGER;
+			event_del(c->rev);
+			c->reading = true;
+			if (event_add(c->rev, &w->linger_tv) != 0)
+				c->dead = true;
+		}
+	}
+	if (!c->dead && c->state != CS_LINGER)
+		conn_want_read(c, c->state != CS_WAIT_SLOT && !c->close_after_write &&
+		                      c->out.len < H2_OUT_MAX);
+	if (c->dead)
+		conn_destroy(c);
+}
+
+/* A stream of c was answered (or failed) from a fetch or timer callback:
+ * settle the connection once, after every callback of this loop turn, so
+ * that the answers of many streams leave in one send (proxy-async over h2
+ * would otherwise make a send per stream). The worker's flush event is
+ * activated now and runs after the callbacks already queued. */
+static void h2_conn_defer(struct conn *c)
+{
+	struct async_worker *w = c->w;
+	if (c->dead) {
+		conn_settle(c); /* destroy it now */
+		return;
+	}
+	if (c->h2_dirty)
+		return;
+	c->h2_dirty = true;
+	c->dirty_next = w->h2_dirty;
+	if (!w->h2_dirty)
+		event_active(w->h2_flush_ev, EV_TIMEOUT, 1);
+	w->h2_dirty = c;
+}
+
+/* conn_destroy: c must not be flushed later. */
+static void h2_conn_undirty(struct conn *c)
+{
+	struct conn **pp = &c->w->h2_dirty;
+	while (*pp != c)
+		pp = &(*pp)->dirty_next;
+	*pp = c->dirty_next;
+	c->h2_dirty = false;
+}
+
+static void worker_h2_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct async_worker *w = arg;
+	(void)fd;
+	(void)what;
+	while (w->h2_dirty) {
+		struct conn *c = w->h2_dirty;
+		w->h2_dirty = c->dirty_next;
+		c->h2_dirty = false;
+		conn_settle(c);
+	}
+}
+
+/* ---- the app's side of an HTTP/2 stream ---- */
+
+static void h2_op_respond(struct app_ctx *ctx, int status, const char *content_type,
+                          const void *body, size_t len)
+{
+	struct h2s *s = h2s_of(ctx);
+	s->answered = true;
+	s->c->h2_answered_live++;
+	/* -1: the client reset the stream (nothing is sent, the request is
+	 * released); -2: out of memory, the codec reset it. Either way done. */
+	h2_session_respond(s->c->h2, s->id, status, content_type, body, len);
+}
+
+static int h2_op_fetch_blocking(struct app_ctx *ctx, const char *url, struct app_fetch_result *out)
+{
+	return fetch_blocking(h2s_of(ctx)->c->w, ctx, url, out);
+}
+
+static int h2_op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb, void *arg)
+{
+	struct h2s *s = h2s_of(ctx);
+	return start_fetch(s->c, s, &s->ops, url, cb, arg);
+}
+
+static void h2_op_sleep_async(struct app_ctx *ctx, unsigned ms, app_timer_cb cb, void *arg)
+{
+	struct h2s *s = h2s_of(ctx);
+	if (start_timer(s->c, s, &s->ops, ms, cb, arg) != 0)
+		s->failed = true; /* the callback could never run: reset the stream */
+}
+
+static const struct app_ctx_ops h2_ops = {
+    .fetch = h2_op_fetch_blocking,
+    .sleep_ms = op_sleep_blocking,
+    .fetch_async = h2_op_fetch_async,
+    .sleep_async = h2_op_sleep_async,
+    .respond = h2_op_respond,
 };
 
 /* ---- connections ---- */
@@ -732,7 +1282,11 @@ static void conn_free_mem(struct conn *c)
 static void conn_destroy(struct conn *c)
 {
 	struct async_worker *w = c->w;
-	conn_cancel_ops(c);
+	ops_cancel(&c->ops);
+	if (c->h2)
+		h2_conn_drop(c);
+	if (c->h2_dirty)
+		h2_conn_undirty(c);
 	if (c->state == CS_REQ) {
 		app_ctx_release(&c->ctx);
 		slot_freed(w);
@@ -787,6 +1341,7 @@ static int conn_open(struct async_worker *w, int fd)
 	c->state = CS_IDLE;
 	c->dead = c->writing = c->partial = c->close_after_write = c->linger = false;
 	c->waited = false;
+	c->fresh = true;
 	c->resp_keep_alive = true;
 	c->ops = NULL;
 	c->wait_prev = c->wait_next = NULL;
@@ -824,7 +1379,10 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
 		struct conn *c = w->wait_head;
 		wait_remove(w, c);
 		c->state = CS_IDLE;
-		conn_start(c);
+		if (c->h2)
+			h2_conn_run_waiting(c);
+		else
+			conn_start(c);
 		conn_settle(c);
 	}
 }
@@ -875,6 +1433,10 @@ struct async_worker *async_worker_new(struct event_base *base, const struct asyn
 	http_obuf_init(&w->out);
 	w->limits = http1_limits_default();
 	w->limits.max_body_bytes = cfg->opts->max_body;
+	w->h2_limits = h2_limits_default();
+	w->h2_limits.http = w->limits;
+	if (cfg->opts->h2_max_streams)
+		w->h2_limits.max_streams = cfg->opts->h2_max_streams;
 	struct timeval ka = {.tv_sec =
 	                         cfg->opts->keepalive_timeout ? cfg->opts->keepalive_timeout : 1};
 	w->ka_tv = event_base_init_common_timeout(base, &ka);
@@ -884,10 +1446,11 @@ struct async_worker *async_worker_new(struct event_base *base, const struct asyn
 	w->fopts.timeout_ms = cfg->opts->upstream_timeout_ms;
 	w->fetcher = fetcher_new(base, &w->fopts);
 	w->wake_ev = event_new(base, -1, 0, worker_wake, w);
+	w->h2_flush_ev = event_new(base, -1, 0, worker_h2_flush, w);
 	w->accept_retry_ev = evtimer_new(base, worker_accept_retry, w);
 	if (listen_fd >= 0)
 		w->accept_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST, worker_accept, w);
-	if (!w->ka_tv || !w->fetcher || !w->wake_ev || !w->accept_retry_ev ||
+	if (!w->ka_tv || !w->fetcher || !w->wake_ev || !w->h2_flush_ev || !w->accept_retry_ev ||
 	    (listen_fd >= 0 && (!w->accept_ev || event_add(w->accept_ev, NULL) != 0))) {
 		async_worker_free(w);
 		errno = ENOMEM;
@@ -907,8 +1470,11 @@ void async_worker_stop(struct async_worker *w)
 	struct conn *c = w->conns;
 	while (c) {
 		struct conn *next = c->next;
-		if (conn_is_idle(c))
+		if (c->h2) {
+			conn_settle(c); /* says GOAWAY, see h2_conn_settle */
+		} else if (conn_is_idle(c)) {
 			conn_destroy(c);
+		}
 		c = next;
 	}
 	if (w->nconns == 0)
@@ -939,6 +1505,11 @@ void async_worker_free(struct async_worker *w)
 		w->free_conns = c->next;
 		conn_free_mem(c);
 	}
+	while (w->free_streams) {
+		struct h2s *s = w->free_streams;
+		w->free_streams = s->next;
+		free(s);
+	}
 	while (w->free_ops) {
 		struct aop *op = w->free_ops;
 		w->free_ops = op->next;
@@ -956,6 +1527,8 @@ void async_worker_free(struct async_worker *w)
 		event_free(w->accept_retry_ev);
 	if (w->wake_ev)
 		event_free(w->wake_ev);
+	if (w->h2_flush_ev)
+		event_free(w->h2_flush_ev);
 	http_obuf_free(&w->out);
 	free(w);
 }

@@ -19,6 +19,14 @@
  *
  * --async N caps the requests in flight per worker; a connection whose next
  * request would exceed it stops reading and waits in a FIFO for a free slot.
+ *
+ * Cleartext HTTP/2 is served on the same port: prior knowledge (the client
+ * preface) and the HTTP/1.1 "Upgrade: h2c" path. Each stream is an explicit
+ * state machine of its own, with the same explicit calls and callbacks as an
+ * HTTP/1.1 request; streams count against --async N; a stream reset by the
+ * client cancels its fetches and timers; a graceful stop says GOAWAY and
+ * lets the streams already begun finish; --h2-max-streams sets
+ * SETTINGS_MAX_CONCURRENT_STREAMS.
  */
 #ifndef COROBENCH_ASYNC_WORKER_H
 #define COROBENCH_ASYNC_WORKER_H

@@ -31,6 +31,7 @@ void server_opts_default(struct server_opts *o)
 	    .max_body = 1024UL * 1024,
 	    .backlog = 4096,
 	    .quiet = false,
+	    .h2_max_streams = 100,
 	};
 }
 
@@ -57,6 +58,8 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	     "largest request body accepted (then 413)", 0, 1073741824L},
 	    {"backlog", OPT_INT, &o->backlog, "N", "listen(2) backlog", 1, 65535},
 	    {"quiet", OPT_FLAG, &o->quiet, NULL, "no informational log lines", 0, 0},
+	    {"h2-max-streams", OPT_UINT, &o->h2_max_streams, "N",
+	     "SETTINGS_MAX_CONCURRENT_STREAMS per HTTP/2 connection", 1, 10000},
 	    {"help", OPT_FLAG, NULL, NULL, "print this help and exit", 0, 0},
 	    {"version", OPT_FLAG, NULL, NULL, "print the version and exit", 0, 0},
 	};

@@ -10,28 +10,30 @@
 #include <stdio.h>
 
 struct server_opts {
-	const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
-	int workers;              /* 0 = one per CPU */
-	const char *app;          /* registry name, default "hello" */
-	const char *upstream;     /* URL, default "http://127.0.0.1:9000/" */
-	unsigned graceful_timeout;/* seconds, default 30 */
-	bool cpu_affinity;        /* pin worker i to CPU i mod allowed */
-	unsigned keepalive_timeout; /* seconds idle before close, default 5 */
+	const char *listen;           /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
+	int workers;                  /* 0 = one per CPU */
+	const char *app;              /* registry name, default "hello" */
+	const char *upstream;         /* URL, default "http://127.0.0.1:9000/" */
+	unsigned graceful_timeout;    /* seconds, default 30 */
+	bool cpu_affinity;            /* pin worker i to CPU i mod allowed */
+	unsigned keepalive_timeout;   /* seconds idle before close, default 5 */
 	unsigned upstream_timeout_ms; /* default 10000 */
-	unsigned long max_body;   /* request body limit, bytes, default 1 MiB */
-	int backlog;              /* listen backlog, default 4096 */
-	bool quiet;               /* no access/info log lines */
+	unsigned long max_body;       /* request body limit, bytes, default 1 MiB */
+	int backlog;                  /* listen backlog, default 4096 */
+	bool quiet;                   /* no access/info log lines */
+	unsigned h2_max_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS per HTTP/2
+	                                 connection, default 100 */
 };
 
 enum opt_kind { OPT_FLAG, OPT_INT, OPT_UINT, OPT_ULONG, OPT_STR };
 
 struct opt_def {
-	const char *name;   /* long name without "--" */
+	const char *name; /* long name without "--" */
 	enum opt_kind kind;
-	void *dest;         /* bool*, int*, unsigned*, unsigned long*, const char** */
-	const char *metavar;/* "N", "ADDR", NULL for flags */
-	const char *help;   /* one line; the default is printed from *dest */
-	long min, max;      /* range for numbers (inclusive) */
+	void *dest;          /* bool*, int*, unsigned*, unsigned long*, const char** */
+	const char *metavar; /* "N", "ADDR", NULL for flags */
+	const char *help;    /* one line; the default is printed from *dest */
+	long min, max;       /* range for numbers (inclusive) */
 };
 
 void server_opts_default(struct server_opts *o);
@@ -41,10 +43,10 @@ void server_opts_default(struct server_opts *o);
  * (exit 0), -1 on a bad flag (message already on stderr, exit 2).
  * prog is the binary's name for messages; version its version string. */
 int server_opts_parse(struct server_opts *o, const struct opt_def *extra, int argc, char **argv,
-		      const char *prog, const char *version);
+                      const char *prog, const char *version);
 
 /* Print usage to f (the same text as --help). */
 void server_opts_usage(FILE *f, const struct server_opts *o, const struct opt_def *extra,
-		       const char *prog);
+                       const char *prog);
 
 #endif

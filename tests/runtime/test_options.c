@@ -104,6 +104,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.max_body, 1024 * 1024);
 	assert_int_equal(o.backlog, 4096);
 	assert_false(o.quiet);
+	assert_int_equal(o.h2_max_streams, 100);
 }
 
 static void check_all_set(const struct server_opts *o)
@@ -119,6 +120,7 @@ static void check_all_set(const struct server_opts *o)
 	assert_int_equal(o->max_body, 2048);
 	assert_int_equal(o->backlog, 128);
 	assert_true(o->quiet);
+	assert_int_equal(o->h2_max_streams, 250);
 }
 
 static void test_every_flag_separate_value(void **state)
@@ -129,7 +131,7 @@ static void test_every_flag_separate_value(void **state)
 	                       "proxy-async", "--upstream", "http://127.0.0.1:9001/x?size=10",
 	                       "--graceful-timeout", "3", "--cpu-affinity", "--keepalive-timeout",
 	                       "7", "--upstream-timeout", "1500", "--max-body", "2048", "--backlog",
-	                       "128", "--quiet", NULL),
+	                       "128", "--quiet", "--h2-max-streams", "250", NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -141,7 +143,8 @@ static void test_every_flag_equals(void **state)
 	assert_int_equal(parse(&o, "--listen=[::1]:8081", "--workers=4", "--app=proxy-async",
 	                       "--upstream=http://127.0.0.1:9001/x?size=10", "--graceful-timeout=3",
 	                       "--cpu-affinity", "--keepalive-timeout=7", "--upstream-timeout=1500",
-	                       "--max-body=2048", "--backlog=128", "--quiet", NULL),
+	                       "--max-body=2048", "--backlog=128", "--quiet",
+	                       "--h2-max-streams=250", NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -181,6 +184,11 @@ static void test_out_of_range(void **state)
 	    strstr(parse_err(&c, "--upstream-timeout", "0", NULL), "is out of range (1..3600000)"));
 	assert_non_null(strstr(parse_err(&c, "--graceful-timeout", "99999999999999999999", NULL),
 	                       "is out of range"));
+	assert_string_equal(parse_err(&c, "--h2-max-streams", "0", NULL),
+	                    PROG ": --h2-max-streams: '0' is out of range (1..10000)\n"
+	                         "Try '" PROG " --help'.\n");
+	assert_non_null(strstr(parse_err(&c, "--h2-max-streams=10001", NULL),
+	                       "--h2-max-streams: '10001' is out of range (1..10000)"));
 }
 
 static void test_unknown_flag(void **state)
@@ -259,6 +267,7 @@ static const char *const every_flag[] = {
     "--max-body BYTES",
     "--backlog N",
     "--quiet",
+    "--h2-max-streams N",
     "--help",
     "--version",
 };
@@ -287,6 +296,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	    "(default: 10000)",
 	    "(default: 1048576)",
 	    "(default: 4096)",
+	    "(default: 100)",
 	};
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 		assert_non_null(strstr(out, defaults[i]));
@@ -294,7 +304,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	size_t flags_with_default = 0;
 	for (const char *p = out; (p = strstr(p, "(default: ")); p++)
 		flags_with_default++;
-	assert_int_equal(flags_with_default, 11);
+	assert_int_equal(flags_with_default, 12);
 	/* the apps, with their summaries */
 	for (const struct app *const *a = app_all(); *a; a++)
 		assert_non_null(strstr(out, (*a)->name));
