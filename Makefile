@@ -2,12 +2,17 @@
 #   make            configure (once) and build into build/
 #   make test       install deps if missing, build, run every test
 #   make bench      install deps if missing, build, run SCENARIO (default seed-2012)
+#   make compare    compare BASELINE with NEW (default: the ci baseline and the last ci run)
+#   make baseline   refresh results/baseline/ from a fresh ci run and instruction count
+#   make trend      chart results/history.jsonl
 #   make clean      remove build/
 BUILD ?= build
 MESONFLAGS ?=
 SCENARIO ?= seed-2012
+BASELINE ?= results/baseline/ci.json
+NEW ?= results/ci/latest.json
 
-.PHONY: all deps test bench plots compare clean
+.PHONY: all deps test bench plots compare baseline trend clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -31,6 +36,13 @@ plots: all
 
 compare: all
 	scripts/compare $(BASELINE) $(NEW)
+
+baseline: deps
+	$(MAKE) all
+	scripts/baseline --build $(BUILD)
+
+trend:
+	scripts/trend
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,467 @@
+#!/usr/bin/env python3
+"""tests/compare/test_compare.py — scripts/compare's verdicts and exit codes on
+crafted results (better, worse, within noise, other host, schema mismatch,
+missing levels, a crashed level, different scenarios, missing file), its
+Markdown, benchmark-JSON and calibration outputs; scripts/icount's callgrind
+parser and threshold; scripts/trend's history line.
+
+Every input is written by this file into a temporary folder: no server runs.
+Python 3 standard library only.
+"""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SOURCE = os.environ.get("COROBENCH_SOURCE") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMPARE = os.path.join(SOURCE, "scripts", "compare")
+ICOUNT = os.path.join(SOURCE, "scripts", "icount")
+TREND = os.path.join(SOURCE, "scripts", "trend")
+
+LEVELS = [1, 10, 100]
+HOST = {"hostname": "bench-a", "cpu_model": "Test CPU", "cores": 2}
+
+
+def figures(rps, mean, p99, cpu=0.5):
+    return {"requests": 10000, "complete": 10000, "failed": 0, "non2xx": 0,
+            "failures": {"connect": 0}, "duration_s": 2.0, "rps": rps, "mean_ms": mean,
+            "p50_ms": mean, "p90_ms": mean * 1.5, "p99_ms": p99, "p999_ms": p99 * 1.2,
+            "max_ms": p99 * 2, "server_cpu": cpu}
+
+
+def point(level, rps, scatter=0.005):
+    """Three repetitions around rps, close together (a quiet machine)."""
+    reps = [figures(rps * f, 10.0 / f, 20.0 / f) for f in (1 - scatter, 1.0, 1 + scatter)]
+    return {"level": level, "gap": None, "repetitions": reps, "median": reps[1],
+            "histogram": {"unit": "us", "buckets": []}}
+
+
+def result(rps_by_server, scenario="ci", host=HOST, levels=LEVELS):
+    series = []
+    for name, kind, app in (("coro-hello", "coro", "hello"), ("async-hello", "async", "hello")):
+        series.append({"server": name, "kind": kind, "app": app, "status": "ok",
+                       "errors": [], "warnings": [],
+                       "points": [point(lv, rps_by_server[name] * lv) for lv in levels]})
+    return {"schema": "corobench/result/v1", "scenario": scenario, "stamp": "20260101T000000Z",
+            "complete": True, "git": {"commit": "a" * 40, "dirty": False}, "host": dict(host),
+            "scenario_doc": {"name": scenario, "levels": levels, "seconds": 2},
+            "levels": levels, "series": series}
+
+
+BASE = {"coro-hello": 1000.0, "async-hello": 1100.0}
+
+
+class Compare(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="test-compare-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, doc):
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            if isinstance(doc, str):
+                f.write(doc)
+            else:
+                json.dump(doc, f)
+        return p
+
+    def run_compare(self, base, new, *extra):
+        b = base if isinstance(base, str) else self.write("base.json", base)
+        n = new if isinstance(new, str) else self.write("new.json", new)
+        r = subprocess.run([sys.executable, COMPARE, b, n, "--noise", "none"] + list(extra),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def verdicts(self, out, server):
+        return [ln.rstrip().split("  ")[-1].strip() for ln in out.splitlines()
+                if ln.startswith(server + " ")]
+
+    def test_identical_is_within_noise(self):
+        rc, out, err = self.run_compare(result(BASE), result(BASE))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.verdicts(out, "coro-hello"), ["within noise"] * 3)
+        self.assertIn("no regression", out)
+
+    def test_small_change_is_within_noise(self):
+        rc, out, err = self.run_compare(result(BASE), result({"coro-hello": 970.0,
+                                                               "async-hello": 1100.0}))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.verdicts(out, "coro-hello"), ["within noise"] * 3)
+
+    def test_better(self):
+        rc, out, err = self.run_compare(result(BASE), result({"coro-hello": 1500.0,
+                                                               "async-hello": 1650.0}))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.verdicts(out, "coro-hello"), ["better"] * 3)
+        self.assertIn("+50.0%", out)
+
+    def test_worse_same_host(self):
+        rc, out, err = self.run_compare(result(BASE), result({"coro-hello": 600.0,
+                                                               "async-hello": 1100.0}))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(self.verdicts(out, "coro-hello"), ["worse"] * 3)
+        self.assertEqual(self.verdicts(out, "async-hello"), ["within noise"] * 3)
+        self.assertIn("regression: coro-hello c=1: req/s -40.0%", out)
+        # the within-run ratio sees it too, and names who lost ground
+        self.assertIn("coro-hello lost ground", out)
+
+    def test_other_host_absolute_is_information_only(self):
+        # Everything 40% slower on a slower machine: ratios unchanged, no alarm.
+        other = dict(HOST, hostname="ci-runner", cpu_model="Other CPU")
+        rc, out, err = self.run_compare(result(BASE), result(
+            {"coro-hello": 600.0, "async-hello": 660.0}, host=other))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("worse (info)", out)
+        self.assertIn("within-run ratios decide", out)
+
+    def test_other_host_ratio_regression(self):
+        other = dict(HOST, hostname="ci-runner")
+        rc, out, err = self.run_compare(result(BASE), result(
+            {"coro-hello": 600.0, "async-hello": 1100.0}, host=other))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("coro-hello/async-hello", out)
+
+    def test_absolute_gate_forced(self):
+        other = dict(HOST, hostname="ci-runner")
+        rc, out, _ = self.run_compare(result(BASE), result(
+            {"coro-hello": 600.0, "async-hello": 660.0}, host=other), "--absolute", "gate")
+        self.assertEqual(rc, 1, out)
+
+    def test_latency_worse(self):
+        new = result(BASE)
+        for s in new["series"]:
+            if s["server"] == "async-hello":
+                for p in s["points"]:
+                    for f in p["repetitions"]:
+                        f["p99_ms"] *= 3
+        rc, out, err = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("async-hello c=100: p99 ms +200.0%", out)
+
+    def test_failures_are_a_regression(self):
+        new = result(BASE)
+        new["series"][0]["points"][2]["median"]["failed"] = 500
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("5.00% of requests failed", out)
+
+    def test_noise_band_widens_with_scatter(self):
+        # A -15% change is worse on a quiet run but within the noise of a
+        # run whose repetitions scatter by ±20%.
+        new = result({"coro-hello": 850.0, "async-hello": 1100.0})
+        rc, _, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1)
+        noisy = copy.deepcopy(new)
+        for s in noisy["series"]:
+            s["points"] = [point(lv, (850.0 if s["server"] == "coro-hello" else 1100.0) * lv,
+                                 scatter=0.2) for lv in LEVELS]
+        rc, out, _ = self.run_compare(result(BASE), noisy)
+        self.assertIn("within noise", self.verdicts(out, "coro-hello")[0])
+
+    def test_schema_mismatch(self):
+        bad = result(BASE)
+        bad["schema"] = "corobench/result/v2"
+        rc, out, err = self.run_compare(result(BASE), bad)
+        self.assertEqual(rc, 2)
+        self.assertIn("schema", err)
+        self.assertIn("corobench/result/v2", err)
+
+    def test_different_scenarios(self):
+        rc, _, err = self.run_compare(result(BASE), result(BASE, scenario="hello"))
+        self.assertEqual(rc, 2)
+        self.assertIn("different scenarios", err)
+
+    def test_missing_levels_in_the_levels_list(self):
+        rc, _, err = self.run_compare(result(BASE), result(BASE, levels=[1, 10]))
+        self.assertEqual(rc, 2)
+        self.assertIn("different concurrency levels", err)
+
+    def test_missing_point_is_a_regression(self):
+        new = result(BASE)
+        new["series"][1]["points"][2] = {"level": 100, "gap": "crashed", "repetitions": [],
+                                         "median": None}
+        new["series"][1]["status"] = "crashed"
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("missing", self.verdicts(out, "async-hello")[2])
+        self.assertIn("async-hello: crashed", out)
+
+    def test_point_list_shorter_than_levels(self):
+        new = result(BASE)
+        del new["series"][0]["points"][2]
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("coro-hello c=100: no measured point", out)
+
+    def test_missing_series(self):
+        new = result(BASE)
+        del new["series"][1]
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("async-hello: missing from the new run", out)
+
+    def test_missing_file(self):
+        rc, _, err = self.run_compare(result(BASE), os.path.join(self.tmp, "nope.json"))
+        self.assertEqual(rc, 2)
+        self.assertIn("nope.json: no such file", err)
+
+    def test_not_json(self):
+        rc, _, err = self.run_compare(result(BASE), self.write("bad.json", "{not json"))
+        self.assertEqual(rc, 2)
+        self.assertIn("not valid JSON", err)
+
+    def test_markdown(self):
+        rc, out, _ = self.run_compare(result(BASE), result({"coro-hello": 600.0,
+                                                             "async-hello": 1100.0}),
+                                      "--markdown")
+        self.assertEqual(rc, 1)
+        self.assertTrue(out.startswith("### corobench compare: REGRESSION"), out[:80])
+        self.assertIn("| server | c | req/s base |", out)
+        self.assertIn("| **worse** |", out)
+
+    def test_bench_json(self):
+        path = os.path.join(self.tmp, "bench.json")
+        rc, out, err = self.run_compare(result(BASE), result(BASE), "--bench-json", path)
+        self.assertEqual(rc, 0, err)
+        with open(path) as f:
+            bigger = json.load(f)
+        with open(os.path.join(self.tmp, "bench.smaller.json")) as f:
+            smaller = json.load(f)
+        names = {e["name"]: e for e in bigger}
+        self.assertIn("coro-hello c=100 req/s", names)
+        e = names["coro-hello c=100 req/s"]
+        self.assertEqual(e["unit"], "req/s")
+        self.assertAlmostEqual(e["value"], 100000.0)
+        self.assertTrue(e["range"].startswith("± "))
+        self.assertIn("ratio coro-hello/async-hello c=1 req/s", names)
+        self.assertTrue(all(isinstance(x["value"], (int, float)) for x in bigger + smaller))
+        self.assertIn("async-hello c=10 p99 ms", {x["name"] for x in smaller})
+
+    @unittest.skipUnless(shutil.which("gnuplot"), "gnuplot is not installed")
+    def test_plot(self):
+        out = os.path.join(self.tmp, "charts")
+        rc, _, err = self.run_compare(result(BASE), result({"coro-hello": 960.0,
+                                                             "async-hello": 1100.0}),
+                                      "--plot", out)
+        self.assertEqual(rc, 0, err)
+        for ext in ("png", "svg"):
+            p = os.path.join(out, "compare-ci-hello." + ext)
+            self.assertTrue(os.path.getsize(p) > 1000, p)
+        with open(os.path.join(out, "compare-ci-hello.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_calibrate_and_use_bands(self):
+        runs = []
+        for i, f in enumerate((0.98, 1.0, 1.02, 0.99, 1.01)):
+            runs.append(self.write("run%d.json" % i, result(
+                {"coro-hello": 1000.0 * f, "async-hello": 1100.0 * f})))
+        noise = os.path.join(self.tmp, "noise.json")
+        r = subprocess.run([sys.executable, COMPARE, "--calibrate", "-o", noise] + runs,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(noise) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["schema"], "corobench/noise/v1")
+        band = doc["bands"]["coro-hello@100:rps"]
+        # sd of log over the five runs ≈ 1.6%: 4·√2·sd ≈ 9%
+        self.assertGreater(band, 0.05)
+        self.assertLess(band, 0.15)
+        self.assertEqual(doc["bands"]["ratio:coro-hello/async-hello@10:rps"], 0.03)
+        # -7% is inside that band, -20% is not
+        b = self.write("b.json", result(BASE))
+        for rps, want in ((930.0, 0), (800.0, 1)):
+            n = self.write("n.json", result({"coro-hello": rps, "async-hello": 1100.0 * rps
+                                             / 1000.0}))
+            r = subprocess.run([sys.executable, COMPARE, b, n, "--noise", noise],
+                               stdout=subprocess.PIPE, timeout=60)
+            self.assertEqual(r.returncode, want, r.stdout.decode())
+
+    def test_too_noisy_rows_do_not_gate(self):
+        # A calibrated band of +80% is wider than the gating limit (50%): a
+        # -45% there is information; the same change on a quiet row gates.
+        bands = {"coro-hello@%d:%s" % (lv, m): 0.8 for lv in LEVELS
+                 for m in ("rps", "mean_ms", "p99_ms", "cpu_us")}
+        bands.update({"ratio:coro-hello/async-hello@%d:rps" % lv: 0.8 for lv in LEVELS})
+        noise = self.write("noise.json", {"schema": "corobench/noise/v1", "scenario": "ci",
+                                          "runs": ["a", "b", "c"], "bands": bands})
+        slow = {"coro-hello": 550.0, "async-hello": 1100.0}
+        rc, out, _ = self.run_compare(result(BASE), result(slow), "--noise", noise)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("too noisy to gate", out)
+        self.assertEqual(self.verdicts(out, "coro-hello"), ["worse (noisy)"] * 3)
+        slow = {"coro-hello": 1000.0, "async-hello": 600.0}
+        rc, out, _ = self.run_compare(result(BASE), result(slow), "--noise", noise)
+        self.assertEqual(rc, 1, out)
+
+    def test_saturated_load_generator_is_not_the_servers_fault(self):
+        new = result({"coro-hello": 600.0, "async-hello": 1100.0})
+        for p in new["series"][0]["points"]:
+            p["median"] = dict(p["median"], loadgen_core_busy=1.0)
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertIn("core was saturated", out)
+        # server CPU per request (cpu constant, fewer req/s) still gates
+        self.assertIn("regression: coro-hello c=1: cpu µs/req", out)
+        self.assertNotIn("regression: coro-hello c=1: req/s", out)
+        self.assertEqual(rc, 1)
+
+    def test_reference_ratio(self):
+        def with_nginx(rps):
+            doc = result(rps)
+            doc["series"].append({"server": "nginx", "kind": "nginx", "app": "hello",
+                                  "status": "ok", "points": [point(lv, 5000.0 * lv)
+                                                             for lv in LEVELS]})
+            return doc
+        # Both servers 40% slower, nginx unchanged, on another machine: the
+        # coro/async ratio cannot see it, the ratios against nginx do.
+        other = dict(HOST, hostname="ci-runner")
+        new = with_nginx({"coro-hello": 600.0, "async-hello": 660.0})
+        new["host"] = other
+        rc, out, _ = self.run_compare(with_nginx(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("coro-hello/nginx c=1: coro-hello against the reference -40.0%", out)
+        self.assertIn("async-hello/nginx", out)
+
+    def test_noise_for_another_scenario(self):
+        noise = self.write("noise.json", {"schema": "corobench/noise/v1", "scenario": "hello",
+                                          "bands": {}})
+        rc, _, err = self.run_compare(result(BASE), result(BASE), "--noise", noise)
+        self.assertEqual(rc, 2)
+        self.assertIn("scenario 'hello'", err)
+
+
+CALLGRIND = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+pid: 4242
+cmd:  coro-server --listen 127.0.0.1:1 --workers 1
+part: 1
+
+desc: I1 cache:
+positions: line
+events: Ir
+summary: 123456789
+
+ob=(1) /usr/lib/libc.so.6
+fl=(1) ???
+fn=(1) malloc
+0 100
+fn=(2) free
+0 50
+
+totals: 123456789
+"""
+
+
+class Icount(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="test-icount-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_icount(self, *args):
+        r = subprocess.run([sys.executable, ICOUNT] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def test_parse_callgrind_output(self):
+        p = os.path.join(self.tmp, "callgrind.out.4242")
+        with open(p, "w") as f:
+            f.write(CALLGRIND)
+        rc, out, err = self.run_icount("parse", p)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Ir 123456789", out)
+
+    def test_parse_takes_ir_among_several_events(self):
+        p = os.path.join(self.tmp, "cg")
+        with open(p, "w") as f:
+            f.write(CALLGRIND.replace("events: Ir", "events: Ir Dr Dw")
+                    .replace("totals: 123456789", "totals: 1000 200 300")
+                    .replace("summary: 123456789", "summary: 1000 200 300"))
+        rc, out, _ = self.run_icount("parse", p)
+        self.assertEqual(rc, 0)
+        self.assertIn("Ir 1000", out)
+
+    def test_parse_rejects_truncated_output(self):
+        p = os.path.join(self.tmp, "cg")
+        with open(p, "w") as f:
+            f.write(CALLGRIND.split("summary:")[0])
+        rc, _, err = self.run_icount("parse", p)
+        self.assertEqual(rc, 2)
+        self.assertIn("without a 'totals:'", err)
+
+    def counts(self, name, per_hello, per_proxy, spread=0.0):
+        doc = {"schema": "corobench/icount/v1", "entries": [
+            {"server": "coro", "app": "hello", "n1": 500, "n2": 2500,
+             "ir_per_request": per_hello, "spread": 0.0001},
+            {"server": "coro", "app": "proxy", "n1": 500, "n2": 2500,
+             "ir_per_request": per_proxy, "spread": spread}]}
+        p = os.path.join(self.tmp, name)
+        with open(p, "w") as f:
+            json.dump(doc, f)
+        return p
+
+    def test_check_threshold(self):
+        base = self.counts("base.json", 5000, 60000, spread=0.02)
+        ok = self.counts("ok.json", 5050, 62000)          # +1%, +3.3% (< 3 x 2%)
+        bad = self.counts("bad.json", 5500, 60000)        # +10%
+        rc, out, _ = self.run_icount("check", "--baseline", base, "--new", ok)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("+6.0%", out)  # the proxy's threshold: 3 x its 2% spread
+        # a timing-dependent case never gets less than 5%
+        base2 = self.counts("base2.json", 5000, 60000, spread=0.005)
+        rc, out, _ = self.run_icount("check", "--baseline", base2, "--new",
+                                     self.counts("n2.json", 5000, 62400))  # +4%
+        self.assertEqual(rc, 0, out)
+        self.assertIn("+5.0%", out)
+        rc, out, _ = self.run_icount("check", "--baseline", base, "--new", bad)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("coro hello: +10.00% instructions per request", out)
+
+    def test_check_missing_baseline(self):
+        rc, _, err = self.run_icount("check", "--baseline", os.path.join(self.tmp, "x.json"),
+                                     "--new", os.path.join(self.tmp, "y.json"))
+        self.assertEqual(rc, 2)
+        self.assertIn("no such file", err)
+
+
+class Trend(unittest.TestCase):
+    def test_append(self):
+        tmp = tempfile.mkdtemp(prefix="test-trend-")
+        try:
+            res = os.path.join(tmp, "r.json")
+            with open(res, "w") as f:
+                json.dump(result(BASE), f)
+            hist = os.path.join(tmp, "history.jsonl")
+            for _ in range(2):
+                r = subprocess.run([sys.executable, TREND, "append", res, "--history", hist,
+                                    "--verdict", "ok"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr.decode())
+            with open(hist) as f:
+                lines = [json.loads(x) for x in f]
+            self.assertEqual(len(lines), 2)
+            self.assertEqual(lines[0]["commit"], "a" * 40)
+            self.assertEqual(lines[0]["rps"]["coro-hello"]["100"], 100000.0)
+            self.assertIn("coro-hello/async-hello", lines[0]["ratios"])
+            if shutil.which("gnuplot"):
+                out = os.path.join(tmp, "charts")
+                r = subprocess.run([sys.executable, TREND, "--history", hist, "--out", out,
+                                    "--format", "png"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr.decode())
+                self.assertTrue(os.path.getsize(os.path.join(out, "trend-rps.png")) > 0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
