@@ -10,7 +10,12 @@ if (fmt eq 'svg') {
 set output out
 set logscale x
 set xrange [xmin/1.25:xmax*1.25]
-set xlabel 'concurrency (connections, log scale)'
+# level_name and xlabel_text come from meta.gp (what the levels count); a
+# meta.gp from an older result2dat lacks them
+if (!exists('xlabel_text')) { xlabel_text = 'concurrency (connections, log scale)' }
+if (!exists('level_name')) { level_name = 'concurrency' }
+if (!exists('in_flight')) { in_flight = 1 }
+set xlabel xlabel_text
 set grid xtics ytics mytics lc rgb '#dddddd'
 set key top left box opaque
 set samples 400

@@ -8,8 +8,8 @@ set logscale x 10
 set xrange [1:*]
 set xtics ('0%%' 1, '50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, '99.999%%' 100000)
 set xlabel 'percentile'
-set title sprintf("%s: latency distribution at concurrency %d (all repetitions)\n%s", \
-    scenario, plot_level, subtitle)
+set title sprintf("%s: latency distribution at %s %d (all repetitions)\n%s", \
+    scenario, level_name, plot_level, subtitle)
 set ylabel 'latency, ms (log scale)'
 set logscale y
 set key bottom right

@@ -284,9 +284,11 @@ int main(int argc, char **argv)
 		const char *app = json_string_value(json_object_get(v, "app"));
 		const char *status = json_string_value(json_object_get(v, "status"));
 		bool no_ka = json_is_false(json_object_get(v, "keepalive"));
+		const char *proto = json_string_value(json_object_get(v, "protocol"));
+		bool h2 = proto && strcmp(proto, "h2") == 0;
 		char t[256];
-		snprintf(t, sizeof(t), "%s (%s%s)%s%s", srv ? srv : "?", app ? app : "?",
-		         no_ka ? ", no keep-alive" : "",
+		snprintf(t, sizeof(t), "%s (%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         h2 ? ", h2" : "", no_ka ? ", no keep-alive" : "",
 		         status && strcmp(status, "ok") != 0 ? " — " : "",
 		         status && strcmp(status, "ok") != 0 ? status : "");
 		fprintf(f, "title[%zu] = ", i + 1);
@@ -313,6 +315,43 @@ int main(int argc, char **argv)
 	double delay = json_is_object(up) ? json_number_value(json_object_get(up, "delay_ms")) : 0;
 	fprintf(f, "\ndelay_ms = %.6g\nplot_level = %lld\nxmin = %.6g\nxmax = %.6g\n", delay,
 	        plot_level, xmin, xmax);
+	/* What the levels count: connections, or (scenario "sweep": "streams")
+	 * HTTP/2 streams per connection over a fixed number of connections.
+	 * in_flight is the requests in flight per unit of level, for Little's
+	 * bound: the connections in a streams sweep, the streams per connection
+	 * in an h2 connections sweep, else 1. */
+	const char *sweep = json_string_value(json_object_get(root, "sweep"));
+	long long fixed_conns = json_integer_value(json_object_get(root, "connections"));
+	long long fixed_streams = json_integer_value(json_object_get(scdoc, "streams"));
+	double in_flight = 1;
+	fputs("level_name = ", f);
+	if (sweep && strcmp(sweep, "streams") == 0 && fixed_conns > 0) {
+		char lbl[128];
+		snprintf(lbl, sizeof(lbl), "HTTP/2 streams per connection (%lld connections)",
+		         fixed_conns);
+		gp_string(f, lbl);
+		fputs("\nxlabel_text = ", f);
+		snprintf(lbl, sizeof(lbl),
+		         "HTTP/2 streams per connection, over %lld connections (log scale)",
+		         fixed_conns);
+		gp_string(f, lbl);
+		in_flight = (double)fixed_conns;
+	} else if (fixed_streams > 1) {
+		char lbl[128];
+		gp_string(f, "concurrency");
+		fputs("\nxlabel_text = ", f);
+		snprintf(
+		    lbl, sizeof(lbl),
+		    "concurrency (connections; HTTP/2 ones carry %lld streams each; log scale)",
+		    fixed_streams);
+		gp_string(f, lbl);
+		in_flight = (double)fixed_streams;
+	} else {
+		gp_string(f, "concurrency");
+		fputs("\nxlabel_text = ", f);
+		gp_string(f, "concurrency (connections, log scale)");
+	}
+	fprintf(f, "\nin_flight = %.6g\n", in_flight);
 	fprintf(f, "rps_max = %.6g\nset xtics (", rps_max > 0 ? rps_max : 1);
 	json_array_foreach(levels, i, v)
 	{

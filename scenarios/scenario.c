@@ -528,6 +528,36 @@ static json_t *parse_signal(struct errs *e, const char *path, const json_t *v)
 	return NULL;
 }
 
+/* ---- the protocol loadgen speaks to a server ---- */
+
+/* "h1" (HTTP/1.1, the default) or "h2" (cleartext HTTP/2 with prior
+ * knowledge, loadgen --h2). Returns 1 for h2, 0 for h1, -1 on error. */
+static int parse_protocol(struct errs *e, const char *path, const json_t *v)
+{
+	const char *s;
+	if (!want_str(e, path, v, 1, 16, &s))
+		return -1;
+	if (strcmp(s, "h1") == 0)
+		return 0;
+	if (strcmp(s, "h2") == 0)
+		return 1;
+	err_add(e, path, "unknown protocol '%s' (one of: h1, h2)", s);
+	return -1;
+}
+
+/* Appends name to the array of strings unless it is there already. */
+static void append_unique(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x)
+	{
+		if (json_is_string(x) && strcmp(json_string_value(x), name) == 0)
+			return;
+	}
+	json_array_append_new(arr, json_string(name));
+}
+
 /* ---- one server ---- */
 
 enum kind { K_CORO, K_ASYNC, K_NGINX, K_EXTERNAL, K_BAD };
@@ -539,16 +569,22 @@ struct defaults {
 	long long workers;
 	const char *path;
 	const json_t *expect; /* normalized */
+	bool h2;              /* the top-level protocol is h2 */
+	bool h2load_ref;      /* the top-level h2load_reference */
+	bool sweep_streams;   /* levels are streams per connection */
 };
 
 static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
                             const struct defaults *d)
 {
 	static const char *const known[] = {
-	    "name",      "kind",   "app",      "workers",      "args",
-	    "path",      "expect", "start",    "ready_url",    "stop_signal",
-	    "cwd",       "env",    "requires", "missing_hint", "startup_timeout_s",
-	    "keepalive", NULL,
+	    "name",        "kind",         "app",
+	    "workers",     "args",         "path",
+	    "expect",      "start",        "ready_url",
+	    "stop_signal", "cwd",          "env",
+	    "requires",    "missing_hint", "startup_timeout_s",
+	    "keepalive",   "protocol",     "h2load_reference",
+	    NULL,
 	};
 	char p[PATH_LEN];
 	if (!json_is_object(v)) {
@@ -637,6 +673,26 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 	json_object_set_new(out, "workers", json_integer(d->workers));
 	if ((x = json_object_get(v, "workers")) && want_int(e, p, x, 0, 1024, &n))
 		json_object_set_new(out, "workers", json_integer(n));
+
+	bool h2 = d->h2;
+	path_key(p, path, "protocol");
+	if ((x = json_object_get(v, "protocol"))) {
+		int r = parse_protocol(e, p, x);
+		if (r >= 0)
+			h2 = r == 1;
+	}
+	if (!h2 && d->sweep_streams)
+		err_add(e, p,
+		        "is h1, but the scenario sweeps streams per connection (\"sweep\": "
+		        "\"streams\"), which needs h2");
+	json_object_set_new(out, "protocol", json_string(h2 ? "h2" : "h1"));
+
+	/* h2load's figures on the same server, as a reference series */
+	bool ref = d->h2load_ref && h2;
+	path_key(p, path, "h2load_reference");
+	if ((x = json_object_get(v, "h2load_reference")) && want_bool(e, p, x, &ref) && ref && !h2)
+		err_add(e, p, "needs protocol h2 (h2load is run over HTTP/2 only)");
+	json_object_set_new(out, "h2load_reference", json_boolean(ref && h2));
 
 	bool ka = d->keepalive;
 	path_key(p, path, "keepalive");
@@ -792,6 +848,15 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 	json_object_set_new(out, "stop_signal", sig);
 	json_object_set_new(out, "cwd", cwd);
 	json_object_set_new(out, "env", env);
+	/* an h2 server is verified with curl --http2-prior-knowledge */
+	if (h2) {
+		append_unique(req, "curl");
+		if (ref)
+			append_unique(req, "h2load");
+		if (json_is_null(hint))
+			hint =
+			    json_string("run scripts/deps (it installs curl and nghttp2-client)");
+	}
 	json_object_set_new(out, "requires", req);
 	json_object_set_new(out, "missing_hint", hint);
 
@@ -808,10 +873,10 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 static json_t *check_doc(struct errs *e, const json_t *root)
 {
 	static const char *const known[] = {
-	    "schema",          "name",      "purpose",    "upstream",    "levels",
-	    "seconds",         "requests",  "warmup_s",   "repetitions", "keepalive",
-	    "loadgen_threads", "timeout_s", "workers",    "cpus",        "path",
-	    "expect",          "servers",   "plot_level", NULL,
+	    "schema",   "name",     "purpose",     "upstream",  "levels",           "seconds",
+	    "requests", "warmup_s", "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
+	    "workers",  "cpus",     "path",        "expect",    "servers",          "plot_level",
+	    "protocol", "sweep",    "connections", "streams",   "h2load_reference", NULL,
 	};
 	if (!json_is_object(root)) {
 		err_add(e, "", "the scenario must be a JSON object, not %s", type_name(root));
@@ -907,10 +972,14 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		json_object_set_new(out, "seconds", json_integer(n));
 	else if (reqs && want_int(e, "requests", reqs, 1, 1000000000, &n)) {
 		json_object_set_new(out, "requests", json_integer(n));
-		/* ab (and loadgen) refuse fewer requests than connections */
+		/* ab (and loadgen) refuse fewer requests than connections; in a
+		 * streams sweep the levels are not connections (checked below) */
 		size_t nl = json_array_size(levels);
 		long long top = nl ? json_integer_value(json_array_get(levels, nl - 1)) : 0;
-		if (n < top)
+		const json_t *sw = json_object_get(root, "sweep");
+		bool levels_are_streams =
+		    json_is_string(sw) && strcmp(json_string_value(sw), "streams") == 0;
+		if (n < top && !levels_are_streams)
 			err_add(e, "requests",
 			        "%lld is below the highest level %lld (each "
 			        "connection needs at least one request)",
@@ -987,9 +1056,66 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		                   "body_prefix", "body_length");
 	json_object_set_new(out, "expect", expect);
 
+	/* HTTP/2: the protocol, and what the levels count (see README.md) */
+	bool h2 = false;
+	if ((x = json_object_get(root, "protocol"))) {
+		int r = parse_protocol(e, "protocol", x);
+		if (r >= 0)
+			h2 = r == 1;
+	}
+	json_object_set_new(out, "protocol", json_string(h2 ? "h2" : "h1"));
+
+	bool sweep_streams = false;
+	if ((x = json_object_get(root, "sweep")) && want_str(e, "sweep", x, 1, 32, &s)) {
+		if (strcmp(s, "streams") == 0)
+			sweep_streams = true;
+		else if (strcmp(s, "connections") != 0)
+			err_add(e, "sweep", "unknown sweep '%s' (one of: connections, streams)", s);
+	}
+	json_object_set_new(out, "sweep", json_string(sweep_streams ? "streams" : "connections"));
+
+	json_t *conns = json_null();
+	x = json_object_get(root, "connections");
+	if (sweep_streams && !x) {
+		err_add(e, "connections",
+		        "missing (with \"sweep\": \"streams\" the levels are streams per "
+		        "connection over this many connections)");
+	} else if (x && !sweep_streams) {
+		err_add(e, "connections",
+		        "only with \"sweep\": \"streams\" (otherwise the levels are the "
+		        "connections)");
+	} else if (x && want_int(e, "connections", x, 1, 100000, &n)) {
+		json_decref(conns);
+		conns = json_integer(n);
+		long long reqs_n = json_integer_value(json_object_get(out, "requests"));
+		if (reqs_n > 0 && reqs_n < n)
+			err_add(e, "requests",
+			        "%lld is below the %lld connections (each connection needs at "
+			        "least one request)",
+			        reqs_n, n);
+	}
+	json_object_set_new(out, "connections", conns);
+
+	/* streams per connection at every level of a connections sweep over h2;
+	 * null until a server speaks h2 (checked once the servers are read) */
+	long long streams = 1;
+	json_t *streams_v = json_object_get(root, "streams");
+	if (streams_v && sweep_streams)
+		err_add(e, "streams",
+		        "not with \"sweep\": \"streams\" (the levels are the streams per "
+		        "connection; give \"connections\")");
+	else if (streams_v)
+		want_int(e, "streams", streams_v, 1, 100000, &streams);
+
+	bool h2load_ref = false;
+	if ((x = json_object_get(root, "h2load_reference")))
+		want_bool(e, "h2load_reference", x, &h2load_ref);
+	json_object_set_new(out, "h2load_reference", json_boolean(h2load_ref));
+
 	/* servers */
 	json_t *servers = json_array();
-	struct defaults defs = {has_upstream, keepalive, workers, path, expect};
+	struct defaults defs = {has_upstream, keepalive, workers,    path,
+	                        expect,       h2,        h2load_ref, sweep_streams};
 	if (!(x = json_object_get(root, "servers"))) {
 		err_add(e, "servers", "missing (the servers to compare)");
 	} else if (!json_is_array(x)) {
@@ -1025,6 +1151,24 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		}
 	}
 	json_object_set_new(out, "servers", servers);
+
+	bool any_h2 = false;
+	for (size_t i = 0; i < json_array_size(servers); i++) {
+		const char *pr =
+		    json_string_value(json_object_get(json_array_get(servers, i), "protocol"));
+		if (pr && strcmp(pr, "h2") == 0)
+			any_h2 = true;
+	}
+	if (streams_v && !any_h2 && json_array_size(servers) > 0)
+		err_add(e, "streams",
+		        "streams per connection need protocol h2, and no server uses it "
+		        "(add \"protocol\": \"h2\")");
+	if (h2load_ref && !any_h2 && json_array_size(servers) > 0)
+		err_add(e, "h2load_reference",
+		        "needs protocol h2 (h2load is run over HTTP/2 only), and no server uses "
+		        "it");
+	json_object_set_new(out, "streams",
+	                    any_h2 && !sweep_streams ? json_integer(streams) : json_null());
 
 	/* the level the percentile-distribution chart shows */
 	long long plot_level = 0;

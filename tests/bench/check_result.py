@@ -20,11 +20,15 @@ OPT_FIGS = ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_m
             "loadgen_cpu", "loadgen_core_busy", "server_cpu")
 STATUSES = ("ok", "partial", "crashed", "refused", "failed", "skipped", "running")
 GAPS = ("crashed", "refused", "skipped", "failed", "not run")
+KINDS = ("coro", "async", "nginx", "external", "h2load")
+PROTOCOLS = ("h1", "h2")
+SWEEPS = ("connections", "streams")
 
 
 class Checker:
     def __init__(self):
         self.problems = []
+        self.sweep = "connections"
 
     def bad(self, path, msg):
         self.problems.append("%s: %s" % (path or "(top)", msg))
@@ -121,6 +125,17 @@ class Checker:
                 self.bad("levels", "must be positive integers")
             elif any(a >= b for a, b in zip(levels, levels[1:])):
                 self.bad("levels", "must rise")
+        # HTTP/2 fields (optional: files from before them lack them)
+        self.sweep = doc.get("sweep", "connections")
+        if self.sweep not in SWEEPS:
+            self.bad("sweep", "is %r, expected one of %s" % (self.sweep, ", ".join(SWEEPS)))
+        if "connections" in doc:
+            c = doc["connections"]
+            if self.sweep == "streams":
+                if self.typ("connections", c, (int,)) and c < 1:
+                    self.bad("connections", "must be at least 1")
+            elif c is not None:
+                self.bad("connections", "must be null unless the levels are streams")
         series = doc.get("series")
         if not self.typ("series", series, (list,)):
             return
@@ -128,13 +143,46 @@ class Checker:
             self.series("series[%d]" % i, s, levels if isinstance(levels, list) else [],
                         complete)
 
+    def shape(self, path, s, pt):
+        """The optional protocol/connections/streams/in_flight of a point."""
+        proto = pt.get("protocol", s.get("protocol", "h1"))
+        if proto not in PROTOCOLS:
+            self.bad(path + ".protocol", "is %r, expected h1 or h2" % proto)
+            return
+        if "connections" in pt and self.typ(path + ".connections", pt["connections"], (int,)):
+            if pt["connections"] < 1:
+                self.bad(path + ".connections", "must be at least 1")
+            elif self.sweep == "connections" and pt["connections"] != pt.get("level"):
+                self.bad(path + ".connections", "must equal the level (levels are connections)")
+        if "streams" in pt:
+            m = pt["streams"]
+            if proto == "h1" and m is not None:
+                self.bad(path + ".streams", "must be null over HTTP/1")
+            elif proto == "h2" and self.typ(path + ".streams", m, (int,)):
+                if m < 1:
+                    self.bad(path + ".streams", "must be at least 1")
+                elif self.sweep == "streams" and m != pt.get("level"):
+                    self.bad(path + ".streams", "must equal the level (levels are streams)")
+        if "in_flight" in pt and self.typ(path + ".in_flight", pt["in_flight"], (int,)):
+            c, m = pt.get("connections"), pt.get("streams")
+            if isinstance(c, int) and pt["in_flight"] != c * (m if isinstance(m, int) else 1):
+                self.bad(path + ".in_flight", "must be connections x streams")
+
     def series(self, path, s, levels, complete):
         if not self.typ(path, s, (dict,)):
             return
         for k in ("server", "kind", "app", "path", "status"):
             self.typ("%s.%s" % (path, k), s.get(k), (str,))
-        if s.get("kind") not in ("coro", "async", "nginx", "external"):
+        if s.get("kind") not in KINDS:
             self.bad(path + ".kind", "unknown kind %r" % s.get("kind"))
+        if s.get("kind") == "h2load":
+            self.typ(path + ".reference_of", s.get("reference_of"), (str,))
+        if s.get("protocol", "h1") not in PROTOCOLS:
+            self.bad(path + ".protocol", "is %r, expected h1 or h2" % s.get("protocol"))
+        for k in ("connections", "streams"):
+            if k in s and self.typ("%s.%s" % (path, k), s[k], (int,), nullable=True) and \
+                    s[k] < 1:
+                self.bad("%s.%s" % (path, k), "must be at least 1")
         if s.get("status") not in STATUSES:
             self.bad(path + ".status", "unknown status %r" % s.get("status"))
         self.typ(path + ".workers", s.get("workers"), (int,))
@@ -158,6 +206,7 @@ class Checker:
             pp = "%s.points[%d]" % (path, j)
             if not self.typ(pp, pt, (dict,)):
                 continue
+            self.shape(pp, s, pt)
             reps = pt.get("repetitions")
             if not self.typ(pp + ".repetitions", reps, (list,)):
                 continue

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,139 @@ static void test_load_missing_file(void **state)
 	free(errors);
 }
 
+/* ---- HTTP/2: protocol, sweep, connections, streams, h2load_reference ---- */
+
+static const char h2_valid[] =
+    "{\"name\":\"h\",\"purpose\":\"p\",\"upstream\":{\"delay_ms\":20},"
+    "\"levels\":[1,10,100],\"seconds\":2,\"protocol\":\"h2\",\"sweep\":\"streams\","
+    "\"connections\":4,\"h2load_reference\":true,\"expect\":{\"body_upstream\":1},"
+    "\"servers\":[{\"kind\":\"coro\",\"app\":\"proxy\"},"
+    "{\"kind\":\"async\",\"app\":\"proxy-async\",\"h2load_reference\":false},"
+    "{\"kind\":\"nginx\",\"expect\":{\"body\":\"Hello, World!\"}}]}";
+
+static char *h2_with(const char *from, const char *to)
+{
+	const char *at = strstr(h2_valid, from);
+	assert_non_null(at);
+	size_t n = strlen(h2_valid) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(n);
+	assert_non_null(out);
+	snprintf(out, n, "%.*s%s%s", (int)(at - h2_valid), h2_valid, to, at + strlen(from));
+	return out;
+}
+
+static void expect_h2_error(const char *from, const char *to, const char *needle)
+{
+	char *doc = h2_with(from, to);
+	expect_errors(doc, needle, NULL);
+	free(doc);
+}
+
+static bool has_string(const json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x)
+	{
+		if (strcmp(json_string_value(x), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void test_h2_normalizes(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	struct scenario *s = scenario_parse(h2_valid, strlen(h2_valid), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	const json_t *d = scenario_json(s);
+	assert_string_equal(json_string_value(json_object_get(d, "protocol")), "h2");
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "streams");
+	assert_int_equal(json_integer_value(json_object_get(d, "connections")), 4);
+	assert_true(json_is_null(json_object_get(d, "streams")));
+	const json_t *srv = json_object_get(d, "servers");
+	const json_t *coro = json_array_get(srv, 0), *async = json_array_get(srv, 1);
+	assert_string_equal(json_string_value(json_object_get(coro, "protocol")), "h2");
+	assert_true(json_is_true(json_object_get(coro, "h2load_reference")));
+	assert_true(json_is_false(json_object_get(async, "h2load_reference")));
+	/* verified with curl; h2load only where it runs */
+	assert_true(has_string(json_object_get(coro, "requires"), "curl"));
+	assert_true(has_string(json_object_get(coro, "requires"), "h2load"));
+	assert_false(has_string(json_object_get(async, "requires"), "h2load"));
+	assert_true(has_string(json_object_get(json_array_get(srv, 2), "requires"), "nginx"));
+	scenario_free(s);
+
+	/* an h1 scenario gets the defaults: h1, connections sweep, no streams */
+	s = scenario_parse(valid, strlen(valid), "x.json", &errors);
+	assert_non_null(s);
+	d = scenario_json(s);
+	assert_string_equal(json_string_value(json_object_get(d, "protocol")), "h1");
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "connections");
+	assert_true(json_is_null(json_object_get(d, "connections")));
+	assert_true(json_is_null(json_object_get(d, "streams")));
+	assert_true(json_is_false(json_object_get(d, "h2load_reference")));
+	const json_t *s0 = json_array_get(json_object_get(d, "servers"), 0);
+	assert_string_equal(json_string_value(json_object_get(s0, "protocol")), "h1");
+	assert_false(has_string(json_object_get(s0, "requires"), "curl"));
+	scenario_free(s);
+
+	/* fixed streams per connection over a connections sweep; mixed protocols */
+	char *doc = h2_with("\"sweep\":\"streams\",\"connections\":4,", "\"streams\":8,");
+	s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	d = scenario_json(s);
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "connections");
+	assert_int_equal(json_integer_value(json_object_get(d, "streams")), 8);
+	assert_true(json_is_null(json_object_get(d, "connections")));
+	scenario_free(s);
+	free(doc);
+}
+
+static void test_h2_errors(void **state)
+{
+	(void)state;
+	expect_h2_error("\"protocol\":\"h2\"", "\"protocol\":\"h3\"",
+	                "x.json: protocol: unknown protocol 'h3' (one of: h1, h2)");
+	expect_h2_error("\"protocol\":\"h2\"", "\"protocol\":2",
+	                "x.json: protocol: must be a string, not an integer");
+	expect_h2_error("\"sweep\":\"streams\"", "\"sweep\":\"stream\"",
+	                "x.json: sweep: unknown sweep 'stream' (one of: connections, streams)");
+	expect_h2_error("\"connections\":4,", "",
+	                "x.json: connections: missing (with \"sweep\": \"streams\"");
+	expect_h2_error("\"connections\":4,", "\"connections\":0,",
+	                "x.json: connections: 0 is out of range (1..100000)");
+	expect_h2_error("\"sweep\":\"streams\",", "",
+	                "x.json: connections: only with \"sweep\": \"streams\"");
+	expect_h2_error("\"connections\":4,", "\"connections\":4,\"streams\":10,",
+	                "x.json: streams: not with \"sweep\": \"streams\"");
+	expect_h2_error("\"sweep\":\"streams\",\"connections\":4,", "\"streams\":-1,",
+	                "x.json: streams: -1 is out of range (1..100000)");
+	expect_h2_error("\"h2load_reference\":true", "\"h2load_reference\":\"yes\"",
+	                "x.json: h2load_reference: must be true or false, not a string");
+	expect_h2_error("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	                "{\"kind\":\"coro\",\"app\":\"proxy\",\"protocol\":\"h1\"}",
+	                "x.json: servers[0].protocol: is h1, but the scenario sweeps streams");
+	expect_h2_error("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	                "{\"kind\":\"coro\",\"app\":\"proxy\",\"protocol\":\"spdy\"}",
+	                "x.json: servers[0].protocol: unknown protocol 'spdy'");
+	expect_h2_error("\"seconds\":2", "\"requests\":3",
+	                "x.json: requests: 3 is below the 4 connections");
+	/* h1-only fields in an h1 scenario */
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"streams\":10",
+	                 "x.json: streams: streams per connection need protocol h2, and no "
+	                 "server uses it");
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"h2load_reference\":true",
+	                 "x.json: h2load_reference: needs protocol h2");
+	expect_sub_error("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	                 "{\"kind\":\"coro\",\"app\":\"proxy\",\"h2load_reference\":true}",
+	                 "x.json: servers[0].h2load_reference: needs protocol h2");
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"sweep\":\"streams\",\"connections\":2",
+	                 "x.json: servers[0].protocol: is h1, but the scenario sweeps streams");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +446,7 @@ int main(void)
 	    cmocka_unit_test(test_servers),          cmocka_unit_test(test_invalid_json),
 	    cmocka_unit_test(test_plot_level),       cmocka_unit_test(test_robust),
 	    cmocka_unit_test(test_bad_values),       cmocka_unit_test(test_load_missing_file),
+	    cmocka_unit_test(test_h2_normalizes),    cmocka_unit_test(test_h2_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
