@@ -9,6 +9,10 @@
  * the read buffer is on the coroutine's stack, the parser and the output
  * buffer are reused for the connection's life, the Date header is cached by
  * the codec.
+ *
+ * HTTP/2 (prior knowledge or h2c upgrade, on the same port): the
+ * connection's coroutine owns the session and the socket, and every stream
+ * runs the app in a coroutine of its own (see README.md, "HTTP/2").
  */
 #include "coro.h"
 #include "hub.h"
@@ -16,11 +20,13 @@
 #include "app_host.h"
 #include "corobench_config.h"
 #include "fetch.h"
+#include "h2.h"
 #include "http1.h"
 #include "master.h"
 #include "options.h"
 
 #include <event2/event.h>
+#include <nghttp2/nghttp2.h>
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -57,6 +63,7 @@ struct cfg {
 
 struct op;
 struct conn;
+struct h2conn;
 
 struct worker {
 	const struct server_opts *opts;
@@ -65,7 +72,9 @@ struct worker {
 	struct hub *hub;
 	struct fetcher *fetcher;
 	struct http1_limits limits;
+	struct h2_limits h2_limits;
 	int listen_fd;
+	unsigned nconns;  /* connections (not stream coroutines): --worker-connections */
 	unsigned ka_ms;   /* keep-alive idle timeout; 0: one request per connection */
 	unsigned read_ms; /* wait for (the rest of) a request or for a write */
 	bool accepting, stopping;
@@ -83,21 +92,23 @@ struct conn {
 	struct http1_parser *parser;
 	struct http_obuf out;
 	struct conn *prev, *next;
-	bool idle;   /* waiting for a next request, nothing half-read */
-	bool broken; /* out of memory while answering: close */
+	struct h2conn *h2; /* after the switch to HTTP/2 */
+	bool idle;         /* waiting for a next request, nothing half-read */
+	bool broken;       /* out of memory while answering: close */
 };
 
 /* One request in flight: the app's context and what its async calls
  * delivered, waiting to run on the request's own coroutine. */
 struct creq {
 	struct app_ctx ctx; /* first: the ops get a struct app_ctx * */
-	struct conn *c;
+	struct conn *c;     /* HTTP/1.1 only; an HTTP/2 stream answers through its session */
 	struct hub_task *task;
 	int http_minor;
 	bool keep_alive;
 	bool head;                        /* a HEAD request: the answer's head only */
 	struct op *pending;               /* started, not completed */
 	struct op *done_head, *done_tail; /* completed, not yet delivered */
+	struct worker *w;
 };
 
 /* An async call of the explicit style (app_fetch_async, app_sleep_async). */
@@ -183,7 +194,7 @@ static void fetch_wait_done(void *arg, struct app_fetch_result *res, void *body)
 static int op_fetch(struct app_ctx *ctx, const char *url, struct app_fetch_result *out)
 {
 	struct creq *r = (struct creq *)ctx;
-	struct worker *w = r->c->w;
+	struct worker *w = r->w;
 	struct fetch_wait fw = {.task = hub_self(w->hub)};
 	struct fetch_req *fr = NULL;
 	int rc = fetcher_get(w->fetcher, url, fetch_wait_done, &fw, &fr);
@@ -207,7 +218,7 @@ static int op_fetch(struct app_ctx *ctx, const char *url, struct app_fetch_resul
 static void op_sleep_ms(struct app_ctx *ctx, unsigned ms)
 {
 	struct creq *r = (struct creq *)ctx;
-	(void)hub_sleep(r->c->w->hub, ms);
+	(void)hub_sleep(r->w->hub, ms);
 }
 
 static void op_fetch_async_done(void *arg, struct app_fetch_result *res, void *body)
@@ -222,7 +233,7 @@ static void op_fetch_async_done(void *arg, struct app_fetch_result *res, void *b
 static int op_fetch_async(struct app_ctx *ctx, const char *url, app_fetch_cb cb, void *arg)
 {
 	struct creq *r = (struct creq *)ctx;
-	struct worker *w = r->c->w;
+	struct worker *w = r->w;
 	struct op *op = op_get(w);
 	if (!op)
 		return APP_FETCH_ENOMEM;
@@ -249,7 +260,7 @@ static void op_timer_fired(evutil_socket_t fd, short what, void *arg)
 static void op_sleep_async(struct app_ctx *ctx, unsigned ms, app_timer_cb cb, void *arg)
 {
 	struct creq *r = (struct creq *)ctx;
-	struct worker *w = r->c->w;
+	struct worker *w = r->w;
 	struct op *op = op_get(w);
 	if (!op) {
 		/* app_sleep_async cannot fail and the callback must come: with
@@ -312,50 +323,61 @@ static void creq_cancel_pending(struct creq *r, struct worker *w)
 	r->ctx.pending = 0;
 }
 
-/* Run the app on one request and wait, parked, until it has answered and
- * nothing it started is pending. Async results are delivered here, on this
+/* After app_ctx_run: wait, parked, until the app has answered and nothing
+ * it started is pending. Async results are delivered here, on the request's
  * coroutine, so a callback may use the blocking calls too. Returns false
- * when the request was cancelled (shutdown ran out of time). */
-static bool serve_request(struct conn *c, const struct http1_request *hr, bool keep_alive)
+ * when the request was cancelled (shutdown ran out of time, or an HTTP/2
+ * stream was reset); what was pending has been cancelled then. */
+static inline __attribute__((always_inline)) bool creq_wait(struct creq *r)
 {
-	struct worker *w = c->w;
-	struct creq r = {
-	    .c = c,
-	    .task = c->task,
-	    .http_minor = hr->req.http_minor,
-	    .keep_alive = keep_alive,
-	    .head = hr->req.method.len == 4 && memcmp(hr->req.method.base, "HEAD", 4) == 0,
-	};
-	app_ctx_init(&r.ctx, &coro_ops, w->opts->upstream);
-	app_ctx_run(&r.ctx, w->cfg->app, &hr->req);
-	bool ok = true;
-	while (!app_ctx_finished(&r.ctx)) {
-		struct op *op = r.done_head;
+	struct worker *w = r->w;
+	while (!app_ctx_finished(&r->ctx)) {
+		struct op *op = r->done_head;
 		if (!op) {
 			if (hub_park(w->hub) != 0) {
-				creq_cancel_pending(&r, w);
-				ok = false;
-				break;
+				creq_cancel_pending(r, w);
+				return false;
 			}
 			continue;
 		}
-		r.done_head = op->next;
-		if (!r.done_head)
-			r.done_tail = NULL;
+		r->done_head = op->next;
+		if (!r->done_head)
+			r->done_tail = NULL;
 		if (op->is_timer) {
 			app_timer_cb cb = op->timer_cb;
 			void *arg = op->arg;
 			op_put(w, op);
-			app_ctx_deliver_timer(&r.ctx, cb, arg);
+			app_ctx_deliver_timer(&r->ctx, cb, arg);
 		} else {
 			struct app_fetch_result res = op->res;
 			app_fetch_cb cb = op->fetch_cb;
 			void *arg = op->arg, *body = op->body;
 			op_put(w, op);
 			res.body = body;
-			app_ctx_deliver_fetch(&r.ctx, cb, arg, &res, body);
+			app_ctx_deliver_fetch(&r->ctx, cb, arg, &res, body);
 		}
 	}
+	return true;
+}
+
+/* Run the app on one request until it has answered and nothing it started
+ * is pending. Returns false when the request was cancelled. */
+static bool serve_request(struct conn *c, const struct http1_request *hr, bool keep_alive)
+{
+	struct worker *w = c->w;
+	/* Field by field: app_ctx_init fills in ctx, and a zeroing initializer
+	 * of the whole struct would be a rep stos per request. */
+	struct creq r;
+	r.c = c;
+	r.task = c->task;
+	r.http_minor = hr->req.http_minor;
+	r.keep_alive = keep_alive;
+	r.head = hr->req.method.len == 4 && memcmp(hr->req.method.base, "HEAD", 4) == 0;
+	r.pending = r.done_head = r.done_tail = NULL;
+	r.w = w;
+	app_ctx_init(&r.ctx, &coro_ops, w->opts->upstream);
+	app_ctx_run(&r.ctx, w->cfg->app, &hr->req);
+	bool ok = creq_wait(&r);
 	app_ctx_release(&r.ctx);
 	return ok;
 }
@@ -365,6 +387,7 @@ static bool serve_request(struct conn *c, const struct http1_request *hr, bool k
 static void conn_unlink(struct conn *c)
 {
 	struct worker *w = c->w;
+	w->nconns--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -418,6 +441,357 @@ static void conn_linger(struct conn *c, char *buf, size_t cap)
 	}
 }
 
+/* ---- HTTP/2: the connection's coroutine owns the session and the socket,
+ * every stream runs in a coroutine of its own ---- */
+
+/* An answer (content type and body) up to this size waits on the stream's
+ * own stack for the handler to finish; a bigger one is copied to the heap. */
+#define H2_INLINE_ANSWER 512
+
+struct hstream;
+
+/* On the heap, not on the connection's stack: a stream coroutine may still
+ * be unwinding when the connection's coroutine has ended, and the request
+ * views it holds live in the session. The last of them frees it. */
+struct h2conn {
+	struct worker *w;
+	struct conn *c; /* NULL once the connection's coroutine is done with it */
+	struct h2_session *s;
+	struct event kick_ev;    /* a stream answered: wake the connection to flush */
+	struct hstream *streams; /* stream coroutines still running */
+	unsigned refs;           /* the connection + every running stream */
+	bool kicked;             /* an answer waits to be flushed */
+	bool busy;               /* the connection's coroutine runs; it flushes before it parks */
+	bool holding;            /* inside h2_session_upgrade: stream 1 becomes held_req */
+	bool goaway;             /* our GOAWAY(NO_ERROR) is queued */
+	int32_t held_id;
+	const struct app_request *held_req;
+};
+
+/* One stream: its coroutine's frame. */
+struct hstream {
+	struct creq r; /* first: the ops get a struct app_ctx * */
+	struct h2conn *hc;
+	int32_t id;
+	bool answered; /* app_respond came: the answer is in buf */
+	int status;
+	char *buf; /* content type, NUL, body */
+	size_t ct_len, len;
+	struct hstream *prev, *next;
+	char inline_buf[H2_INLINE_ANSWER];
+};
+
+static void h2conn_unref(struct h2conn *hc)
+{
+	if (--hc->refs > 0)
+		return;
+	h2_session_free(hc->s);
+	free(hc);
+}
+
+static void h2_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct h2conn *hc = arg;
+	if (hc->c)
+		hub_wake(hc->c->task);
+}
+
+/* A stream's answer is queued in the session: make the connection's
+ * coroutine flush it. Through the loop, not a direct resume: a stream must
+ * never run the connection's coroutine on top of itself (the connection
+ * could end and free what the stream still uses). */
+static void h2conn_kick(struct h2conn *hc)
+{
+	if (!hc->c || hc->kicked)
+		return;
+	hc->kicked = true;
+	if (!hc->busy)
+		event_active(&hc->kick_ev, EV_TIMEOUT, 1);
+}
+
+/* app_respond for a stream: keep the answer until the request is finished
+ * (handler and callbacks returned); the request's views, which live in the
+ * session, must stay valid until then, and answering releases them. */
+static void op_h2_respond(struct app_ctx *ctx, int status, const char *content_type,
+                          const void *body, size_t len)
+{
+	struct hstream *st = (struct hstream *)ctx;
+	size_t ct_len = strlen(content_type); /* app_respond never passes NULL */
+	char *buf = st->inline_buf;
+	if (ct_len + 1 + len > sizeof(st->inline_buf)) {
+		buf = malloc(ct_len + 1 + len);
+		if (!buf)
+			return; /* unanswered: RST_STREAM(INTERNAL_ERROR) */
+	}
+	memcpy(buf, content_type, ct_len + 1);
+	if (len)
+		memcpy(buf + ct_len + 1, body, len);
+	st->buf = buf;
+	st->ct_len = ct_len;
+	st->len = len;
+	st->status = status;
+	st->answered = true;
+}
+
+static const struct app_ctx_ops coro_h2_ops = {
+    .fetch = op_fetch,
+    .sleep_ms = op_sleep_ms,
+    .fetch_async = op_fetch_async,
+    .sleep_async = op_sleep_async,
+    .respond = op_h2_respond,
+};
+
+struct stream_start {
+	struct h2conn *hc;
+	int32_t id;
+	const struct app_request *req;
+};
+
+static void stream_task(struct hub *h, void *arg)
+{
+	struct stream_start start = *(struct stream_start *)arg;
+	struct h2conn *hc = start.hc;
+	struct worker *w = hc->w;
+	struct hstream st; /* not zeroed as a whole: inline_buf needs no zeroing */
+	st.r.c = NULL;
+	st.r.task = hub_self(h);
+	st.r.http_minor = 1;
+	st.r.keep_alive = st.r.head = false;
+	st.r.pending = st.r.done_head = st.r.done_tail = NULL;
+	st.r.w = w;
+	st.hc = hc;
+	st.id = start.id;
+	st.answered = false;
+	st.buf = NULL;
+	st.prev = NULL;
+	st.next = hc->streams;
+	if (hc->streams)
+		hc->streams->prev = &st;
+	hc->streams = &st;
+	hc->refs++;
+
+	app_ctx_init(&st.r.ctx, &coro_h2_ops, w->opts->upstream);
+	app_ctx_run(&st.r.ctx, w->cfg->app, start.req);
+	bool ok = creq_wait(&st.r);
+	app_ctx_release(&st.r.ctx);
+
+	if (st.prev)
+		st.prev->next = st.next;
+	else
+		hc->streams = st.next;
+	if (st.next)
+		st.next->prev = st.prev;
+	/* Answer even a stream the client reset: that late answer sends
+	 * nothing and releases the request's storage. */
+	if (ok && st.answered)
+		(void)h2_session_respond(hc->s, st.id, st.status, st.buf, st.buf + st.ct_len + 1,
+		                         st.len);
+	else
+		(void)h2_session_reset_stream(hc->s, st.id, NGHTTP2_INTERNAL_ERROR);
+	h2conn_kick(hc);
+	if (st.buf != st.inline_buf)
+		free(st.buf);
+	h2conn_unref(hc);
+}
+
+/* A stream's coroutine starts at once and runs to its first wait (hello
+ * answers right there, inside h2_session_recv). */
+static void h2_spawn(struct h2conn *hc, int32_t id, const struct app_request *req)
+{
+	struct stream_start start = {hc, id, req};
+	if (hub_spawn(hc->w->hub, stream_task, &start) != 0)
+		(void)h2_session_reset_stream(hc->s, id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void h2_on_request(void *user, int32_t id, const struct app_request *req)
+{
+	struct h2conn *hc = user;
+	if (hc->holding) {
+		hc->held_id = id;
+		hc->held_req = req;
+		return;
+	}
+	h2_spawn(hc, id, req);
+}
+
+static void h2_on_stream_close(void *user, int32_t id, uint32_t error_code)
+{
+	struct h2conn *hc = user;
+	if (error_code == 0)
+		return; /* answered and sent: its coroutine is long done */
+	if (hc->held_req && hc->held_id == id) {
+		hc->held_req = NULL;
+		(void)h2_session_reset_stream(hc->s, id, NGHTTP2_CANCEL); /* releases it */
+		return;
+	}
+	/* The client gave up on it: every wait of its coroutine now fails, so
+	 * its fetches and timers are cancelled and it unwinds (here and now);
+	 * its answer goes nowhere. */
+	for (struct hstream *st = hc->streams; st; st = st->next) {
+		if (st->id == id) {
+			if (!hub_cancelled(st->r.task))
+				hub_cancel(st->r.task);
+			return;
+		}
+	}
+}
+
+static const struct h2_callbacks h2_cbs = {
+    .on_request = h2_on_request,
+    .on_stream_close = h2_on_stream_close,
+};
+
+static struct h2conn *h2conn_new(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct h2conn *hc = calloc(1, sizeof(*hc));
+	if (!hc)
+		return NULL;
+	hc->s = h2_session_new(&w->h2_limits, &h2_cbs, hc);
+	if (!hc->s) {
+		free(hc);
+		return NULL;
+	}
+	hc->w = w;
+	hc->c = c;
+	hc->refs = 1;
+	hc->busy = true;
+	event_assign(&hc->kick_ev, w->base, -1, 0, h2_kick_cb, hc);
+	return hc;
+}
+
+/* The connection's end: cancel the streams still running (they unwind at
+ * once) and let go of the session. */
+static void h2conn_close(struct h2conn *hc)
+{
+	hc->c->h2 = NULL;
+	hc->c = NULL;
+	event_del(&hc->kick_ev);
+	hc->held_req = NULL;
+	for (;;) {
+		struct hstream *st = hc->streams;
+		while (st && hub_cancelled(st->r.task))
+			st = st->next;
+		if (!st)
+			break;
+		hub_cancel(st->r.task);
+	}
+	h2conn_unref(hc);
+}
+
+/* Serve the connection as HTTP/2 until it closes. in/nin: bytes already
+ * read for the session (the preface, or what followed an upgrade). */
+static void conn_h2(struct conn *c, struct h2conn *hc, char *rbuf, const char *in, size_t nin)
+{
+	struct worker *w = c->w;
+	int rc = 0;
+	c->h2 = hc;
+	for (;;) {
+		hc->busy = true;
+		if (nin) {
+			if (h2_session_recv(hc->s, in, nin) != 0)
+				rc = -1;
+			nin = 0;
+			if (hc->held_req && rc == 0) {
+				const struct app_request *req = hc->held_req;
+				hc->held_req = NULL;
+				h2_spawn(hc, hc->held_id, req);
+			}
+		}
+		if (w->stopping && !hc->goaway) {
+			hc->goaway = true;
+			if (h2_session_goaway_graceful(hc->s) != 0)
+				rc = -1;
+		}
+		hc->kicked = false;
+		if (h2_session_flush(hc->s, &c->out) != 0)
+			rc = -1;
+		if (conn_flush(c) != 0)
+			break;
+		if (rc != 0 || h2_session_is_closed(hc->s))
+			break;
+		if (hc->kicked)
+			continue; /* a stream answered while we wrote */
+		hc->busy = false;
+		/* Idle (no stream open): the keep-alive timeout applies. */
+		unsigned ms = h2_session_open_streams(hc->s) ? 0 : w->read_ms;
+		ssize_t n = hub_read_or_woken(&c->hfd, rbuf, CONN_RBUF, ms);
+		if (n == -EAGAIN)
+			continue; /* woken: an answer to flush, or the shutdown */
+		if (n == -ETIMEDOUT && !hc->goaway) {
+			hc->goaway = true;
+			if (h2_session_goaway_graceful(hc->s) != 0)
+				break;
+			continue;
+		}
+		if (n <= 0)
+			break; /* closed, failed or cancelled */
+		in = rbuf;
+		nin = (size_t)n;
+	}
+	h2conn_close(hc);
+}
+
+/* The first bytes of a connection: HTTP/2 prior knowledge? Reads more while
+ * they are a prefix of the client preface. Returns true when the
+ * connection was served (as HTTP/2, or it closed); else *n bytes of HTTP/1.1
+ * are in rbuf. */
+static __attribute__((noinline)) bool conn_sniff(struct conn *c, char *rbuf, ssize_t *n)
+{
+	enum h2_preface pf = h2_is_preface(rbuf, (size_t)*n);
+	while (pf == H2_PREFACE_PARTIAL) {
+		ssize_t m = hub_read(&c->hfd, rbuf + *n, CONN_RBUF - (size_t)*n, c->w->read_ms);
+		if (m <= 0)
+			return true;
+		*n += m;
+		pf = h2_is_preface(rbuf, (size_t)*n);
+	}
+	if (pf == H2_PREFACE_NO)
+		return false;
+	struct h2conn *hc = h2conn_new(c);
+	if (!hc)
+		return true; /* out of memory: close */
+	conn_h2(c, hc, rbuf, rbuf, (size_t)*n);
+	return true;
+}
+
+/* An HTTP/1.1 request asking for "Upgrade: h2c": 101, then HTTP/2 on the
+ * connection, stream 1 being that request. rest/nrest: what followed it in
+ * rbuf. Returns false when it is not an h2c upgrade (or the settings are
+ * malformed): then it is served as HTTP/1.1. */
+static __attribute__((noinline)) bool conn_upgrade(struct conn *c, const struct http1_request *hr,
+                                                   char *rbuf, const char *rest, size_t nrest)
+{
+	struct app_str settings;
+	if (!h2_upgrade_request(&hr->req, &settings))
+		return false;
+	struct h2conn *hc = h2conn_new(c);
+	if (!hc)
+		return false;
+	/* Stream 1 is held until the client's preface: its answer must not
+	 * share a read with the 101 (curl 7.88 fails when more than its buffer
+	 * follows the 101). */
+	hc->holding = true;
+	int rc = h2_session_upgrade(hc->s, settings, &hr->req);
+	hc->holding = false;
+	if (rc != 0) {
+		hc->c = NULL;
+		h2conn_unref(hc);
+		return false;
+	}
+	/* Earlier pipelined answers first, then the 101, then our SETTINGS. */
+	if (conn_flush(c) == 0 && hub_write(&c->hfd, H2_UPGRADE_RESPONSE,
+	                                    sizeof(H2_UPGRADE_RESPONSE) - 1, c->w->read_ms) >= 0)
+		conn_h2(c, hc, rbuf, rest, nrest);
+	else {
+		c->h2 = hc;
+		h2conn_close(hc);
+	}
+	return true;
+}
+
 struct conn_start {
 	struct worker *w;
 	int fd;
@@ -431,6 +805,7 @@ static void conn_task(struct hub *h, void *arg)
 	char rbuf[CONN_RBUF];
 
 	http_obuf_init(&c.out);
+	w->nconns++;
 	c.next = w->conns;
 	if (w->conns)
 		w->conns->prev = &c;
@@ -446,15 +821,14 @@ static void conn_task(struct hub *h, void *arg)
 		return;
 
 	bool partial = false; /* the parser holds the start of a request */
+	/* The first read decides: HTTP/2 prior knowledge, or HTTP/1.1 (which
+	 * may still upgrade to h2c); the next reads are at the loop's end. */
+	c.idle = true;
+	ssize_t n = hub_read(&c.hfd, rbuf, sizeof(rbuf), w->read_ms);
+	c.idle = false;
+	if (n <= 0 || conn_sniff(&c, rbuf, &n))
+		return;
 	for (;;) {
-		if (w->stopping && !partial)
-			break;
-		c.idle = !partial;
-		ssize_t n = hub_read(&c.hfd, rbuf, sizeof(rbuf), w->read_ms);
-		c.idle = false;
-		if (n <= 0)
-			break; /* closed, idle too long, cancelled or failed */
-
 		const char *p = rbuf;
 		size_t left = (size_t)n;
 		bool close_after = false, send_continue = false;
@@ -481,6 +855,9 @@ static void conn_task(struct hub *h, void *arg)
 				return;
 			}
 			bool ka = hr.keep_alive && !w->stopping && w->ka_ms > 0;
+			if (__builtin_expect(hr.upgrade, 0) && !w->stopping &&
+			    conn_upgrade(&c, &hr, rbuf, p, left))
+				return;
 			if (!serve_request(&c, &hr, ka) || c.broken)
 				return;
 			if (!ka)
@@ -495,6 +872,14 @@ static void conn_task(struct hub *h, void *arg)
 		if (send_continue &&
 		    hub_write(&c.hfd, HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1, w->read_ms) < 0)
 			break;
+
+		if (w->stopping && !partial)
+			break;
+		c.idle = !partial;
+		n = hub_read(&c.hfd, rbuf, sizeof(rbuf), w->read_ms);
+		c.idle = false;
+		if (n <= 0)
+			break; /* closed, idle too long, cancelled or failed */
 	}
 }
 
@@ -510,7 +895,7 @@ static void accept_pause(struct worker *w)
 
 static void accept_resume(struct worker *w)
 {
-	if (!w->accepting && !w->stopping && hub_ntasks(w->hub) < w->cfg->worker_connections) {
+	if (!w->accepting && !w->stopping && w->nconns < w->cfg->worker_connections) {
 		if (event_add(&w->accept_ev, NULL) == 0)
 			w->accepting = true;
 	}
@@ -521,7 +906,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	struct worker *w = arg;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		if (hub_ntasks(w->hub) >= w->cfg->worker_connections) {
+		if (w->nconns >= w->cfg->worker_connections) {
 			accept_pause(w); /* resumed when a connection ends */
 			return;
 		}
@@ -592,6 +977,10 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	w->stopping = true;
 	accept_pause(w);
 	evtimer_del(&w->retry_ev);
+	/* HTTP/2 connections send GOAWAY and serve their streams to the end. */
+	for (struct conn *c = w->conns; c; c = c->next)
+		if (c->h2)
+			h2conn_kick(c->h2);
 	/* Idle keep-alive connections go now; busy ones after their answer
 	 * (which says Connection: close). */
 	for (;;) {
@@ -627,6 +1016,8 @@ static int worker_main(const struct worker_env *env, void *arg)
 	    .limits = http1_limits_default(),
 	};
 	w.limits.max_body_bytes = env->opts->max_body;
+	w.h2_limits.http = w.limits;
+	w.h2_limits.max_streams = env->opts->h2_max_streams;
 	w.read_ms = w.ka_ms ? w.ka_ms : CONN_READ_MS;
 	signal(SIGPIPE, SIG_IGN);
 

@@ -307,7 +307,10 @@ static int fd_wait(struct hub_fd *f, unsigned timeout_ms)
 	return 0;
 }
 
-ssize_t hub_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms)
+/* woken_returns: a wake-up that was not the socket's (hub_wake from
+ * elsewhere) ends the wait with -EAGAIN instead of parking again. */
+static inline __attribute__((always_inline)) ssize_t
+fd_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms, bool woken_returns)
 {
 	for (;;) {
 		if (f->readable) {
@@ -330,7 +333,19 @@ ssize_t hub_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms)
 		int rc = fd_wait(f, timeout_ms);
 		if (rc != 0)
 			return rc;
+		if (woken_returns && !f->readable)
+			return -EAGAIN;
 	}
+}
+
+ssize_t hub_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms)
+{
+	return fd_read(f, buf, len, timeout_ms, false);
+}
+
+ssize_t hub_read_or_woken(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms)
+{
+	return fd_read(f, buf, len, timeout_ms, true);
 }
 
 ssize_t hub_write(struct hub_fd *f, const void *buf, size_t len, unsigned timeout_ms)

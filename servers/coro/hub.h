@@ -94,6 +94,10 @@ void hub_fd_close(struct hub_fd *f);
  * timeout. Returns the bytes read (> 0), 0 at end of stream, or -errno:
  * -ETIMEDOUT, -ECANCELED, or the socket's error. */
 ssize_t hub_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms);
+/* As hub_read, but a hub_wake() from elsewhere while it waits (another
+ * task has work for this one) returns -EAGAIN: the HTTP/2 connection
+ * coroutine waits this way for input or for a stream's answer. */
+ssize_t hub_read_or_woken(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms);
 /* Write all of buf, parking while the socket is full. len, or -errno
  * (-ETIMEDOUT, -ECANCELED, -EPIPE, ...). */
 ssize_t hub_write(struct hub_fd *f, const void *buf, size_t len, unsigned timeout_ms);

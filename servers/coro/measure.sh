@@ -6,15 +6,17 @@
 #   proxy    proxy app, upstream stub at 20 ms delay, concurrency 1..500,
 #            against Little's bound c / 20 ms
 #   idle     worker RSS with 10,000 idle keep-alive connections
+#   h2       hello over HTTP/2: one worker on CPU 0, h2load -n 200000 -c 10
+#            -m 100 on CPU 1, ROUNDS runs, and the worker's CPU per request
 #
-#   servers/coro/measure.sh BUILD_DIR [switch|hello|proxy|idle|all] [ROUNDS]
+#   servers/coro/measure.sh BUILD_DIR [switch|hello|proxy|idle|h2|all] [ROUNDS]
 #
-# Needs wrk, nginx (for hello), taskset, python3. Every process it starts is
+# Needs wrk, nginx (for hello), h2load (for h2), taskset, python3. Every process it starts is
 # stopped by its PID; ports are picked free; temporary files go under a
 # mktemp directory.
 set -euo pipefail
 
-build=${1:?usage: measure.sh BUILD_DIR [switch|hello|proxy|idle|all] [ROUNDS]}
+build=${1:?usage: measure.sh BUILD_DIR [switch|hello|proxy|idle|h2|all] [ROUNDS]}
 what=${2:-all}
 rounds=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -139,16 +141,45 @@ do_idle() {
 	taskset -c 1 python3 "$here/idle_conns.py" --port "$cp" --count 10000 --pid "$sp" --hold 2
 }
 
+cpu_ticks() { # PID -> utime + stime of that process, in clock ticks
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+do_h2() {
+	echo "== hello over h2: coro-server on CPU 0, h2load -n 200000 -c 10 -m 100 on CPU 1"
+	local cp sp wp hz t0 t1 rps
+	cp=$(free_port)
+	taskset -c 0 "$server" --listen "127.0.0.1:$cp" --workers 1 --app hello --quiet &
+	sp=$!
+	pids+=($sp)
+	wait_port "$cp"
+	wp=$(cat "/proc/$sp/task/$sp/children")
+	wp=${wp%% *}
+	hz=$(getconf CLK_TCK)
+	: >"$tmp/h2.rps"
+	for r in $(seq "$rounds"); do
+		t0=$(cpu_ticks "$wp")
+		rps=$(taskset -c 1 h2load -n 200000 -c 10 -m 100 "http://127.0.0.1:$cp/" |
+			awk '/^finished in/ { print $4 } /succeeded/ { if ($8 != 200000) print "FAILED" }')
+		t1=$(cpu_ticks "$wp")
+		echo "$rps" | head -1 >>"$tmp/h2.rps"
+		echo "round $r: $(echo "$rps" | tr '\n' ' ')req/s, worker CPU $(awk "BEGIN { printf \"%.2f\", ($t1 - $t0) / $hz * 1e6 / 200000 }") us/request"
+	done
+	echo "median: $(median <"$tmp/h2.rps") req/s"
+}
+
 case $what in
 switch) do_switch ;;
 hello) do_hello ;;
 proxy) do_proxy ;;
 idle) do_idle ;;
+h2) do_h2 ;;
 all)
 	do_switch
 	do_hello
 	do_proxy
 	do_idle
+	do_h2
 	;;
 *)
 	echo "unknown measurement: $what" >&2

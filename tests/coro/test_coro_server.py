@@ -8,6 +8,17 @@ shared suite tests/server/test_server.py covers everything both servers do):
                            concurrent sleeping requests
   graceful timeout         a request still running when --graceful-timeout
                            runs out is unwound (answered), the exit is 0
+  HTTP/2 streams           each stream is a coroutine of its own:
+                           --worker-connections counts connections, not
+                           streams; --h2-max-streams caps the streams that
+                           run at once; a client reset cancels a parked
+                           blocking-style stream (the worker does not wait
+                           for it at shutdown); 32 KiB stacks carry the
+                           session (prior knowledge and upgrade)
+
+The HTTP/2 checks need h2load and curl (Debian: nghttp2-client, curl) and
+are skipped without them; the shared tests/h2/test_h2_server.py covers what
+both servers do over HTTP/2.
 
     python3 test_coro_server.py --server PATH
 
@@ -15,8 +26,11 @@ Prints TAP; exits non-zero when a check fails. Standard library only.
 """
 
 import argparse
+import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -174,6 +188,153 @@ def check_graceful_timeout(binary):
     return None
 
 
+# ---- HTTP/2
+
+
+def h2load(port, path, n, c, m, timeout=30):
+    """(succeeded, 2xx, seconds, text) of an h2load run."""
+    t0 = time.monotonic()
+    r = subprocess.run(["h2load", "-n", str(n), "-c", str(c), "-m", str(m),
+                        f"http://127.0.0.1:{port}{path}"],
+                       capture_output=True, text=True, timeout=timeout)
+    dt = time.monotonic() - t0
+    ok = re.search(r"(\d+) succeeded", r.stdout)
+    st = re.search(r"status codes: (\d+) 2xx", r.stdout)
+    if not ok or not st:
+        raise RuntimeError(f"h2load exit {r.returncode}: {r.stdout} {r.stderr}")
+    return int(ok.group(1)), int(st.group(1)), dt, r.stdout
+
+
+def have_h2_tools():
+    return shutil.which("h2load") and shutil.which("curl")
+
+
+def check_h2_conn_cap(binary):
+    # One connection allowed, 50 streams of 300 ms on it: streams are
+    # coroutines, not connections, so they all sleep at once.
+    srv = Server(binary, "--app", "sleep", "--worker-connections", "1", "--quiet")
+    try:
+        ok, n2xx, dt, text = h2load(srv.port, "/?ms=300", 50, 1, 50)
+        if ok != 50 or n2xx != 50:
+            return text
+        if dt > 2.5:
+            return f"50 streams of 300 ms on one connection took {dt:.2f} s: not concurrent"
+        return None
+    finally:
+        srv.stop()
+
+
+def check_h2_max_streams(binary):
+    # SETTINGS_MAX_CONCURRENT_STREAMS 5 is enforced: of 7 streams opened at
+    # once, 5 run (and are answered), the 2 beyond the cap are refused.
+    srv = Server(binary, "--app", "sleep", "--h2-max-streams", "5", "--quiet")
+    try:
+        s = srv.connect()
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+        fr = read_frames(s, lambda f: f[0] == 4 and not f[1] & 1, 5)  # the server's SETTINGS
+        # No SETTINGS ACK: until it comes, nghttp2 refuses the streams over
+        # the cap (RST_STREAM REFUSED_STREAM); after it, they would be a
+        # connection error (GOAWAY PROTOCOL_ERROR).
+        ids = list(range(1, 15, 2))
+        s.sendall(b"".join(frame(1, 0x5, i, hpack_get("/?ms=300")) for i in ids))
+        done = set()
+        fr = read_frames(s, lambda f: (f[0] in (0, 3) and (f[0] == 3 or f[1] & 1)
+                                       and not done.add(f[2]) and len(done) == 7), 5)
+        answered = {f[2] for f in fr if f[0] == 0 and f[1] & 1}
+        reset = {f[2] for f in fr if f[0] == 3}
+        s.close()
+        if len(answered) != 5 or len(reset) != 2 or answered & reset:
+            return f"answered {sorted(answered)}, reset {sorted(reset)}: want 5 and 2"
+        return None
+    finally:
+        srv.stop()
+
+
+def frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", stream) + payload
+
+
+def hpack_get(path):
+    # :method GET, :scheme http (indexed), :path and :authority literal
+    p, a = path.encode(), b"t"
+    return b"\x82\x86" + bytes([4, len(p)]) + p + bytes([1, len(a)]) + a
+
+
+def read_frames(s, until, timeout):
+    """Frames (type, flags, stream, payload) until until(frame) or EOF."""
+    buf, out = b"", []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            f = (buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + ln])
+            buf = buf[9 + ln:]
+            out.append(f)
+            if until(f):
+                return out
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return out
+
+
+def check_h2_reset_blocking(binary):
+    # sleep is blocking style: the stream's coroutine is parked in
+    # app_sleep_ms. A client reset must cancel it: stream 3 is served at
+    # once, stream 1 never answers, and SIGTERM does not wait 8 s for it.
+    srv = Server(binary, "--app", "sleep", "--quiet")
+    try:
+        s = srv.connect()
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) +
+                  frame(1, 0x5, 1, hpack_get("/?ms=8000")))
+        time.sleep(0.2)
+        s.sendall(frame(3, 0, 1, struct.pack(">I", 8)) + frame(1, 0x5, 3, hpack_get("/?ms=0")))
+        fr = read_frames(s, lambda f: f[0] == 0 and f[2] == 3 and f[1] & 1, 5)
+        if not any(f[0] == 0 and f[2] == 3 and f[3] == b"slept 0 ms\n" for f in fr):
+            return f"stream 3 not answered: {[f[:3] for f in fr]}"
+        if any(f[2] == 1 and f[0] in (0, 1) for f in fr):
+            return "stream 1 answered after its reset"
+        t0 = time.monotonic()
+        rc = srv.stop(timeout=15)
+        dt = time.monotonic() - t0
+        s.close()
+        if rc != 0:
+            return f"exit status {rc}"
+        if dt > 3:
+            return f"shutdown took {dt:.2f} s: the reset stream's sleep was not cancelled"
+        return None
+    finally:
+        srv.stop()
+
+
+def check_h2_small_stacks(binary):
+    srv = Server(binary, "--app", "echo", "--stack-size", "32", "--quiet")
+    try:
+        ok, n2xx, dt, text = h2load(srv.port, "/", 300, 3, 100)
+        if ok != 300 or n2xx != 300:
+            return text
+        body = b"z" * 100000
+        for mode in ("--http2-prior-knowledge", "--http2"):
+            r = subprocess.run(["curl", "-sS", mode, "--data-binary", "@-",
+                                "-w", "\n%{http_version}", f"http://127.0.0.1:{srv.port}/"],
+                               input=body, capture_output=True, timeout=20)
+            if r.stdout != body + b"\n2":
+                return f"curl {mode}: {r.stdout[-40:]!r} {r.stderr!r}"
+        return None
+    finally:
+        rc = srv.stop()
+        if rc != 0:
+            return f"exit status {rc}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -183,9 +344,19 @@ def main():
         ("--stack-size out of range is refused", check_stack_range),
         ("--stack-size 32: 300 concurrent sleeping requests", check_small_stacks),
         ("graceful timeout unwinds what still runs, exit 0", check_graceful_timeout),
+        ("h2: --worker-connections 1 still runs 50 streams of one connection at once",
+         check_h2_conn_cap),
+        ("h2: --h2-max-streams 5 caps the streams running at once", check_h2_max_streams),
+        ("h2: a client reset cancels a stream parked in a blocking-style sleep",
+         check_h2_reset_blocking),
+        ("h2: --stack-size 32 carries the session: 300 streams, a 100 KB echo (both ways in)",
+         check_h2_small_stacks),
     ]
     failed = 0
     for i, (name, fn) in enumerate(checks, 1):
+        if name.startswith("h2:") and not have_h2_tools():
+            print(f"ok {i} - {name} # SKIP h2load or curl not installed")
+            continue
         try:
             err = fn(a.server)
         except Exception as e:  # noqa: BLE001

@@ -1,7 +1,9 @@
 /* test_hub.c — unit tests of servers/coro/hub.h on a real libevent loop:
  * sleeps, cooperative reads and writes over a socketpair (a writer parked on
  * a full socket, a reader parked on an empty one), the read timeout,
- * park/wake, and cancellation unwinding parked tasks with their defers.
+ * park/wake, cancellation unwinding parked tasks with their defers, and
+ * hub_read_or_woken (a wake-up ends the wait, as the HTTP/2 connection
+ * coroutine needs).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,6 +253,44 @@ static void test_cancel_blocked_read(void **state)
 	close(sv[1]);
 }
 
+/* hub_read_or_woken: a hub_wake() ends the wait with -EAGAIN, data is read
+ * as by hub_read. */
+struct woken_reader {
+	struct hub_task *self;
+	struct hub_fd f;
+	int fd;
+	ssize_t rc1, rc2;
+	char buf[8];
+};
+
+static void woken_reader_task(struct hub *h, void *arg)
+{
+	struct woken_reader *r = arg;
+	r->self = hub_self(h);
+	hub_fd_open(h, &r->f, r->fd, 0);
+	r->rc1 = hub_read_or_woken(&r->f, r->buf, sizeof(r->buf), 0);
+	r->rc2 = hub_read_or_woken(&r->f, r->buf, sizeof(r->buf), 0);
+	hub_fd_close(&r->f);
+}
+
+static void test_read_or_woken(void **state)
+{
+	struct fixture *fx = *state;
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	nonblock(sv[1]);
+	struct woken_reader r = {.fd = sv[1]};
+	assert_int_equal(hub_spawn(fx->hub, woken_reader_task, &r), 0);
+	hub_wake(r.self); /* parked in the first read: it returns -EAGAIN */
+	assert_int_equal(r.rc1, -EAGAIN);
+	assert_int_equal(write(sv[0], "abc", 3), 3);
+	run(fx);
+	assert_int_equal(r.rc2, 3);
+	assert_memory_equal(r.buf, "abc", 3);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +299,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_read_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wake_and_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_blocked_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_or_woken, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("hub", tests, NULL, NULL);
 }
