@@ -1,4 +1,4 @@
-/* fetch.c — upstream GETs for a worker: one libcurl multi handle driven by
+/* fetch.c — upstream GETs for a worker: libcurl multi handles driven by
  * the worker's libevent loop, after libcurl's hiperfifo.c example. libcurl
  * tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake
  * it (CURLMOPT_TIMERFUNCTION); libevent tells libcurl what happened through
@@ -6,10 +6,14 @@
  * curl_multi_info_read() and handed to their callback.
  *
  * The steady state allocates only the body handed to the caller: transfers
- * (easy handle, options already set, event for deferred failures) come from
- * a free list, and the multi handle's connection cache keeps upstream
- * connections alive for the next transfer to any easy handle.
- */
+ * (easy handle, options and parsed URL already set, event for deferred
+ * failures) come from free lists, and each multi handle's connection cache
+ * keeps upstream connections alive for the next transfer to any of its easy
+ * handles. A proxied request is what a worker does most, so the per-request
+ * cost is kept down where libcurl lets us (measured with callgrind, see the
+ * comments at FETCH_SHARDS, struct fetch_sock and req_set_url): no
+ * epoll_ctl() for a reused connection, no URL parsing, no getenv(), short
+ * connection-cache walks. */
 #include "fetch.h"
 
 #include <curl/curl.h>
@@ -20,18 +24,40 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Transfers kept on the free list after a burst; beyond this they are
  * freed so a spike does not pin memory forever. */
 #define FETCH_FREE_MAX 4096
-/* Connections the multi handle keeps open (curl's default is 4 per easy
+/* Connections each multi handle keeps open (curl's default is 4 per easy
  * handle added, which closes and reopens under a burst). */
 #define FETCH_MAXCONNECTS 4096
+/* libcurl finds an idle connection for a transfer by walking every
+ * connection to that host in its cache (url.c, ConnectionExists): with 500
+ * transfers in flight the walk cost a sixth of a request. Transfers are
+ * therefore spread over a few multi handles, each with its own cache and so
+ * a walk this many times shorter: each goes to the one with the fewest in
+ * flight (the first of those), so that a steady load finds its connections
+ * where it left them and a single client uses a single connection. */
+#define FETCH_SHARDS 8
 
+/* One upstream socket libcurl told us about. Sockets we opened ourselves
+ * (CURLOPT_OPENSOCKETFUNCTION) stay registered with libevent for reading
+ * while their connection idles in libcurl's cache: a kept-alive connection
+ * is handed from transfer to transfer, and re-adding and deleting it each
+ * time cost two epoll_ctl() calls per request. They leave libevent when
+ * libcurl closes them (CURLOPT_CLOSESOCKETFUNCTION), or when they turn
+ * readable while idle (the upstream closed them; libcurl's own liveness
+ * check finds that out at the next reuse). */
 struct fetch_sock {
 	struct fetcher *f;
+	struct fetch_shard *sh; /* whose multi handle owns it */
 	curl_socket_t fd;
+	short armed;  /* EV_READ|EV_WRITE as registered with libevent; 0: not added */
+	bool watched; /* libcurl wants events (after POLL_IN/OUT, until POLL_REMOVE) */
+	bool ours;    /* opened by opensock_cb: we see its close */
 	struct event ev;
 	struct fetch_sock *prev, *next; /* all live ones, for fetcher_free */
 };
@@ -45,7 +71,10 @@ struct fetch_buf {
 
 struct fetch_req {
 	struct fetcher *f; /* NULL for a fetch_sync's handle */
+	struct fetch_shard *sh;
 	CURL *easy;
+	CURLU *uh; /* url, parsed once: CURLOPT_CURLU */
+	char *url; /* the URL the handle is set to, NULL: none yet */
 	fetch_done_fn done;
 	void *arg;
 	struct fetch_buf buf;
@@ -53,19 +82,29 @@ struct fetch_req {
 	struct event fail_ev;      /* delivers a failure that happened inside fetcher_get */
 	enum app_fetch_error fail; /* its error */
 	bool in_multi;
-	bool live; /* in flight: guards against a second fetch_cancel */
+	bool live;                     /* in flight: guards against a second fetch_cancel */
 	struct fetch_req *prev, *next; /* in flight list, or free list (next only) */
+};
+
+/* One multi handle, its timer and the idle transfers bound to it. */
+struct fetch_shard {
+	struct fetcher *f;
+	CURLM *multi;
+	struct event timer;
+	struct fetch_req *free_list;
+	unsigned ninflight;
 };
 
 struct fetcher {
 	struct event_base *base;
-	CURLM *multi;
-	struct event timer;
+	struct fetch_shard shard[FETCH_SHARDS];
+	unsigned nshards;
 	struct fetch_opts opts;
 	struct fetch_req *inflight; /* doubly linked */
-	struct fetch_req *free_list;
 	unsigned ninflight, nfree;
 	struct fetch_sock *socks;
+	struct fetch_sock **byfd; /* libcurl forgets sockp at POLL_REMOVE; we do not */
+	size_t nbyfd;
 };
 
 struct fetch_sync {
@@ -199,6 +238,9 @@ static void *take_result(struct fetch_req *r, CURLcode rc, struct app_fetch_resu
 
 /* ---- easy handles ---- */
 
+static curl_socket_t opensock_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
+static int closesock_cb(void *clientp, curl_socket_t fd);
+
 /* Options that never change for a handle; only the URL does per transfer. */
 static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 {
@@ -209,7 +251,8 @@ static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");    /* never a proxy from the environment */
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*"); /* nor two getenv() per transfer for no_proxy */
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body_bytes);
@@ -217,6 +260,12 @@ static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (r->sh) {
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensock_cb);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r->sh);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesock_cb);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->sh);
+	}
 	return e;
 }
 
@@ -226,17 +275,54 @@ static void req_destroy(struct fetch_req *r)
 		event_del(&r->fail_ev);
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
+	curl_url_cleanup(r->uh); /* after the handle that points to it */
+	free(r->url);
 	free(r->buf.data);
 	free(r);
+}
+
+/* Point r's handle at url. A handle is mostly reused for the URL it had
+ * (a proxy fetches one upstream), and then nothing is done at all. Else the
+ * URL is parsed here once and handed over as CURLOPT_CURLU besides
+ * CURLOPT_URL: libcurl then copies the parsed URL at each transfer instead
+ * of parsing the string and printing it back (a sixth of its work per
+ * request). When we cannot parse it, libcurl gets the string alone and
+ * reports the error its usual way. */
+static CURLcode req_set_url(struct fetch_req *r, const char *url)
+{
+	if (r->url && strcmp(r->url, url) == 0)
+		return CURLE_OK;
+	free(r->url);
+	r->url = NULL;
+	CURLcode rc = curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	if (rc != CURLE_OK)
+		return rc;
+	if (!r->uh)
+		r->uh = curl_url();
+	/* libcurl's own flags for CURLOPT_URL (url.c, parseurlandfillconn) */
+	if (r->uh && curl_url_set(r->uh, CURLUPART_URL, url,
+	                          CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+		rc = curl_easy_setopt(r->easy, CURLOPT_CURLU, r->uh);
+	} else {
+		curl_easy_setopt(r->easy, CURLOPT_CURLU, NULL);
+		return CURLE_OK; /* not remembered: parsed again next time */
+	}
+	if (rc == CURLE_OK)
+		r->url = strdup(url); /* NULL: just no shortcut next time */
+	return rc;
 }
 
 static void fail_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct fetch_req *req_get(struct fetcher *f)
 {
-	struct fetch_req *r = f->free_list;
+	struct fetch_shard *sh = &f->shard[0];
+	for (unsigned i = 1; i < f->nshards; i++)
+		if (f->shard[i].ninflight < sh->ninflight)
+			sh = &f->shard[i];
+	struct fetch_req *r = sh->free_list;
 	if (r) {
-		f->free_list = r->next;
+		sh->free_list = r->next;
 		f->nfree--;
 		r->prev = r->next = NULL;
 		return r;
@@ -245,6 +331,7 @@ static struct fetch_req *req_get(struct fetcher *f)
 	if (!r)
 		return NULL;
 	r->f = f;
+	r->sh = sh;
 	r->buf.max = f->opts.max_body_bytes;
 	r->easy = easy_new(r, &f->opts);
 	if (!r->easy) {
@@ -265,6 +352,7 @@ static void inflight_unlink(struct fetcher *f, struct fetch_req *r)
 		r->next->prev = r->prev;
 	r->prev = r->next = NULL;
 	f->ninflight--;
+	r->sh->ninflight--;
 }
 
 /* Take r out of flight and back to the free list. */
@@ -273,7 +361,7 @@ static void req_put(struct fetcher *f, struct fetch_req *r)
 	r->live = false;
 	inflight_unlink(f, r);
 	if (r->in_multi) {
-		curl_multi_remove_handle(f->multi, r->easy);
+		curl_multi_remove_handle(r->sh->multi, r->easy);
 		r->in_multi = false;
 	}
 	event_del(&r->fail_ev);
@@ -284,8 +372,8 @@ static void req_put(struct fetcher *f, struct fetch_req *r)
 		req_destroy(r);
 		return;
 	}
-	r->next = f->free_list;
-	f->free_list = r;
+	r->next = r->sh->free_list;
+	r->sh->free_list = r;
 	f->nfree++;
 }
 
@@ -314,11 +402,12 @@ static void fail_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the multi handle and the loop ---- */
 
-static void check_done(struct fetcher *f)
+static void check_done(struct fetch_shard *sh)
 {
+	struct fetcher *f = sh->f;
 	CURLMsg *msg;
 	int left;
-	while ((msg = curl_multi_info_read(f->multi, &left))) {
+	while ((msg = curl_multi_info_read(sh->multi, &left))) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		char *priv = NULL;
@@ -331,27 +420,38 @@ static void check_done(struct fetcher *f)
 	}
 }
 
+static void sock_arm(struct fetch_sock *s, short kind);
+
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct fetcher *f = arg;
+	struct fetch_sock *s = arg;
+	struct fetch_shard *sh = s->sh;
+	if (!s->watched) {
+		/* An idle connection turned readable: the upstream closed it (or
+		 * sent junk). Stop listening; libcurl's liveness check at the
+		 * next reuse closes it. */
+		sock_arm(s, 0);
+		return;
+	}
 	int action =
 	    ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running;
-	curl_multi_socket_action(f->multi, fd, action, &running);
+	/* s may be freed in here (libcurl closing the socket): not used after. */
+	curl_multi_socket_action(sh->multi, fd, action, &running);
 	/* No "running == 0: drop the timer" here, as hiperfifo.c does: a
 	 * callback in check_done() may have started a transfer that needs it.
 	 * libcurl removes its timer itself through multi_timer_cb(-1). */
-	check_done(f);
+	check_done(sh);
 }
 
 static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct fetcher *f = arg;
+	struct fetch_shard *sh = arg;
 	int running;
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(f);
+	curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(sh);
 }
 
 /* CURLMOPT_TIMERFUNCTION: only arm; calling back into libcurl from here
@@ -359,25 +459,80 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 static int multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	(void)multi;
-	struct fetcher *f = userp;
+	struct fetch_shard *sh = userp;
 	if (timeout_ms < 0) {
-		evtimer_del(&f->timer);
+		evtimer_del(&sh->timer);
 		return 0;
 	}
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(&f->timer, &tv);
+	evtimer_add(&sh->timer, &tv);
 	return 0;
+}
+
+/* Register s with libevent for kind (EV_READ|EV_WRITE), or for nothing
+ * (0). Nothing happens when it already is: no epoll_ctl() for a request
+ * that reuses a connection whose interest did not change. */
+static void sock_arm(struct fetch_sock *s, short kind)
+{
+	if (kind == s->armed)
+		return;
+	if (s->armed)
+		event_del(&s->ev);
+	s->armed = 0;
+	if (!kind)
+		return;
+	event_assign(&s->ev, s->f->base, s->fd, (short)(kind | EV_PERSIST), sock_event_cb, s);
+	if (event_add(&s->ev, NULL) == 0)
+		s->armed = kind;
+}
+
+static struct fetch_sock *sock_find(const struct fetcher *f, curl_socket_t fd)
+{
+	return fd >= 0 && (size_t)fd < f->nbyfd ? f->byfd[fd] : NULL;
+}
+
+static struct fetch_sock *sock_new(struct fetch_shard *sh, curl_socket_t fd, bool ours)
+{
+	struct fetcher *f = sh->f;
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= f->nbyfd) {
+		size_t n = f->nbyfd ? f->nbyfd : 64;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct fetch_sock **p = realloc(f->byfd, n * sizeof(*p));
+		if (!p)
+			return NULL;
+		memset(p + f->nbyfd, 0, (n - f->nbyfd) * sizeof(*p));
+		f->byfd = p;
+		f->nbyfd = n;
+	}
+	struct fetch_sock *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->f = f;
+	s->sh = sh;
+	s->fd = fd;
+	s->ours = ours;
+	s->next = f->socks;
+	if (f->socks)
+		f->socks->prev = s;
+	f->socks = s;
+	f->byfd[fd] = s;
+	return s;
 }
 
 static void sock_free(struct fetcher *f, struct fetch_sock *s)
 {
-	event_del(&s->ev);
+	sock_arm(s, 0);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
 		f->socks = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (sock_find(f, s->fd) == s)
+		f->byfd[s->fd] = NULL;
 	free(s);
 }
 
@@ -385,32 +540,93 @@ static void sock_free(struct fetcher *f, struct fetch_sock *s)
 static int multi_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
 {
 	(void)e;
-	struct fetcher *f = userp;
-	struct fetch_sock *s = sockp;
+	struct fetch_shard *sh = userp;
+	struct fetcher *f = sh->f;
+	struct fetch_sock *s = sockp ? sockp : sock_find(f, fd);
 	if (what == CURL_POLL_REMOVE) {
-		if (s)
-			sock_free(f, s);
+		if (!s || s->sh != sh) /* the fd lives on elsewhere (see opensock_cb) */
+			return 0;
+		s->watched = false;
+		if (!s->ours)
+			sock_free(f, s); /* e.g. a resolver's socket: we would not see it close */
+		else if (s->armed & EV_WRITE)
+			sock_arm(s, 0); /* a writable socket would fire at once */
 		return 0;
 	}
 	if (!s) {
-		s = calloc(1, sizeof(*s));
+		s = sock_new(sh, fd, false);
 		if (!s)
 			return -1; /* libcurl fails the transfer */
-		s->f = f;
-		s->fd = fd;
-		s->next = f->socks;
-		if (f->socks)
-			f->socks->prev = s;
-		f->socks = s;
-		curl_multi_assign(f->multi, fd, s);
-	} else {
-		event_del(&s->ev);
 	}
-	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
-	                     ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-	event_assign(&s->ev, f->base, fd, kind, sock_event_cb, f);
-	event_add(&s->ev, NULL);
+	if (!sockp)
+		curl_multi_assign(sh->multi, fd, s);
+	s->watched = true;
+	sock_arm(s, (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+	                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0)));
 	return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: as libcurl would, but we now know the socket
+ * is a connection whose close we will see. */
+static curl_socket_t opensock_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)purpose;
+	struct fetch_shard *sh = clientp;
+	struct fetcher *f = sh->f;
+	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	struct fetch_sock *s = sock_find(f, fd);
+	if (s) {
+		/* The fd number was closed behind our back (a threaded resolver's
+		 * socket pair, which libcurl closes itself) and comes back now.
+		 * A multi handle may still hold the old entry as this fd's sockp,
+		 * so the entry itself is taken over rather than freed. Its
+		 * registration went with the old socket: event_del() only tidies
+		 * libevent's books (epoll_ctl's ENOENT is ignored there). */
+		sock_arm(s, 0);
+		s->sh = sh;
+		s->watched = false;
+		s->ours = true;
+		return fd;
+	}
+	if (!sock_new(sh, fd, true)) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: leave libevent before the fd goes. */
+static int closesock_cb(void *clientp, curl_socket_t fd)
+{
+	struct fetcher *f = ((struct fetch_shard *)clientp)->f;
+	struct fetch_sock *s = sock_find(f, fd);
+	if (s)
+		sock_free(f, s);
+	return close(fd);
+}
+
+static bool shard_init(struct fetch_shard *sh, struct fetcher *f)
+{
+	sh->f = f;
+	sh->multi = curl_multi_init();
+	if (!sh->multi)
+		return false;
+	evtimer_assign(&sh->timer, f->base, timer_event_cb, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+	long maxconn = FETCH_MAXCONNECTS;
+	if (f->opts.max_host_connections) {
+		curl_multi_setopt(sh->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+		                  (long)f->opts.max_host_connections);
+		if (f->opts.max_host_connections > (unsigned)maxconn)
+			maxconn = (long)f->opts.max_host_connections;
+	}
+	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, maxconn);
+	return true;
 }
 
 struct fetcher *fetcher_new(struct event_base *base, const struct fetch_opts *opts)
@@ -420,25 +636,16 @@ struct fetcher *fetcher_new(struct event_base *base, const struct fetch_opts *op
 		return NULL;
 	f->base = base;
 	f->opts = opts ? *opts : fetch_opts_default();
-	f->multi = curl_multi_init();
-	if (!f->multi) {
-		free(f);
-		errno = ENOMEM;
-		return NULL;
+	/* A per-host cap holds per multi handle: one handle keeps it exact. */
+	f->nshards = f->opts.max_host_connections ? 1 : FETCH_SHARDS;
+	for (unsigned i = 0; i < f->nshards; i++) {
+		if (!shard_init(&f->shard[i], f)) {
+			f->nshards = i;
+			fetcher_free(f);
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
-	evtimer_assign(&f->timer, base, timer_event_cb, f);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
-	long maxconn = FETCH_MAXCONNECTS;
-	if (f->opts.max_host_connections) {
-		curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-		                  (long)f->opts.max_host_connections);
-		if (f->opts.max_host_connections > (unsigned)maxconn)
-			maxconn = (long)f->opts.max_host_connections;
-	}
-	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, maxconn);
 	return f;
 }
 
@@ -450,18 +657,22 @@ void fetcher_free(struct fetcher *f)
 		struct fetch_req *r = f->inflight;
 		inflight_unlink(f, r);
 		if (r->in_multi)
-			curl_multi_remove_handle(f->multi, r->easy);
+			curl_multi_remove_handle(r->sh->multi, r->easy);
 		req_destroy(r);
 	}
-	while (f->free_list) {
-		struct fetch_req *r = f->free_list;
-		f->free_list = r->next;
-		req_destroy(r);
+	for (unsigned i = 0; i < f->nshards; i++) {
+		struct fetch_shard *sh = &f->shard[i];
+		while (sh->free_list) {
+			struct fetch_req *r = sh->free_list;
+			sh->free_list = r->next;
+			req_destroy(r);
+		}
+		curl_multi_cleanup(sh->multi); /* closes its connections: closesock_cb */
+		evtimer_del(&sh->timer);
 	}
-	curl_multi_cleanup(f->multi);
-	evtimer_del(&f->timer);
-	while (f->socks) /* whatever libcurl did not ask us to remove */
+	while (f->socks) /* whatever libcurl did not close through us */
 		sock_free(f, f->socks);
+	free(f->byfd);
 	free(f);
 }
 
@@ -480,13 +691,14 @@ int fetcher_get(struct fetcher *f, const char *url, fetch_done_fn done, void *ar
 		f->inflight->prev = r;
 	f->inflight = r;
 	f->ninflight++;
+	r->sh->ninflight++;
 	if (out_req)
 		*out_req = r;
 
-	CURLcode rc = curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	CURLcode rc = req_set_url(r, url);
 	CURLMcode mrc = CURLM_OK;
 	if (rc == CURLE_OK)
-		mrc = curl_multi_add_handle(f->multi, r->easy);
+		mrc = curl_multi_add_handle(r->sh->multi, r->easy);
 	if (rc == CURLE_OK && mrc == CURLM_OK) {
 		/* libcurl now arms a zero timeout through multi_timer_cb: the
 		 * transfer starts, and can only finish, from the loop. */

@@ -147,6 +147,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	*(bool *)arg = true;
 }
 
+static unsigned loop_turns; /* loop iterations run_until made: a busy loop shows */
+
 /* Run the loop until every result is done or ms pass. */
 static void run_until(struct event_base *base, struct result *rs, size_t n, unsigned ms)
 {
@@ -161,6 +163,7 @@ static void run_until(struct event_base *base, struct result *rs, size_t n, unsi
 		if (left == 0 || expired)
 			break;
 		event_base_loop(base, EVLOOP_ONCE);
+		loop_turns++;
 	}
 	event_free(deadline);
 }
@@ -478,6 +481,145 @@ static void test_cancel(void **state)
 	assert_int_equal(fetcher_inflight(e->f), 0);
 }
 
+/* A recycled transfer handle pointed at another URL fetches that URL: the
+ * fetcher keeps each handle's parsed URL and must notice the change. */
+static void test_url_changes_on_reused_handle(void **state)
+{
+	struct env *e = *state;
+	static const char *paths[] = {"/?size=10", "/?size=20", "/?size=20", "/?size=10", "/"};
+	static const size_t lens[] = {10, 20, 20, 10, BODY_SIZE};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char u[96];
+		url(u, sizeof(u), paths[i]);
+		struct result r = {0};
+		assert_int_equal(get(e->f, u, &r, NULL), 0);
+		run_until(e->base, &r, 1, 5000);
+		assert_int_equal(r.res.error, APP_FETCH_OK);
+		assert_int_equal(r.len, lens[i]);
+		assert_true(r.body_ok);
+	}
+	/* and a bad one after good ones, then a good one again */
+	struct result bad = {0}, good = {0};
+	assert_int_equal(get(e->f, "http://[::1", &bad, NULL), 0);
+	run_until(e->base, &bad, 1, 5000);
+	assert_true(bad.done);
+	assert_int_not_equal(bad.res.error, APP_FETCH_OK);
+	char u[96];
+	url(u, sizeof(u), "/?size=10");
+	assert_int_equal(get(e->f, u, &good, NULL), 0);
+	run_until(e->base, &good, 1, 5000);
+	assert_int_equal(good.res.error, APP_FETCH_OK);
+	assert_int_equal(good.len, 10);
+}
+
+/* A tiny upstream in a child process: answers one keep-alive request per
+ * connection, closes each connection 50 ms after answering, and exits with
+ * the number of requests it served. */
+static pid_t start_closing_upstream(int n_conns, int *port)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 8) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) != 0)
+		return -1;
+	*port = ntohs(sa.sin_port);
+	pid_t pid = fork();
+	if (pid != 0) {
+		close(lfd);
+		return pid;
+	}
+	alarm(10); /* gone by itself should the test fail half-way */
+	int served = 0;
+	for (int i = 0; i < n_conns; i++) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			_exit(100);
+		char req[2048];
+		size_t got = 0;
+		while (got < sizeof(req) - 1) {
+			ssize_t n = read(c, req + got, sizeof(req) - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			req[got] = '\0';
+			if (strstr(req, "\r\n\r\n"))
+				break;
+		}
+		if (!strstr(req, "\r\n\r\n"))
+			_exit(101);
+		static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nABC";
+		if (write(c, ans, sizeof(ans) - 1) != (ssize_t)(sizeof(ans) - 1))
+			_exit(102);
+		served++;
+		usleep(50 * 1000);
+		close(c);
+	}
+	_exit(served);
+}
+
+/* An idle kept-alive connection that the upstream closes: the fetcher still
+ * listens to it (it stays registered between transfers) and must neither
+ * spin on it nor hand it to the next transfer, which goes out on a new
+ * connection. */
+static void test_idle_connection_closed_by_upstream(void **state)
+{
+	struct env *e = *state;
+	int port = 0;
+	pid_t pid = start_closing_upstream(2, &port);
+	assert_true(pid > 0);
+	char u[96];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/", port);
+	for (int i = 0; i < 2; i++) {
+		struct result r = {0};
+		assert_int_equal(get(e->f, u, &r, NULL), 0);
+		run_until(e->base, &r, 1, 5000);
+		assert_int_equal(r.res.error, APP_FETCH_OK);
+		assert_int_equal(r.len, 3);
+		assert_true(r.body_ok);
+		loop_turns = 0;
+		run_for(e->base, 150);        /* the upstream closes it meanwhile */
+		assert_true(loop_turns < 20); /* an EOF watched forever would spin */
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 2);
+}
+
+/* An upstream named rather than numbered goes through libcurl's threaded
+ * resolver, whose socket (reported to the fetcher, then closed by libcurl
+ * itself) gives its fd number back to the connection opened right after.
+ * Whatever the name resolves to, every transfer must end, and numbered
+ * transfers beside it must not suffer. */
+static void test_named_upstream(void **state)
+{
+	struct env *e = *state;
+	char host[256] = "localhost";
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	const char *port = strrchr(base_url, ':');
+	char named[400], numbered[96];
+	snprintf(named, sizeof(named), "http://%s%s/?size=10", host, port);
+	url(numbered, sizeof(numbered), "/?delay=5");
+	for (int i = 0; i < 3; i++) {
+		struct result rs[3] = {0};
+		assert_int_equal(get(e->f, named, &rs[0], NULL), 0);
+		assert_int_equal(get(e->f, numbered, &rs[1], NULL), 0);
+		assert_int_equal(get(e->f, numbered, &rs[2], NULL), 0);
+		run_until(e->base, rs, 3, 8000);
+		assert_true(rs[0].done);
+		assert_true(rs[0].res.error == APP_FETCH_OK ||
+		            rs[0].res.error == APP_FETCH_ECONNECT);
+		for (int j = 1; j < 3; j++) {
+			assert_true(rs[j].done);
+			assert_int_equal(rs[j].res.error, APP_FETCH_OK);
+			assert_int_equal(rs[j].len, BODY_SIZE);
+		}
+	}
+}
+
 /* A callback that starts the next fetch: chains work from the loop. */
 struct chain {
 	struct fetcher *f;
@@ -627,6 +769,11 @@ int main(int argc, char **argv)
 	                                    env_teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel, env_setup, env_teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_from_callback, env_setup, env_teardown),
+	    cmocka_unit_test_setup_teardown(test_url_changes_on_reused_handle, env_setup,
+	                                    env_teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_connection_closed_by_upstream, env_setup,
+	                                    env_teardown),
+	    cmocka_unit_test_setup_teardown(test_named_upstream, env_setup, env_teardown),
 	    cmocka_unit_test(test_free_with_inflight),
 	    cmocka_unit_test(test_sync),
 	};
