@@ -5,6 +5,8 @@
 #   make compare    compare BASELINE with NEW (default: the ci baseline and the last ci run)
 #   make baseline   refresh results/baseline/ from a fresh ci run and instruction count
 #   make trend      chart results/history.jsonl
+#   make fuzz       run every libFuzzer target SECONDS (default 60) in a clang build
+#   make soak       run both workers under mixed load and faults, watching RSS and fds
 #   make clean      remove build/
 BUILD ?= build
 MESONFLAGS ?=
@@ -12,7 +14,7 @@ SCENARIO ?= seed-2012
 BASELINE ?= results/baseline/ci.json
 NEW ?= results/ci/latest.json
 
-.PHONY: all deps test bench plots compare baseline trend clean
+.PHONY: all deps test bench plots compare baseline trend fuzz soak clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -43,6 +45,12 @@ baseline: deps
 
 trend:
 	scripts/trend
+
+fuzz:
+	scripts/fuzz $(or $(SECONDS),60)
+
+soak: all
+	scripts/soak --build $(BUILD) $(if $(SECONDS),--seconds $(SECONDS),)
 
 clean:
 	rm -rf $(BUILD)

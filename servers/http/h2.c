@@ -493,7 +493,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 		}
 		return 0;
 	}
-	if (st->nspans >= s->lim.http.max_headers) {
+	/* The host header made from :authority (pseudo-headers come first,
+	 * so has_auth is known) counts against the limit, as Host does in
+	 * HTTP/1.1. */
+	size_t synthetic = st->has_auth && !st->has_host;
+	if (st->nspans + synthetic >= s->lim.http.max_headers) {
 		st->early_status = 431;
 		return 0;
 	}
