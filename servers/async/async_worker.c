@@ -39,6 +39,7 @@
 #include "fetch.h"
 #include "h2.h"
 #include "http1.h"
+#include "stats.h"
 
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
@@ -150,6 +151,7 @@ struct async_worker {
 	const struct app *app;
 	unsigned max_inflight, inflight;
 	unsigned nconns, nfree;
+	unsigned nstreams; /* HTTP/2 stream records live (stats) */
 	int listen_fd;
 	bool stopping;
 	struct event *accept_ev, *accept_retry_ev, *wake_ev;
@@ -408,6 +410,7 @@ static void conn_start(struct conn *c)
 	c->head = m->len == 4 && memcmp(m->base, "HEAD", 4) == 0;
 	c->state = CS_REQ;
 	w->inflight++;
+	stats_counters.requests++;
 	app_ctx_init(&c->ctx, &async_ops, w->opts->upstream);
 	app_ctx_run(&c->ctx, w->app, &c->req.req);
 	conn_after_app(c);
@@ -848,6 +851,7 @@ static void h2s_free(struct h2s *s)
 	struct async_worker *w = c->w;
 	if (s->answered)
 		c->h2_answered_live--;
+	w->nstreams--;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -894,6 +898,7 @@ static void h2s_start(struct h2s *s)
 	struct async_worker *w = s->c->w;
 	s->started = true;
 	w->inflight++;
+	stats_counters.requests++;
 	app_ctx_init(&s->ctx, &h2_ops, w->opts->upstream);
 	app_ctx_run(&s->ctx, w->app, s->req);
 	h2s_after_app(s);
@@ -910,6 +915,7 @@ static void h2_on_request(void *user, int32_t id, const struct app_request *req)
 		h2_session_reset_stream(c->h2, id, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
+	w->nstreams++;
 	s->c = c;
 	s->id = id;
 	s->req = req;
@@ -1399,10 +1405,17 @@ static void worker_accept(evutil_socket_t fd, short what, void *arg)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				/* Out of descriptors: stop accepting for a moment
-				 * instead of spinning on a level-triggered event. */
+				 * instead of spinning on a level-triggered event,
+				 * saying so once per episode. */
+				if (errno == EMFILE || errno == ENFILE)
+					stats_accept_paused(errno);
 				struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
 				event_del(w->accept_ev);
 				evtimer_add(w->accept_retry_ev, &tv);
+			} else if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			           __builtin_expect(stats_accept_is_paused(), 0)) {
+				/* Drained without running out: an episode ends. */
+				stats_accept_resumed();
 			}
 			return;
 		}
@@ -1535,6 +1548,26 @@ void async_worker_free(struct async_worker *w)
 
 /* ---- the process's entry point under master_run() ---- */
 
+/* The gauges of stats.h; fetches come from the fetcher, and there are
+ * no coroutines here. */
+static void worker_stats_fill(void *arg, struct worker_stats *out)
+{
+	const struct async_worker *w = arg;
+	out->conns = w->nconns;
+	out->inflight = w->inflight;
+	out->streams = w->nstreams;
+	out->coros = 0;
+	out->stack_pool = 0;
+}
+
+static void worker_on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	stats_log();
+}
+
 struct worker_run {
 	struct async_worker *w;
 	struct event *grace_ev;
@@ -1582,12 +1615,18 @@ int async_worker_main(const struct worker_env *env, void *arg)
 	run.grace_ev = evtimer_new(base, worker_on_grace, base);
 	struct event *sigterm = evsignal_new(base, SIGTERM, worker_on_signal, &run);
 	struct event *sigint = evsignal_new(base, SIGINT, worker_on_signal, &run);
+	struct event *sigusr1 = evsignal_new(base, SIGUSR1, worker_on_usr1, NULL);
 	int rc = 1;
-	if (run.w && run.grace_ev && sigterm && sigint && event_add(sigterm, NULL) == 0 &&
-	    event_add(sigint, NULL) == 0) {
+	if (run.w && run.grace_ev && sigterm && sigint && sigusr1 &&
+	    event_add(sigterm, NULL) == 0 && event_add(sigint, NULL) == 0 &&
+	    event_add(sigusr1, NULL) == 0) {
+		stats_bind("async-server", run.w->fetcher, worker_stats_fill, run.w);
 		rc = event_base_dispatch(base) < 0 ? 1 : 0;
+		stats_bind("async-server", NULL, NULL, NULL);
 	}
 	async_worker_free(run.w);
+	if (sigusr1)
+		event_free(sigusr1);
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)

@@ -8,6 +8,7 @@
 #include "fetch.h"
 #include "master.h"
 #include "options.h"
+#include "stats.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -57,6 +58,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	raise_nofile();
-	struct async_config cfg = {.opts = &opts, .app = app, .max_inflight = max_inflight};
+	/* --stats-path answers the worker's counters (stats.h) before the app. */
+	struct async_config cfg = {.opts = &opts,
+	                           .app = stats_app_wrap(app, opts.stats_path),
+	                           .max_inflight = max_inflight};
 	return master_run(&opts, async_worker_main, &cfg, prog);
 }

@@ -24,6 +24,7 @@
 #include "http1.h"
 #include "master.h"
 #include "options.h"
+#include "stats.h"
 
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
@@ -51,6 +52,8 @@
  * past it a finished stack is unmapped, so a burst of 10,000 connections
  * does not keep its dirty stack pages resident for good. */
 #define STACKS_KEPT 1024
+/* After accept(2) fails for want of descriptors (EMFILE and friends). */
+#define ACCEPT_RETRY_MS 100
 #define LINGER_MS 500
 /* With keep-alive off, still bound the wait for a request or a write. */
 #define CONN_READ_MS 30000
@@ -59,6 +62,7 @@ struct cfg {
 	const struct app *app;
 	unsigned worker_connections;
 	unsigned stack_kib;
+	unsigned max_coros; /* coroutines (connections + streams); 0: derived */
 };
 
 struct op;
@@ -74,11 +78,14 @@ struct worker {
 	struct http1_limits limits;
 	struct h2_limits h2_limits;
 	int listen_fd;
-	unsigned nconns;  /* connections (not stream coroutines): --worker-connections */
-	unsigned ka_ms;   /* keep-alive idle timeout; 0: one request per connection */
-	unsigned read_ms; /* wait for (the rest of) a request or for a write */
+	unsigned nconns;             /* connections (not stream coroutines): --worker-connections */
+	unsigned inflight, nstreams; /* requests the app holds; HTTP/2 streams (stats) */
+	unsigned max_coros;          /* hard cap on coroutines, streams included */
+	bool at_coro_cap;            /* logged once per episode */
+	unsigned ka_ms;              /* keep-alive idle timeout; 0: one request per connection */
+	unsigned read_ms;            /* wait for (the rest of) a request or for a write */
 	bool accepting, stopping;
-	struct event accept_ev, retry_ev, term_ev, int_ev, grace_ev;
+	struct event accept_ev, retry_ev, term_ev, int_ev, grace_ev, usr1_ev;
 	struct conn *conns; /* live connections, for the shutdown */
 	struct op *free_ops;
 	struct http1_parser *parsers[PARSER_CACHE];
@@ -375,10 +382,13 @@ static bool serve_request(struct conn *c, const struct http1_request *hr, bool k
 	r.head = hr->req.method.len == 4 && memcmp(hr->req.method.base, "HEAD", 4) == 0;
 	r.pending = r.done_head = r.done_tail = NULL;
 	r.w = w;
+	w->inflight++;
+	stats_counters.requests++;
 	app_ctx_init(&r.ctx, &coro_ops, w->opts->upstream);
 	app_ctx_run(&r.ctx, w->cfg->app, &hr->req);
 	bool ok = creq_wait(&r);
 	app_ctx_release(&r.ctx);
+	w->inflight--;
 	return ok;
 }
 
@@ -543,6 +553,21 @@ static const struct app_ctx_ops coro_h2_ops = {
     .respond = op_h2_respond,
 };
 
+/* Below the hard cap on coroutines? Says so once per episode when not. */
+static bool coro_cap_ok(struct worker *w)
+{
+	if (__builtin_expect(hub_ntasks(w->hub) < w->max_coros, 1))
+		return true;
+	if (!w->at_coro_cap) {
+		w->at_coro_cap = true;
+		fprintf(stderr,
+		        "%s[%ld]: coroutine cap reached (%u alive, --max-coroutines %u); refusing "
+		        "new streams and pausing accept\n",
+		        PROG, (long)getpid(), hub_ntasks(w->hub), w->max_coros);
+	}
+	return false;
+}
+
 struct stream_start {
 	struct h2conn *hc;
 	int32_t id;
@@ -571,11 +596,16 @@ static void stream_task(struct hub *h, void *arg)
 		hc->streams->prev = &st;
 	hc->streams = &st;
 	hc->refs++;
+	w->nstreams++;
+	w->inflight++;
+	stats_counters.requests++;
 
 	app_ctx_init(&st.r.ctx, &coro_h2_ops, w->opts->upstream);
 	app_ctx_run(&st.r.ctx, w->cfg->app, start.req);
 	bool ok = creq_wait(&st.r);
 	app_ctx_release(&st.r.ctx);
+	w->inflight--;
+	w->nstreams--;
 
 	if (st.prev)
 		st.prev->next = st.next;
@@ -601,6 +631,11 @@ static void stream_task(struct hub *h, void *arg)
 static void h2_spawn(struct h2conn *hc, int32_t id, const struct app_request *req)
 {
 	struct stream_start start = {hc, id, req};
+	if (!coro_cap_ok(hc->w)) {
+		/* The client may retry a refused stream: nothing of it ran. */
+		(void)h2_session_reset_stream(hc->s, id, NGHTTP2_REFUSED_STREAM);
+		return;
+	}
 	if (hub_spawn(hc->w->hub, stream_task, &start) != 0)
 		(void)h2_session_reset_stream(hc->s, id, NGHTTP2_INTERNAL_ERROR);
 }
@@ -895,7 +930,8 @@ static void accept_pause(struct worker *w)
 
 static void accept_resume(struct worker *w)
 {
-	if (!w->accepting && !w->stopping && w->nconns < w->cfg->worker_connections) {
+	if (!w->accepting && !w->stopping && w->nconns < w->cfg->worker_connections &&
+	    hub_ntasks(w->hub) < w->max_coros) {
 		if (event_add(&w->accept_ev, NULL) == 0)
 			w->accepting = true;
 	}
@@ -906,7 +942,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	struct worker *w = arg;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		if (w->nconns >= w->cfg->worker_connections) {
+		if (w->nconns >= w->cfg->worker_connections || !coro_cap_ok(w)) {
 			accept_pause(w); /* resumed when a connection ends */
 			return;
 		}
@@ -914,13 +950,20 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* Drained without running out: an episode ends. */
+				if (__builtin_expect(stats_accept_is_paused(), 0))
+					stats_accept_resumed();
 				return;
+			}
 			accept_pause(w);
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				/* Out of descriptors: back off instead of spinning. */
-				struct timeval tv = {0, 100 * 1000};
+				/* Out of descriptors: back off instead of spinning,
+				 * saying so once per episode. */
+				if (errno == EMFILE || errno == ENFILE)
+					stats_accept_paused(errno);
+				struct timeval tv = {0, ACCEPT_RETRY_MS * 1000};
 				evtimer_add(&w->retry_ev, &tv);
 			}
 			/* Anything else (EINVAL: the master shut the listener
@@ -949,6 +992,10 @@ static void task_ended(void *arg)
 		if (hub_ntasks(w->hub) == 0)
 			event_base_loopbreak(w->base);
 		return;
+	}
+	if (w->at_coro_cap && hub_ntasks(w->hub) < w->max_coros) {
+		w->at_coro_cap = false;
+		fprintf(stderr, "%s[%ld]: below the coroutine cap again\n", PROG, (long)getpid());
 	}
 	accept_resume(w);
 }
@@ -1003,6 +1050,26 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(&w->grace_ev, &tv);
 }
 
+/* ---- live counters (stats.h) ---- */
+
+static void stats_fill(void *arg, struct worker_stats *out)
+{
+	const struct worker *w = arg;
+	out->conns = w->nconns;
+	out->inflight = w->inflight;
+	out->streams = w->nstreams;
+	out->coros = hub_ntasks(w->hub);
+	out->stack_pool = hub_stack_pool(w->hub);
+}
+
+static void usr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	stats_log();
+}
+
 /* ---- the worker process ---- */
 
 static int worker_main(const struct worker_env *env, void *arg)
@@ -1044,6 +1111,18 @@ static int worker_main(const struct worker_env *env, void *arg)
 		return 1;
 	}
 	hub_on_task_end(w.hub, task_ended, &w);
+	/* Every connection may hold h2-max-streams stream coroutines besides
+	 * its own: that product is the natural ceiling; --max-coroutines
+	 * lowers it (each costs a stack). */
+	w.max_coros = cfg->max_coros;
+	if (w.max_coros == 0) {
+		unsigned long long c = (unsigned long long)cfg->worker_connections *
+		                       (1ull + env->opts->h2_max_streams);
+		w.max_coros = c > UINT32_MAX ? UINT32_MAX : (unsigned)c;
+	}
+	stats_bind(PROG, w.fetcher, stats_fill, &w);
+	evsignal_assign(&w.usr1_ev, w.base, SIGUSR1, usr1_cb, &w);
+	evsignal_add(&w.usr1_ev, NULL);
 	event_assign(&w.accept_ev, w.base, w.listen_fd, EV_READ | EV_PERSIST, accept_cb, &w);
 	evtimer_assign(&w.retry_ev, w.base, accept_retry_cb, &w);
 	evtimer_assign(&w.grace_ev, w.base, grace_expired_cb, &w);
@@ -1062,6 +1141,8 @@ static int worker_main(const struct worker_env *env, void *arg)
 	evtimer_del(&w.grace_ev);
 	evsignal_del(&w.term_ev);
 	evsignal_del(&w.int_ev);
+	evsignal_del(&w.usr1_ev);
+	stats_bind(PROG, NULL, NULL, NULL);
 	fetcher_free(w.fetcher);
 	hub_free(w.hub);
 	while (w.free_ops) {
@@ -1089,6 +1170,11 @@ int main(int argc, char **argv)
 	     "coroutine stack size in KiB (mmap'd, a guard page below, pooled); the "
 	     "connection's 16 KiB read buffer lives on it",
 	     32, 65536},
+	    {"max-coroutines", OPT_UINT, &cfg.max_coros, "N",
+	     "hard cap on coroutines per worker, HTTP/2 stream coroutines included (at it: "
+	     "new streams refused, accept paused, one log line); 0 = worker-connections x "
+	     "(1 + h2-max-streams)",
+	     0, 100000000},
 	    {0},
 	};
 	int rc = server_opts_parse(&opts, extra, argc, argv, PROG, COROBENCH_VERSION);
@@ -1101,6 +1187,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: unknown app '%s' (see --help)\n", PROG, opts.app);
 		return 2;
 	}
+	cfg.app = stats_app_wrap(cfg.app, opts.stats_path);
 	if (fetch_global_init() != 0) {
 		fprintf(stderr, "%s: cannot initialise libcurl\n", PROG);
 		return 1;

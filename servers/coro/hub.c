@@ -67,6 +67,11 @@ unsigned hub_ntasks(const struct hub *h)
 	return h->ntasks;
 }
 
+unsigned hub_stack_pool(const struct hub *h)
+{
+	return coro_pool_idle(h->pool);
+}
+
 void hub_on_task_end(struct hub *h, void (*fn)(void *arg), void *arg)
 {
 	h->on_end = fn;
@@ -235,9 +240,13 @@ int hub_sleep(struct hub *h, unsigned ms)
 static void fd_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
-	(void)what;
 	struct hub_fd *f = arg;
 	f->readable = true;
+	/* Data and the FIN can come in one edge: a short read would then
+	 * clear readable with the EOF still queued and no edge left to
+	 * report it (an HTTP/2 client's GOAWAY-and-close did exactly that). */
+	if (what & EV_CLOSED)
+		f->peer_closed = true;
 	hub_wake(f->waiter);
 }
 
@@ -270,8 +279,10 @@ int hub_fd_open(struct hub *h, struct hub_fd *f, int fd, unsigned flags)
 	f->writable = true;
 	f->timed_out = false;
 	f->write_armed = false;
+	f->peer_closed = false;
 	f->waiter = NULL;
-	if (event_assign(&f->rev, h->base, fd, EV_READ | EV_PERSIST | EV_ET, fd_read_cb, f) != 0 ||
+	if (event_assign(&f->rev, h->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, fd_read_cb,
+	                 f) != 0 ||
 	    event_assign(&f->wev, h->base, fd, EV_WRITE | EV_ET, fd_write_cb, f) != 0 ||
 	    evtimer_assign(&f->tev, h->base, fd_timer_cb, f) != 0)
 		return -1;
@@ -318,7 +329,7 @@ fd_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms, bool woken
 			if (n > 0) {
 				/* Short read: the socket is empty now; the next
 				 * edge says when there is more. */
-				if ((size_t)n < len && f->tcp)
+				if ((size_t)n < len && f->tcp && !f->peer_closed)
 					f->readable = false;
 				return n;
 			}

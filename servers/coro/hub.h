@@ -41,6 +41,8 @@ typedef void (*hub_task_fn)(struct hub *h, void *arg);
 int hub_spawn(struct hub *h, hub_task_fn fn, void *arg);
 /* Tasks alive now. */
 unsigned hub_ntasks(const struct hub *h);
+/* Free stacks kept in the pool for the next spawn. */
+unsigned hub_stack_pool(const struct hub *h);
 /* Called (from the loop) after each task has ended and its stack is back
  * in the pool: the worker resumes accepting there. */
 void hub_on_task_end(struct hub *h, void (*fn)(void *arg), void *arg);
@@ -72,6 +74,7 @@ struct hub_fd {
 	struct hub *hub;
 	int fd;
 	bool readable, writable, timed_out, write_armed, tcp;
+	bool peer_closed; /* EPOLLRDHUP seen: a short read no longer means empty */
 	struct hub_task *waiter;
 	struct event rev, wev, tev;
 };
@@ -80,7 +83,8 @@ enum hub_fd_flags {
 	/* A short read means the socket is empty (true of TCP, whose read
 	 * copies across every queued segment, not of AF_UNIX, which stops at
 	 * message boundaries): skip the read that would only say EAGAIN and
-	 * wait for the next edge, as nginx does with EPOLLRDHUP. */
+	 * wait for the next edge, as nginx does with EPOLLRDHUP: once the
+	 * peer's FIN has been reported (EV_CLOSED) reads go on to the 0. */
 	HUB_FD_TCP = 1u << 0,
 };
 

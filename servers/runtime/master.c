@@ -50,6 +50,9 @@ struct worker_slot {
 	unsigned boot_fails; /* consecutive fast non-zero exits */
 };
 
+/* SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1: see master_signals[]. */
+#define MASTER_NSIGNALS 5
+
 struct master {
 	const struct server_opts *opts;
 	worker_main_fn fn;
@@ -58,7 +61,7 @@ struct master {
 	int listen_fd;
 	int sig_fd;
 	sigset_t old_mask;
-	struct sigaction old_act[4]; /* of master_signals[], restored at the end */
+	struct sigaction old_act[MASTER_NSIGNALS]; /* of master_signals[], restored at the end */
 	int nworkers;
 	struct worker_slot *slots;
 	int *cpus; /* allowed CPUs, for --cpu-affinity */
@@ -69,7 +72,7 @@ struct master {
 };
 
 /* The signals the master reads from its signalfd. */
-static const int master_signals[4] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+static const int master_signals[MASTER_NSIGNALS] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 static int64_t now_ms(void)
 {
@@ -268,7 +271,8 @@ static void worker_child(struct master *m, int index, pid_t master_pid)
 		struct sigaction cur;
 		if (s == SIGKILL || s == SIGSTOP || sigaction(s, NULL, &cur) != 0)
 			continue;
-		bool ours = s == SIGCHLD || s == SIGTERM || s == SIGINT || s == SIGHUP;
+		bool ours =
+		    s == SIGCHLD || s == SIGTERM || s == SIGINT || s == SIGHUP || s == SIGUSR1;
 		bool ignored = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
 		if (ours || ignored)
 			(void)sigaction(s, &dfl, NULL);
@@ -486,6 +490,12 @@ static int handle_signals(struct master *m)
 				kill_all(m, "still running at a second stop signal");
 			}
 			break;
+		case SIGUSR1:
+			/* Each worker logs its live counters (stats.h). */
+			for (int w = 0; w < m->nworkers; w++)
+				if (m->slots[w].pid > 0)
+					kill(m->slots[w].pid, SIGUSR1);
+			break;
 		case SIGHUP:
 			if (!m->opts->quiet)
 				fprintf(stderr, "%s: SIGHUP ignored (no reload; restart instead)\n",
@@ -571,10 +581,10 @@ static void restore_signals(struct master *m)
 {
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 	sigemptyset(&ign.sa_mask);
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < MASTER_NSIGNALS; i++)
 		sigaction(master_signals[i], &ign, NULL);
 	sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < MASTER_NSIGNALS; i++)
 		sigaction(master_signals[i], &m->old_act[i], NULL);
 }
 
@@ -611,7 +621,7 @@ int master_run(const struct server_opts *opts, worker_main_fn fn, void *arg, con
 	sigemptyset(&mask);
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < MASTER_NSIGNALS; i++) {
 		sigaddset(&mask, master_signals[i]);
 		sigaction(master_signals[i], &dfl, &m.old_act[i]);
 	}

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_MAX 16
+#define SHARED_MAX 24
 
 void server_opts_default(struct server_opts *o)
 {
@@ -32,6 +32,7 @@ void server_opts_default(struct server_opts *o)
 	    .backlog = 4096,
 	    .quiet = false,
 	    .h2_max_streams = 100,
+	    .stats_path = NULL,
 	};
 }
 
@@ -60,6 +61,10 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	    {"quiet", OPT_FLAG, &o->quiet, NULL, "no informational log lines", 0, 0},
 	    {"h2-max-streams", OPT_UINT, &o->h2_max_streams, "N",
 	     "SETTINGS_MAX_CONCURRENT_STREAMS per HTTP/2 connection", 1, 10000},
+	    {"stats-path", OPT_STR, &o->stats_path, "PATH",
+	     "answer GET PATH with the worker's live counters as JSON (off by default; "
+	     "SIGUSR1 logs them)",
+	     0, 0},
 	    {"help", OPT_FLAG, NULL, NULL, "print this help and exit", 0, 0},
 	    {"version", OPT_FLAG, NULL, NULL, "print the version and exit", 0, 0},
 	};
@@ -132,6 +137,10 @@ static int check_str(const struct server_opts *o, const struct opt_def *d, const
 	    strncmp(v, "https://", 8) != 0) {
 		fprintf(stderr, "%s: --upstream: '%s' is not an http:// or https:// URL\n", prog,
 		        v);
+		return -1;
+	}
+	if (d->dest == &o->stats_path && v[0] != '/') {
+		fprintf(stderr, "%s: --stats-path: '%s' must start with '/'\n", prog, v);
 		return -1;
 	}
 	return 0;

@@ -23,6 +23,8 @@ struct server_opts {
 	bool quiet;                   /* no access/info log lines */
 	unsigned h2_max_streams;      /* SETTINGS_MAX_CONCURRENT_STREAMS per HTTP/2
 	                                 connection, default 100 */
+	const char *stats_path;       /* answer GET PATH with the worker's counters
+	                                 (JSON); NULL (default): off */
 };
 
 enum opt_kind { OPT_FLAG, OPT_INT, OPT_UINT, OPT_ULONG, OPT_STR };

@@ -105,6 +105,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.backlog, 4096);
 	assert_false(o.quiet);
 	assert_int_equal(o.h2_max_streams, 100);
+	assert_null(o.stats_path);
 }
 
 static void check_all_set(const struct server_opts *o)
@@ -121,6 +122,7 @@ static void check_all_set(const struct server_opts *o)
 	assert_int_equal(o->backlog, 128);
 	assert_true(o->quiet);
 	assert_int_equal(o->h2_max_streams, 250);
+	assert_string_equal(o->stats_path, "/_stats");
 }
 
 static void test_every_flag_separate_value(void **state)
@@ -131,7 +133,8 @@ static void test_every_flag_separate_value(void **state)
 	                       "proxy-async", "--upstream", "http://127.0.0.1:9001/x?size=10",
 	                       "--graceful-timeout", "3", "--cpu-affinity", "--keepalive-timeout",
 	                       "7", "--upstream-timeout", "1500", "--max-body", "2048", "--backlog",
-	                       "128", "--quiet", "--h2-max-streams", "250", NULL),
+	                       "128", "--quiet", "--h2-max-streams", "250", "--stats-path",
+	                       "/_stats", NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -144,7 +147,7 @@ static void test_every_flag_equals(void **state)
 	                       "--upstream=http://127.0.0.1:9001/x?size=10", "--graceful-timeout=3",
 	                       "--cpu-affinity", "--keepalive-timeout=7", "--upstream-timeout=1500",
 	                       "--max-body=2048", "--backlog=128", "--quiet",
-	                       "--h2-max-streams=250", NULL),
+	                       "--h2-max-streams=250", "--stats-path=/_stats", NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -255,6 +258,14 @@ static void test_bad_upstream(void **state)
 	                       "--upstream: '127.0.0.1:9000' is not an http:// or https:// URL"));
 }
 
+static void test_bad_stats_path(void **state)
+{
+	(void)state;
+	struct capture c;
+	assert_non_null(strstr(parse_err(&c, "--stats-path", "_stats", NULL),
+	                       "--stats-path: '_stats' must start with '/'"));
+}
+
 static const char *const every_flag[] = {
     "--listen ADDR",
     "--workers N",
@@ -268,6 +279,7 @@ static const char *const every_flag[] = {
     "--backlog N",
     "--quiet",
     "--h2-max-streams N",
+    "--stats-path PATH",
     "--help",
     "--version",
 };
@@ -297,6 +309,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	    "(default: 1048576)",
 	    "(default: 4096)",
 	    "(default: 100)",
+	    "(default: none)",
 	};
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
 		assert_non_null(strstr(out, defaults[i]));
@@ -304,7 +317,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	size_t flags_with_default = 0;
 	for (const char *p = out; (p = strstr(p, "(default: ")); p++)
 		flags_with_default++;
-	assert_int_equal(flags_with_default, 12);
+	assert_int_equal(flags_with_default, 13);
 	/* the apps, with their summaries */
 	for (const struct app *const *a = app_all(); *a; a++)
 		assert_non_null(strstr(out, (*a)->name));
@@ -391,6 +404,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_app),
 	    cmocka_unit_test(test_listen_addresses),
 	    cmocka_unit_test(test_bad_upstream),
+	    cmocka_unit_test(test_bad_stats_path),
 	    cmocka_unit_test(test_help_lists_every_flag_with_default),
 	    cmocka_unit_test(test_usage_equals_help),
 	    cmocka_unit_test(test_version),
