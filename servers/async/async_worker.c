@@ -1602,7 +1602,9 @@ int async_worker_main(const struct worker_env *env, void *arg)
 	struct event_config *ec = event_config_new();
 	if (!ec)
 		return 1;
-	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+	/* Precise timers: libcurl's and the apps' timers would otherwise be
+	 * rounded up to epoll_wait's millisecond resolution. */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
 	struct event_base *base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!base)
