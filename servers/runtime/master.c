@@ -277,6 +277,12 @@ static void worker_child(struct master *m, int index, pid_t master_pid)
 		if (ours || ignored)
 			(void)sigaction(s, &dfl, NULL);
 	}
+	/* SIGUSR1 (the stats dump the master forwards) is ignored until the
+	 * worker watches it on its loop: with the default disposition a dump
+	 * asked for during a worker's start-up would kill it. */
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	(void)sigaction(SIGUSR1, &ign, NULL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -3,8 +3,10 @@
  * a worker that dies, shut down gracefully on SIGTERM/SIGINT.
  *
  * Contract with the worker function:
- *   - it runs in a forked child with default signal dispositions and an
- *     empty signal mask; it should watch SIGTERM and SIGINT on its own event
+ *   - it runs in a forked child with default signal dispositions (except
+ *     SIGUSR1, ignored until the worker watches it: the master forwards it
+ *     as the stats dump) and an empty signal mask; it should watch SIGTERM
+ *     and SIGINT on its own event
  *     loop and, on either, stop accepting, let requests in flight finish
  *     within opts->graceful_timeout seconds, then return 0;
  *   - its return value is the child's exit status;

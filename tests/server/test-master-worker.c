@@ -53,8 +53,11 @@ static bool started_clean(void)
 			continue;
 		if (sigismember(&cur, s) == 1)
 			return false;
+		/* SIGUSR1 starts ignored (master.h): the stats dump must not
+		 * kill a worker that is not watching it yet. */
+		void (*want)(int) = s == SIGUSR1 ? SIG_IGN : SIG_DFL;
 		struct sigaction sa;
-		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler != want &&
 		    !(sa.sa_flags & SA_SIGINFO))
 			return false;
 	}
