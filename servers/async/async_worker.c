@@ -62,7 +62,7 @@ enum {
 	IBUF_MIN = 4 * 1024,    /* first allocation of that buffer */
 	ACCEPT_BURST = 64,      /* accept() calls per readiness callback */
 	CONN_POOL_MAX = 1024,   /* closed connections kept for reuse */
-	SEND_TIMEOUT_SEC = 60,  /* no write progress for this long: close */
+	SEND_TIMEOUT_SEC = 30,  /* no write progress: close (no keep-alive timeout set) */
 	LINGER_TIMEOUT_SEC = 2, /* drain a closing connection at most this long */
 	ACCEPT_RETRY_MS = 100,  /* pause after EMFILE and friends */
 	H2_OUT_MAX = 1 << 20,   /* HTTP/2 output waiting: stop reading above */
@@ -122,6 +122,9 @@ struct conn {
 	bool fresh;             /* nothing parsed yet: may still be HTTP/2 */
 	bool h2_hold;           /* upgraded, client preface not seen: stream 1 waits */
 	bool h2_goaway;         /* our GOAWAY(NO_ERROR) is queued or sent */
+	bool head_done;         /* the partial request's head is complete */
+	uint8_t head_nl;        /* end-of-head scan state, see head_scan() */
+	int64_t head_t0;        /* ms: a partial head began (0: no deadline) */
 	struct event *rev, *wev;
 	struct http1_parser *parser;
 	struct http1_request req; /* views valid until the next http1_parse() */
@@ -158,6 +161,7 @@ struct async_worker {
 	struct event *h2_flush_ev;   /* flushes the HTTP/2 connections in h2_dirty */
 	struct conn *h2_dirty;       /* answered from callbacks this loop turn */
 	const struct timeval *ka_tv; /* keep-alive idle timeout (common timeout) */
+	int64_t head_ms;             /* request-head deadline (slowloris) */
 	struct timeval send_tv, linger_tv;
 	struct fetch_opts fopts;
 	struct fetcher *fetcher;
@@ -429,6 +433,57 @@ static void conn_error(struct conn *c, int status)
 	c->linger = true;
 }
 
+/* The loop's cached clock in ms: cheap, and only read on the slow path. */
+static int64_t worker_now_ms(struct async_worker *w)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(w->base, &tv);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Does d hold the blank line ending a request head? *st carries the scan
+ * across reads: 1 after "\n", 2 after "\n\r". Only partial reads are
+ * scanned, so a whole request in one read costs nothing. */
+static bool head_scan(uint8_t *st, const char *d, size_t n)
+{
+	uint8_t s = *st;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] == '\n') {
+			if (s != 0) {
+				*st = 0;
+				return true;
+			}
+			s = 1;
+		} else {
+			s = (d[i] == '\r' && s == 1) ? 2 : 0;
+		}
+	}
+	*st = s;
+	return false;
+}
+
+/* A read left a request unfinished (bytes d[0..n) of it parsed): track its
+ * head. The head must be complete within head_ms of its first byte however
+ * slowly it trickles in (nginx's client_header_timeout); the body is left
+ * to the read timeout. */
+static void conn_head_track(struct conn *c, bool started, const char *d, size_t n)
+{
+	if (!started) {
+		c->head_done = false;
+		c->head_nl = 0;
+		c->head_t0 = 0;
+	}
+	if (c->head_done)
+		return;
+	if (head_scan(&c->head_nl, d, n)) {
+		c->head_done = true;
+		c->head_t0 = 0;
+		return;
+	}
+	if (c->head_t0 == 0)
+		c->head_t0 = worker_now_ms(c->w);
+}
+
 /* Parse and run requests from data while the connection may: one request
  * at a time, in order. Returns the bytes used; the rest must be kept. */
 static size_t conn_process(struct conn *c, const char *data, size_t len)
@@ -454,6 +509,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len)
 		enum http1_result r = http1_parse(c->parser, data + off, len - off, &used, &c->req);
 		off += used;
 		if (r == HTTP1_NEED_MORE) {
+			conn_head_track(c, c->partial, data + off - used, used);
 			c->partial = true;
 			if (http1_parser_take_continue(c->parser) &&
 			    obuf_append(conn_obuf(c), HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1) !=
@@ -466,6 +522,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len)
 			break;
 		}
 		c->partial = false;
+		c->head_t0 = 0;
 		if (w->inflight >= w->max_inflight) {
 			c->state = CS_WAIT_SLOT;
 			wait_push(w, c);
@@ -571,11 +628,16 @@ static void conn_read(struct conn *c)
 	if (kept) {
 		c->ib.len += (size_t)n;
 		conn_process_kept(c);
-		return;
+	} else {
+		size_t used = conn_process(c, buf, (size_t)n);
+		if (used < (size_t)n && !c->dead)
+			conn_keep(c, buf + used, (size_t)n - used);
 	}
-	size_t used = conn_process(c, buf, (size_t)n);
-	if (used < (size_t)n && !c->dead)
-		conn_keep(c, buf + used, (size_t)n - used);
+	/* Slowloris: each byte restarts the read timeout, the head deadline
+	 * does not move. The read timeout (<= head_ms) checks it between bytes. */
+	if (__builtin_expect(c->head_t0 != 0, 0) && c->partial &&
+	    worker_now_ms(w) - c->head_t0 >= w->head_ms)
+		c->dead = true;
 }
 
 static void conn_linger_read(struct conn *c)
@@ -1346,6 +1408,7 @@ static int conn_open(struct async_worker *w, int fd)
 	c->fd = fd;
 	c->state = CS_IDLE;
 	c->dead = c->writing = c->partial = c->close_after_write = c->linger = false;
+	c->head_t0 = 0;
 	c->waited = false;
 	c->fresh = true;
 	c->resp_keep_alive = true;
@@ -1453,7 +1516,12 @@ struct async_worker *async_worker_new(struct event_base *base, const struct asyn
 	struct timeval ka = {.tv_sec =
 	                         cfg->opts->keepalive_timeout ? cfg->opts->keepalive_timeout : 1};
 	w->ka_tv = event_base_init_common_timeout(base, &ka);
-	w->send_tv = (struct timeval){.tv_sec = SEND_TIMEOUT_SEC};
+	/* Answers left unread: close after --keepalive-timeout without write
+	 * progress, as coro-server does. */
+	unsigned send_sec =
+	    cfg->opts->keepalive_timeout ? cfg->opts->keepalive_timeout : SEND_TIMEOUT_SEC;
+	w->send_tv = (struct timeval){.tv_sec = send_sec};
+	w->head_ms = (int64_t)send_sec * 1000;
 	w->linger_tv = (struct timeval){.tv_sec = LINGER_TIMEOUT_SEC};
 	w->fopts = fetch_opts_default();
 	w->fopts.timeout_ms = cfg->opts->upstream_timeout_ms;

@@ -827,41 +827,73 @@ static __attribute__((noinline)) bool conn_upgrade(struct conn *c, const struct 
 	return true;
 }
 
+/* The loop's cached clock in ms: cheap, and only read on the slow path. */
+static int64_t hub_now_ms(struct hub *h)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(hub_base(h), &tv);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Does d hold the blank line ending a request head? *st carries the scan
+ * across reads: 1 after "\n", 2 after "\n\r". Only reads that leave a
+ * request unfinished are scanned. */
+static bool head_scan(uint8_t *st, const char *d, size_t n)
+{
+	uint8_t s = *st;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] == '\n') {
+			if (s != 0) {
+				*st = 0;
+				return true;
+			}
+			s = 1;
+		} else {
+			s = (d[i] == '\r' && s == 1) ? 2 : 0;
+		}
+	}
+	*st = s;
+	return false;
+}
+
 struct conn_start {
 	struct worker *w;
 	int fd;
 };
 
-static void conn_task(struct hub *h, void *arg)
+/* The connection's life; c lives in conn_task's frame, which outlives this
+ * one, so the deferred conn_cleanup(c) never touches a dead frame. */
+static __attribute__((noinline)) void conn_serve(struct hub *h, struct conn *c, int fd)
 {
-	struct conn_start start = *(struct conn_start *)arg;
-	struct worker *w = start.w;
-	struct conn c = {.w = w, .task = hub_self(h)};
+	struct worker *w = c->w;
 	char rbuf[CONN_RBUF];
+	int64_t head_t0 = 0; /* ms: a partial head began (0: no deadline) */
+	uint8_t head_nl = 0; /* end-of-head scan state, see head_scan() */
+	bool head_done = false;
 
-	http_obuf_init(&c.out);
+	http_obuf_init(&c->out);
 	w->nconns++;
-	c.next = w->conns;
+	c->next = w->conns;
 	if (w->conns)
-		w->conns->prev = &c;
-	w->conns = &c;
-	if (hub_fd_open(h, &c.hfd, start.fd, HUB_FD_TCP) != 0) {
-		close(start.fd);
-		conn_unlink(&c);
+		w->conns->prev = c;
+	w->conns = c;
+	if (hub_fd_open(h, &c->hfd, fd, HUB_FD_TCP) != 0) {
+		close(fd);
+		conn_unlink(c);
 		return;
 	}
-	coro_defer(hub_task_coro(c.task), conn_cleanup, &c);
-	c.parser = w->nparsers ? w->parsers[--w->nparsers] : http1_parser_new(&w->limits);
-	if (!c.parser)
+	coro_defer(hub_task_coro(c->task), conn_cleanup, c);
+	c->parser = w->nparsers ? w->parsers[--w->nparsers] : http1_parser_new(&w->limits);
+	if (!c->parser)
 		return;
 
 	bool partial = false; /* the parser holds the start of a request */
 	/* The first read decides: HTTP/2 prior knowledge, or HTTP/1.1 (which
 	 * may still upgrade to h2c); the next reads are at the loop's end. */
-	c.idle = true;
-	ssize_t n = hub_read(&c.hfd, rbuf, sizeof(rbuf), w->read_ms);
-	c.idle = false;
-	if (n <= 0 || conn_sniff(&c, rbuf, &n))
+	c->idle = true;
+	ssize_t n = hub_read(&c->hfd, rbuf, sizeof(rbuf), w->read_ms);
+	c->idle = false;
+	if (n <= 0 || conn_sniff(c, rbuf, &n))
 		return;
 	for (;;) {
 		const char *p = rbuf;
@@ -870,52 +902,88 @@ static void conn_task(struct hub *h, void *arg)
 		while (left > 0 && !close_after) {
 			struct http1_request hr;
 			size_t used = 0;
-			enum http1_result rc = http1_parse(c.parser, p, left, &used, &hr);
+			enum http1_result rc = http1_parse(c->parser, p, left, &used, &hr);
 			p += used;
 			left -= used;
 			if (rc == HTTP1_NEED_MORE) {
+				/* Track the head of an unfinished request (slow path). */
+				if (!partial) {
+					head_done = false;
+					head_nl = 0;
+					head_t0 = 0;
+				}
+				if (!head_done && head_scan(&head_nl, p - used, used))
+					head_done = true;
+				if (head_done)
+					head_t0 = 0;
+				else if (head_t0 == 0)
+					head_t0 = hub_now_ms(h);
 				partial = true;
-				send_continue = http1_parser_take_continue(c.parser);
+				send_continue = http1_parser_take_continue(c->parser);
 				break;
 			}
 			partial = false;
+			head_t0 = 0;
 			if (rc == HTTP1_ERROR) {
-				int status = http1_parser_error_status(c.parser);
+				int status = http1_parser_error_status(c->parser);
 				const char *why = http_status_reason(status);
-				if (http1_write_response(&c.out, 1, status, NULL, why, strlen(why),
+				if (http1_write_response(&c->out, 1, status, NULL, why, strlen(why),
 				                         false) != 0)
-					c.broken = true;
-				(void)conn_flush(&c);
-				conn_linger(&c, rbuf, sizeof(rbuf));
+					c->broken = true;
+				(void)conn_flush(c);
+				conn_linger(c, rbuf, sizeof(rbuf));
 				return;
 			}
 			bool ka = hr.keep_alive && !w->stopping && w->ka_ms > 0;
 			if (__builtin_expect(hr.upgrade, 0) && !w->stopping &&
-			    conn_upgrade(&c, &hr, rbuf, p, left))
+			    conn_upgrade(c, &hr, rbuf, p, left))
 				return;
-			if (!serve_request(&c, &hr, ka) || c.broken)
+			if (!serve_request(c, &hr, ka) || c->broken)
 				return;
 			if (!ka)
 				close_after = true;
-			else if (c.out.len >= CONN_FLUSH_AT && conn_flush(&c) != 0)
+			else if (c->out.len >= CONN_FLUSH_AT && conn_flush(c) != 0)
 				return;
 		}
-		if (conn_flush(&c) != 0 || close_after)
+		if (conn_flush(c) != 0 || close_after)
 			break;
 		/* "Expect: 100-continue": the client holds the body back until
 		 * told to go on. */
 		if (send_continue &&
-		    hub_write(&c.hfd, HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1, w->read_ms) < 0)
+		    hub_write(&c->hfd, HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1, w->read_ms) < 0)
 			break;
 
 		if (w->stopping && !partial)
 			break;
-		c.idle = !partial;
-		n = hub_read(&c.hfd, rbuf, sizeof(rbuf), w->read_ms);
-		c.idle = false;
+		/* A request head must be complete within read_ms of its first
+		 * byte, however slowly it trickles in (nginx's
+		 * client_header_timeout): each read waits only for what is left. */
+		unsigned ms = w->read_ms;
+		if (__builtin_expect(head_t0 != 0 && partial, 0)) {
+			int64_t left = head_t0 + (int64_t)w->read_ms - hub_now_ms(h);
+			if (left <= 0)
+				break;
+			if (left < (int64_t)ms)
+				ms = (unsigned)left;
+		}
+		c->idle = !partial;
+		n = hub_read(&c->hfd, rbuf, sizeof(rbuf), ms);
+		c->idle = false;
 		if (n <= 0)
 			break; /* closed, idle too long, cancelled or failed */
 	}
+}
+
+static void conn_task(struct hub *h, void *arg)
+{
+	struct conn_start start = *(struct conn_start *)arg;
+	struct conn c = {.w = start.w, .task = hub_self(h)};
+	struct coro *co = hub_task_coro(c.task);
+	unsigned mark = coro_defer_mark(co);
+	conn_serve(h, &c, start.fd);
+	/* Run conn_serve's defers (conn_cleanup(&c)) while c is alive: the
+	 * coroutine runs leftovers only after this frame is gone. */
+	coro_defer_run(co, mark);
 }
 
 /* ---- accepting ---- */
