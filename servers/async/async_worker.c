@@ -123,7 +123,7 @@ struct conn {
 	bool h2_hold;           /* upgraded, client preface not seen: stream 1 waits */
 	bool h2_goaway;         /* our GOAWAY(NO_ERROR) is queued or sent */
 	bool head_done;         /* the partial request's head is complete */
-	uint8_t head_nl;        /* end-of-head scan state, see head_scan() */
+	uint8_t head_nl;        /* end-of-head scan state, see http1_head_scan() */
 	int64_t head_t0;        /* ms: a partial head began (0: no deadline) */
 	struct event *rev, *wev;
 	struct http1_parser *parser;
@@ -441,27 +441,6 @@ static int64_t worker_now_ms(struct async_worker *w)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Does d hold the blank line ending a request head? *st carries the scan
- * across reads: 1 after "\n", 2 after "\n\r". Only partial reads are
- * scanned, so a whole request in one read costs nothing. */
-static bool head_scan(uint8_t *st, const char *d, size_t n)
-{
-	uint8_t s = *st;
-	for (size_t i = 0; i < n; i++) {
-		if (d[i] == '\n') {
-			if (s != 0) {
-				*st = 0;
-				return true;
-			}
-			s = 1;
-		} else {
-			s = (d[i] == '\r' && s == 1) ? 2 : 0;
-		}
-	}
-	*st = s;
-	return false;
-}
-
 /* A read left a request unfinished (bytes d[0..n) of it parsed): track its
  * head. The head must be complete within head_ms of its first byte however
  * slowly it trickles in (nginx's client_header_timeout); the body is left
@@ -475,7 +454,7 @@ static void conn_head_track(struct conn *c, bool started, const char *d, size_t 
 	}
 	if (c->head_done)
 		return;
-	if (head_scan(&c->head_nl, d, n)) {
+	if (http1_head_scan(&c->head_nl, d, n)) {
 		c->head_done = true;
 		c->head_t0 = 0;
 		return;

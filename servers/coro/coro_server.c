@@ -835,27 +835,6 @@ static int64_t hub_now_ms(struct hub *h)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Does d hold the blank line ending a request head? *st carries the scan
- * across reads: 1 after "\n", 2 after "\n\r". Only reads that leave a
- * request unfinished are scanned. */
-static bool head_scan(uint8_t *st, const char *d, size_t n)
-{
-	uint8_t s = *st;
-	for (size_t i = 0; i < n; i++) {
-		if (d[i] == '\n') {
-			if (s != 0) {
-				*st = 0;
-				return true;
-			}
-			s = 1;
-		} else {
-			s = (d[i] == '\r' && s == 1) ? 2 : 0;
-		}
-	}
-	*st = s;
-	return false;
-}
-
 struct conn_start {
 	struct worker *w;
 	int fd;
@@ -868,7 +847,7 @@ static __attribute__((noinline)) void conn_serve(struct hub *h, struct conn *c, 
 	struct worker *w = c->w;
 	char rbuf[CONN_RBUF];
 	int64_t head_t0 = 0; /* ms: a partial head began (0: no deadline) */
-	uint8_t head_nl = 0; /* end-of-head scan state, see head_scan() */
+	uint8_t head_nl = 0; /* end-of-head scan state, see http1_head_scan() */
 	bool head_done = false;
 
 	http_obuf_init(&c->out);
@@ -912,7 +891,7 @@ static __attribute__((noinline)) void conn_serve(struct hub *h, struct conn *c, 
 					head_nl = 0;
 					head_t0 = 0;
 				}
-				if (!head_done && head_scan(&head_nl, p - used, used))
+				if (!head_done && http1_head_scan(&head_nl, p - used, used))
 					head_done = true;
 				if (head_done)
 					head_t0 = 0;

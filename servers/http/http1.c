@@ -542,3 +542,21 @@ bool http1_parser_take_continue(struct http1_parser *p)
 	p->continue_pending = false;
 	return c;
 }
+
+bool http1_head_scan(uint8_t *state, const char *d, size_t n)
+{
+	uint8_t s = *state;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] == '\n') {
+			if (s != 0) {
+				*state = 0;
+				return true;
+			}
+			s = 1;
+		} else {
+			s = (d[i] == '\r' && s == 1) ? 2 : 0;
+		}
+	}
+	*state = s;
+	return false;
+}

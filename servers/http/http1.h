@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct http1_limits {
 	size_t max_header_bytes; /* default 8192 */
@@ -75,6 +76,12 @@ enum http1_result http1_parse_eof(struct http1_parser *p);
 bool http1_parser_take_continue(struct http1_parser *p);
 
 #define HTTP1_CONTINUE "HTTP/1.1 100 Continue\r\n\r\n"
+
+/* For a request-head deadline (slowloris): does d[0..n) hold the blank line
+ * that ends a request head? *state carries the scan across reads (start it
+ * at 0; 1 after "\n", 2 after "\n\r") and is reset when the end is found.
+ * Cheap enough to run only on reads that leave a request unfinished. */
+bool http1_head_scan(uint8_t *state, const char *d, size_t n);
 
 /* ---- responses ---- */
 

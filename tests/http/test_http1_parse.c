@@ -1138,6 +1138,30 @@ static void test_no_steady_state_malloc(void **state)
 	http1_parser_free(p);
 }
 
+/* The end-of-head scan behind the workers' request-head deadline: found
+ * whole, split at every byte, with bare LF, and not fooled by one CRLF. */
+static void test_head_scan(void **state)
+{
+	(void)state;
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t n = sizeof(req) - 1;
+	uint8_t st = 0;
+	assert_true(http1_head_scan(&st, req, n));
+	assert_int_equal(st, 0);
+	for (size_t cut = 1; cut < n; cut++) {
+		st = 0;
+		assert_false(http1_head_scan(&st, req, cut));
+		assert_true(http1_head_scan(&st, req + cut, n - cut));
+	}
+	st = 0;
+	assert_true(http1_head_scan(&st, "GET / HTTP/1.0\n\n", 16));
+	st = 0;
+	assert_false(http1_head_scan(&st, "GET / HTTP/1.1\r\nHost: x\r\n", 25));
+	assert_int_not_equal(st, 0);
+	assert_false(http1_head_scan(&st, "Accept: */*\r", 12));
+	assert_true(http1_head_scan(&st, "\n\r\n", 3));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1177,6 +1201,7 @@ int main(void)
 	    cmocka_unit_test(test_expect_continue),
 	    cmocka_unit_test(test_upgrade_flagged),
 	    cmocka_unit_test(test_no_steady_state_malloc),
+	    cmocka_unit_test(test_head_scan),
 	};
 	return cmocka_run_group_tests_name("http1 parser", tests, NULL, NULL);
 }
