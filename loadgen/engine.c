@@ -266,6 +266,28 @@ static void start_others(struct thr *t)
 		lge_wake_all(t->g);
 }
 
+/* A non-blocking socket for the next connection, bound (-B) and sized (-b)
+ * as asked; -1 after reporting a fatal error. Shared by both engines. */
+int lge_socket(struct thr *t, const struct lg_conf *cf, const struct sockaddr *sa)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		lge_fatal(t, "", "socket", errno);
+		return -1;
+	}
+	if (cf->bind_len && bind(fd, (const struct sockaddr *)&cf->bind_addr, cf->bind_len)) {
+		int e = errno;
+		close(fd);
+		lge_fatal(t, "", "bind", e);
+		return -1;
+	}
+	if (cf->windowsize) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cf->windowsize, sizeof(int));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cf->windowsize, sizeof(int));
+	}
+	return fd;
+}
+
 static void start_connect(struct thr *t, struct conn *c)
 {
 	const struct lg_conf *cf = t->cf;
@@ -282,22 +304,9 @@ static void start_connect(struct thr *t, struct conn *c)
 			}
 		}
 		const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
-		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			lge_fatal(t, "", "socket", errno);
+		int fd = lge_socket(t, cf, sa);
+		if (fd < 0)
 			return;
-		}
-		if (cf->bind_len &&
-		    bind(fd, (const struct sockaddr *)&cf->bind_addr, cf->bind_len)) {
-			int e = errno;
-			close(fd);
-			lge_fatal(t, "", "bind", e);
-			return;
-		}
-		if (cf->windowsize) {
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cf->windowsize, sizeof(int));
-			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cf->windowsize, sizeof(int));
-		}
 		c->start = t->last = now;
 		int rc = connect(fd, sa, cf->addrlens[t->addr]);
 		int e = errno;

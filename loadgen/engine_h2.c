@@ -399,22 +399,9 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 		    atomic_load_explicit(&t->g->stop, memory_order_relaxed))
 			return;
 		const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
-		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			lge_fatal(t, "", "socket", errno);
+		int fd = lge_socket(t, cf, sa);
+		if (fd < 0)
 			return;
-		}
-		if (cf->bind_len &&
-		    bind(fd, (const struct sockaddr *)&cf->bind_addr, cf->bind_len)) {
-			int e = errno;
-			close(fd);
-			lge_fatal(t, "", "bind", e);
-			return;
-		}
-		if (cf->windowsize) {
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cf->windowsize, sizeof(int));
-			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cf->windowsize, sizeof(int));
-		}
 		/* many small writes in flight at once: Nagle would hold them back */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -79,6 +79,8 @@ void lge_stop_shared(struct shared *g);
 void lge_wake_all(struct shared *g);
 /* Records ab's fatal exit (apr_err(): "what: strerror (code)", status code). */
 void lge_fatal(struct thr *t, const char *prefix, const char *what, int code);
+struct sockaddr;
+int lge_socket(struct thr *t, const struct lg_conf *cf, const struct sockaddr *sa);
 void lge_publish_failed(struct thr *t);
 void lge_gp_flush(struct thr *t);
 /* ab's "save out time" block: one finished request, from its timestamps. */
