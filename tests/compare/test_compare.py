@@ -25,7 +25,8 @@ ICOUNT = os.path.join(SOURCE, "scripts", "icount")
 TREND = os.path.join(SOURCE, "scripts", "trend")
 
 LEVELS = [1, 10, 100]
-HOST = {"hostname": "bench-a", "cpu_model": "Test CPU", "cores": 2}
+HOST = {"hostname": "bench-a", "cpu_model": "Test CPU", "cores": 2,
+        "machine_id": "0123456789abcdef", "boot_id": "fedcba9876543210"}
 
 
 def figures(rps, mean, p99, cpu=0.5):
@@ -121,6 +122,23 @@ class Compare(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn("worse (info)", out)
         self.assertIn("within-run ratios decide", out)
+
+    def test_same_name_other_boot_is_information_only(self):
+        # A CI runner cloned from the baseline machine's image: same hostname,
+        # CPU model and cores, but another boot. Its CPU per request is off by
+        # half (seen in CI); absolute figures must not decide there.
+        runner = dict(HOST, boot_id="0000000000000000")
+        rc, out, err = self.run_compare(result(BASE), result(
+            {"coro-hello": 600.0, "async-hello": 660.0}, host=runner))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("boot_id fedcba9876543210 vs 0000000000000000", out)
+        # a baseline written before machine ids were recorded never gates
+        old = dict(HOST)
+        del old["machine_id"], old["boot_id"]
+        rc, out, err = self.run_compare(result(BASE, host=old), result(
+            {"coro-hello": 600.0, "async-hello": 660.0}))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("machine_id unknown vs 0123456789abcdef", out)
 
     def test_other_host_ratio_regression(self):
         other = dict(HOST, hostname="ci-runner")
