@@ -41,6 +41,21 @@
 /* The connection-level receive window: request bodies of many streams are
  * taken as they come, so let them flow beyond the 64 KiB default. */
 #define CONN_WINDOW (1 << 20)
+/* A header block is answered 431 past max_header_bytes, but nghttp2 still
+ * decodes the rest of it, and HPACK lets one byte on the wire name a 4 KB
+ * table entry: a block that decodes to more than this many times the limit
+ * (plus a floor for tiny limits) ends the connection with
+ * ENHANCE_YOUR_CALM instead. Plain literal blocks never get there before
+ * nghttp2's own CONTINUATION limit (8 frames) stops them. */
+#define HEADER_HARD_FACTOR 4
+#define HEADER_HARD_FLOOR (64 * 1024)
+/* PING and SETTINGS each make the server answer. nghttp2 stops a client
+ * that lets more than 1000 such answers queue up, but only within one
+ * nghttp2_session_mem_recv() call, so whether a flood is caught depends on
+ * the worker's read size; and any such frame restarts a worker's idle
+ * timeout. More than this many in a row with no request frame received
+ * and no response DATA sent ends the connection (ENHANCE_YOUR_CALM). */
+#define MAX_IDLE_CONTROL 100
 
 struct hspan {
 	size_t name_off, name_len, value_off, value_len;
@@ -81,7 +96,10 @@ struct h2_session {
 	struct h2_stream *live; /* every stream with storage in use */
 	struct h2_stream *pool; /* recycled, buffers kept */
 	size_t npool;
-	size_t open; /* delivered and not closed */
+	size_t open;              /* delivered and not closed */
+	size_t unanswered;        /* delivered and not answered: handlers still running */
+	size_t hard_header_bytes; /* decoded header block size that ends the connection */
+	unsigned idle_control;    /* PING/SETTINGS received since the last progress */
 
 	int32_t *ready; /* streams whose request completed in this recv */
 	size_t nready, ready_cap;
@@ -89,6 +107,7 @@ struct h2_session {
 	struct http_obuf stage; /* frames serialized by h2_session_recv */
 	struct http_obuf *out;  /* where the send callbacks append */
 	bool failed;            /* a connection error: GOAWAY queued or sent */
+	bool calm;              /* that error is the client's excess: ENHANCE_YOUR_CALM */
 };
 
 struct h2_limits h2_limits_default(void)
@@ -163,6 +182,16 @@ static void stream_clear(struct h2_stream *st)
 	st->early_status = 0;
 	st->has_auth = st->has_host = st->is_head = false;
 	st->queued = st->delivered = st->answered = st->closed = st->closing = false;
+}
+
+/* The stream has its answer (or reset); counts it off unanswered. */
+static void mark_answered(struct h2_session *s, struct h2_stream *st)
+{
+	if (st->answered)
+		return;
+	st->answered = true;
+	if (st->delivered)
+		s->unanswered--;
 }
 
 static void stream_destroy(struct h2_stream *st)
@@ -415,7 +444,7 @@ static int submit(struct h2_session *s, struct h2_stream *st, int status, const 
 	/* nghttp2 copies the header fields; the body stays in st->resp. */
 	if (nghttp2_submit_response(s->ng, st->id, nva, n, send_len ? &prd : NULL) != 0)
 		return -2;
-	st->answered = true;
+	mark_answered(s, st);
 	return 0;
 }
 
@@ -424,7 +453,7 @@ static void answer_early(struct h2_session *s, struct h2_stream *st)
 	const char *reason = http_status_reason(st->early_status);
 	if (submit(s, st, st->early_status, "text/plain", reason, strlen(reason)) != 0) {
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
-		st->answered = true;
+		mark_answered(s, st);
 	}
 }
 
@@ -460,11 +489,18 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-	if (!st || st->early_status)
+	if (!st)
 		return 0;
 	/* Trailers count against the header budget, as in http1.c, but are
-	 * not kept (apps see no trailers). */
+	 * not kept (apps see no trailers). Counted even once answered 431:
+	 * see HEADER_HARD_FACTOR. */
 	st->head_bytes += namelen + valuelen + 4;
+	if (st->head_bytes > s->hard_header_bytes) {
+		s->calm = true;
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	if (st->early_status)
+		return 0;
 	if (st->head_bytes > s->lim.http.max_header_bytes) {
 		st->early_status = 431;
 		return 0;
@@ -535,8 +571,15 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
 	struct h2_session *s = user;
-	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
+		if ((frame->hd.type == NGHTTP2_PING || frame->hd.type == NGHTTP2_SETTINGS) &&
+		    !(frame->hd.flags & NGHTTP2_FLAG_ACK) && ++s->idle_control > MAX_IDLE_CONTROL) {
+			s->calm = true;
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		}
 		return 0;
+	}
+	s->idle_control = 0;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
 	if (!st || st->answered)
 		return 0;
@@ -563,6 +606,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
 			s->failed = true;
 		return 0;
 	}
+	if (frame->hd.type == NGHTTP2_DATA)
+		s->idle_control = 0; /* a long download with the client's PINGs is progress */
 	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
 	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
@@ -610,6 +655,10 @@ struct h2_session *h2_session_new(const struct h2_limits *limits, const struct h
 		s->lim.max_streams = 100;
 	s->cb = *cb;
 	s->user = user;
+	size_t mh = s->lim.http.max_header_bytes;
+	s->hard_header_bytes = mh > (SIZE_MAX - HEADER_HARD_FLOOR) / HEADER_HARD_FACTOR
+	                           ? SIZE_MAX
+	                           : mh * HEADER_HARD_FACTOR + HEADER_HARD_FLOOR;
 	http_obuf_init(&s->stage);
 
 	nghttp2_session_callbacks *cbs = NULL;
@@ -674,7 +723,7 @@ static void fail_connection(struct h2_session *s, int lib_error)
 	uint32_t code = lib_error == NGHTTP2_ERR_NOMEM || lib_error == NGHTTP2_ERR_CALLBACK_FAILURE
 	                    ? NGHTTP2_INTERNAL_ERROR
 	                    : NGHTTP2_PROTOCOL_ERROR;
-	if (lib_error == NGHTTP2_ERR_FLOODED)
+	if (lib_error == NGHTTP2_ERR_FLOODED || s->calm)
 		code = NGHTTP2_ENHANCE_YOUR_CALM;
 	nghttp2_session_terminate_session(s->ng, code);
 	s->failed = true;
@@ -707,6 +756,7 @@ int h2_session_recv(struct h2_session *s, const char *data, size_t len)
 		build_request(st);
 		st->delivered = true;
 		s->open++;
+		s->unanswered++;
 		s->cb.on_request(s->user, st->id, &st->req);
 	}
 	s->nready = 0;
@@ -720,7 +770,7 @@ int h2_session_respond(struct h2_session *s, int32_t stream_id, int status,
 	if (!st || !st->delivered || st->answered)
 		return -1;
 	if (st->closed) {
-		st->answered = true;
+		mark_answered(s, st);
 		if (!st->closing)
 			stream_release(s, st);
 		return -1;
@@ -729,7 +779,7 @@ int h2_session_respond(struct h2_session *s, int32_t stream_id, int status,
 	if (rv != 0) {
 		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, stream_id,
 		                          NGHTTP2_INTERNAL_ERROR);
-		st->answered = true;
+		mark_answered(s, st);
 	}
 	return rv;
 }
@@ -739,7 +789,7 @@ int h2_session_reset_stream(struct h2_session *s, int32_t stream_id, uint32_t er
 	struct h2_stream *st = stream_find(s, stream_id);
 	if (!st || !st->delivered || st->answered)
 		return -1;
-	st->answered = true;
+	mark_answered(s, st);
 	if (st->closed) {
 		if (!st->closing)
 			stream_release(s, st);
@@ -793,6 +843,11 @@ bool h2_session_is_closed(const struct h2_session *s)
 size_t h2_session_open_streams(const struct h2_session *s)
 {
 	return s->open;
+}
+
+size_t h2_session_unanswered_streams(const struct h2_session *s)
+{
+	return s->unanswered;
 }
 
 /* ---- detection and upgrade ---- */
@@ -885,11 +940,31 @@ static long b64url_decode(struct app_str in, uint8_t *out, size_t cap)
 	return (long)o;
 }
 
+/* The values RFC 9113 6.5.2 (and RFC 8441 for 8) allows. nghttp2 takes
+ * an upgrade's settings without checking them and only then fails the
+ * session, after the worker has written its 101: check them first, so that
+ * the request is served as HTTP/1.1 instead. */
+static bool settings_valid(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 6 <= n; i += 6) {
+		uint32_t id = (uint32_t)p[i] << 8 | p[i + 1];
+		uint32_t v = (uint32_t)p[i + 2] << 24 | (uint32_t)p[i + 3] << 16 |
+		             (uint32_t)p[i + 4] << 8 | p[i + 5];
+		if ((id == NGHTTP2_SETTINGS_ENABLE_PUSH && v > 1) ||
+		    (id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE &&
+		     v > (uint32_t)NGHTTP2_MAX_WINDOW_SIZE) ||
+		    (id == NGHTTP2_SETTINGS_MAX_FRAME_SIZE && (v < 16384 || v > 16777215)) ||
+		    (id == 8 /* SETTINGS_ENABLE_CONNECT_PROTOCOL */ && v > 1))
+			return false;
+	}
+	return true;
+}
+
 int h2_session_upgrade(struct h2_session *s, struct app_str settings, const struct app_request *req)
 {
 	uint8_t payload[6 * 64]; /* 64 settings are plenty; there are 7 kinds */
 	long plen = b64url_decode(settings, payload, sizeof(payload));
-	if (plen < 0 || plen % 6 != 0)
+	if (plen < 0 || plen % 6 != 0 || !settings_valid(payload, (size_t)plen))
 		return -1;
 	struct h2_stream *st = stream_get(s, 1);
 	if (!st)
@@ -935,6 +1010,7 @@ int h2_session_upgrade(struct h2_session *s, struct app_str settings, const stru
 	build_request(st);
 	st->delivered = true;
 	s->open++;
+	s->unanswered++;
 	s->cb.on_request(s->user, 1, &st->req);
 	return 0;
 }

@@ -113,6 +113,13 @@ bool h2_session_want_read(const struct h2_session *s);
 bool h2_session_is_closed(const struct h2_session *s);
 /* Streams handed to on_request and not yet closed. */
 size_t h2_session_open_streams(const struct h2_session *s);
+/* Streams handed to on_request and not yet answered (respond or reset):
+ * the worker's handlers still running. When it is 0 while streams are open,
+ * each of them waits on the client (for flow-control window to take its
+ * answer, or for the rest of a body answered early): the connection is
+ * idle as far as the server goes, and its read timeout should apply, or a
+ * client that never opens its window holds the connection forever. */
+size_t h2_session_unanswered_streams(const struct h2_session *s);
 
 /* ---- detecting HTTP/2 on the HTTP/1.1 port ---- */
 
