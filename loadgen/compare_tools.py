@@ -10,6 +10,14 @@ interleaved and the median of each figure is reported, because the machine
 may be shared. Usage:
 
     loadgen/compare_tools.py BUILD/loadgen/loadgen [-n 200000] [-c 50] [--rounds 3]
+                             [--engines epoll,uring] [--counts]
+
+loadgen runs once per engine of --engines (`none`: without --engine, for a
+build that predates it). --counts adds the figures that do not depend on
+what else the machine runs: system calls per request (`strace -f -c`, all
+threads) and user-space instructions per request (`valgrind
+--tool=callgrind`, the difference between a long and a short run, so start-up
+cancels out), each tool once, unpinned.
 
 With --h2 M, nginx listens for cleartext HTTP/2 (prior knowledge) instead and
 only `loadgen --h2 --streams M` and `h2load -m M` run, M streams on each of the
@@ -120,6 +128,61 @@ def main_h2(args):
     return 0
 
 
+def count_syscalls(cmd, requests_of):
+    """Runs cmd under strace -f -c; returns (system calls, requests)."""
+    fd, path = tempfile.mkstemp(prefix="loadgen-strace-")
+    os.close(fd)
+    try:
+        p = subprocess.run(["strace", "-f", "-c", "-o", path] + cmd, capture_output=True,
+                           text=True)
+        total = 0
+        for line in open(path):
+            m = re.match(r"^-*\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+\s+)?total$", line.strip())
+            if m:
+                total = int(m.group(1))
+        return total, requests_of(p.stdout + p.stderr)
+    finally:
+        os.unlink(path)
+
+
+def count_instructions(cmd, requests_of):
+    """Instructions valgrind's callgrind counts in user space for cmd."""
+    fd, path = tempfile.mkstemp(prefix="loadgen-callgrind-")
+    os.close(fd)
+    try:
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + path] +
+                           cmd, capture_output=True, text=True)
+        m = re.search(r"Collected : (\d+)", p.stderr)
+        return int(m.group(1)), requests_of(p.stdout + p.stderr)
+    finally:
+        os.unlink(path)
+
+
+def counts(args, url, lg_names):
+    """Syscalls and user instructions per request, for each tool."""
+    for tool in ("strace", "valgrind"):
+        if not shutil.which(tool):
+            raise SystemExit(tool + " not found")
+    c = args.c
+    ab_done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
+    wrk_done = lambda out: int(re.search(r"(\d+) requests in", out).group(1))  # noqa: E731
+    tools = {}
+    for name, flag in lg_names:
+        tools[name] = (lambda n, flag=flag: [args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)]
+                       + flag + [url], ab_done)
+    tools["ab -k"] = (lambda n: ["ab", "-q", "-k", "-n", str(n), "-c", str(c), url], ab_done)
+    # wrk runs for a time: 1 s and 3 s give the two request counts
+    tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c, "-d%ds" % (1 if n < 50000 else 3),
+                                   url], wrk_done)
+    print("%-24s %20s %24s" % ("tool", "syscalls per request", "user instr. per request"))
+    for name, (cmd, done) in tools.items():
+        sc, n = count_syscalls(cmd(args.n), done)
+        i_short, n_short = count_instructions(cmd(20000), done)
+        i_long, n_long = count_instructions(cmd(60000), done)
+        ipr = (i_long - i_short) / max(1, n_long - n_short)
+        print("%-24s %20.3f %24.0f" % (name, sc / n, ipr))
+
+
 def report(results, rounds):
     w = max(len(k) for k in results)
     print("%-*s %12s %22s %10s" % (w, "tool", "requests/s", "CPU s per 100k req", "requests"))
@@ -140,6 +203,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--h2", type=int, default=0, metavar="M",
                     help="HTTP/2 with M streams per connection: loadgen --h2 vs h2load")
+    ap.add_argument("--engines", default="epoll,uring",
+                    help="loadgen's --engine values to run, comma-separated; none: no flag")
+    ap.add_argument("--counts", action="store_true",
+                    help="also syscalls and user instructions per request (strace, callgrind)")
     args = ap.parse_args()
     if args.h2:
         return main_h2(args)
@@ -151,17 +218,23 @@ def main():
     url = "http://127.0.0.1:%d/" % port
     ng = start_nginx(tmp, port)
     n, c = args.n, args.c
-    results = {k: [] for k in ("loadgen", "ab -k", "wrk -t1", "h2load --h1")}
+    lg_names = [("loadgen", [])] if args.engines == "none" else [
+        ("loadgen --engine " + e, ["--engine", e]) for e in args.engines.split(",")]
+    results = {k: [] for k in [x[0] for x in lg_names] + ["ab -k", "wrk -t1", "h2load --h1"]}
     try:
         for _ in range(args.rounds):
-            out, cpu, wall = run([args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c), url])
-            rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
-            results["loadgen"].append((rps, cpu / n * 1e5, n))
+            for name, flag in lg_names:
+                out, cpu, wall = run([args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)] +
+                                     flag + [url])
+                rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+                if "Failed requests:        0" not in out:
+                    print(name + " failures:", out, file=sys.stderr)
+                results[name].append((rps, cpu / n * 1e5, n))
             out, cpu, wall = run(["ab", "-q", "-k", "-n", str(n), "-c", str(c), url])
             rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
             results["ab -k"].append((rps, cpu / n * 1e5, n))
             # wrk runs for a time: aim at about n requests at loadgen's rate
-            secs = max(1, round(n / results["loadgen"][-1][0]))
+            secs = max(1, round(n / results[lg_names[0][0]][-1][0]))
             out, cpu, wall = run(["wrk", "-t1", "-c%d" % c, "-d%ds" % secs, url])
             done = int(re.search(r"(\d+) requests in", out).group(1))
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -169,11 +242,13 @@ def main():
             out, cpu, wall = run(["h2load", "--h1", "-n", str(n), "-c", str(c), url])
             rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
             results["h2load --h1"].append((rps, cpu / n * 1e5, n))
+        report(results, args.rounds)
+        if args.counts:
+            counts(args, url, lg_names)
     finally:
         ng.send_signal(signal.SIGTERM)
         ng.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-    report(results, args.rounds)
     return 0
 
 

@@ -1,8 +1,11 @@
-/* engine: per-thread epoll loops running ab's connection state machine.
+/* engine: per-thread event loops running ab's connection state machine.
  *
- * The per-request path is kept to one send() and one recv() (sockets are
- * registered once, edge-triggered, for both directions, so no epoll_ctl per
- * request), two clock reads and four histogram increments. The counting
+ * With epoll the per-request path is kept to one send() and one recv()
+ * (sockets are registered once, edge-triggered, for both directions, so no
+ * epoll_ctl per request), two clock reads and four histogram increments.
+ * With io_uring (engine_uring.c) the same state machine is driven by
+ * completions instead of readiness: write_request() queues the send, the
+ * lge_io_*() entry points below take what completed. The counting
  * rules (good/bad/done, the first good response fixing the document length,
  * keep-alive detection, what ends a response) mirror ab's read_connection()
  * and close_connection() so the deterministic figures match ab's. */
@@ -96,6 +99,7 @@ static void want_out(struct thr *t, struct conn *c, int on)
 
 static void write_request(struct thr *t, struct conn *c, uint64_t now);
 static void close_connection(struct thr *t, struct conn *c, int eof);
+static void take_held(struct thr *t, struct conn *c, uint64_t now);
 
 void lge_gp_flush(struct thr *t)
 {
@@ -229,6 +233,20 @@ static void reset_conn(struct conn *c)
 	c->beginread = c->endwrite = 0;
 }
 
+/* Closes c's socket; with io_uring, what is in flight on it is cancelled
+ * first, and its late completions are ignored. */
+static void drop_fd(struct thr *t, struct conn *c)
+{
+	if (t->ur) {
+		if (c->ur_ops & LGU_SEND)
+			t->started--; /* cut before it went out, as with epoll */
+		lgu_forget(t, c);
+	}
+	close(c->fd);
+	c->fd = -1;
+	t->active--;
+}
+
 /* eof: the response ended with the connection (not with an error). */
 static void close_connection(struct thr *t, struct conn *c, int eof)
 {
@@ -248,11 +266,8 @@ static void close_connection(struct thr *t, struct conn *c, int eof)
 		             eof && !failed && c->gotheader && c->status >= 200 && c->status < 300);
 	}
 	lge_publish_failed(t);
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
-		t->active--;
-	}
+	if (c->fd >= 0)
+		drop_fd(t, c);
 	c->state = ST_UNCONN;
 	start_connect(t, c);
 }
@@ -310,6 +325,18 @@ static void start_connect(struct thr *t, struct conn *c)
 		c->start = t->last = now;
 		int rc = connect(fd, sa, cf->addrlens[t->addr]);
 		int e = errno;
+		if ((rc == 0 || e == EINPROGRESS) && t->ur) {
+			c->fd = fd;
+			t->active++;
+			if (rc == 0) {
+				c->state = ST_WRITE;
+				write_request(t, c, now);
+			} else {
+				c->state = ST_CONNECTING;
+				lgu_watch_connect(t, c);
+			}
+			return;
+		}
 		if (rc == 0 || e == EINPROGRESS) {
 			struct epoll_event ev = {
 			    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
@@ -350,6 +377,8 @@ static void write_request(struct thr *t, struct conn *c, uint64_t now)
 	const struct lg_conf *cf = t->cf;
 	if (t->started >= t->requests) {
 		c->state = ST_IDLE;
+		if (t->ur && (c->early_len || c->held_res))
+			take_held(t, c, now); /* read as the epoll loop reads an idle socket */
 		return;
 	}
 	if (!c->writing) {
@@ -366,6 +395,18 @@ static void write_request(struct thr *t, struct conn *c, uint64_t now)
 	} else if (now > c->connect + cf->timeout_us) {
 		printf("Send request timed out!\n");
 		close_connection(t, c, 0);
+		return;
+	}
+	if (t->ur) {
+		/* counted as started now, so that no other connection sends past
+		 * -n while this one is in flight; lge_io_sent() gives it back if
+		 * the send fails */
+		t->started++;
+		c->state = ST_WRITE;
+		c->endwrite = now; /* the kernel sends it on the next submit */
+		if (!(c->ur_ops & LGU_RECV))
+			lgu_arm_recv(t, c);
+		lgu_send(t, c, cf->req, cf->reqlen);
 		return;
 	}
 	while (c->wrote < cf->reqlen) {
@@ -514,9 +555,7 @@ static int got_bytes(struct thr *t, struct conn *c, const char *p, size_t r, uin
 			if (space)
 				return 0;
 			/* head invalid or too big: ab drops the connection */
-			close(c->fd);
-			c->fd = -1;
-			t->active--;
+			drop_fd(t, c);
 			c->state = ST_UNCONN;
 			t->r.err_response++;
 			if (t->r.bad++ > 10) {
@@ -616,9 +655,7 @@ static void connect_failed(struct thr *t, struct conn *c, int e)
 	const struct lg_conf *cf = t->cf;
 	if (t->r.good == 0 && t->addr + 1 < cf->naddrs) {
 		t->addr++;
-		close(c->fd);
-		c->fd = -1;
-		t->active--;
+		drop_fd(t, c);
 		c->state = ST_UNCONN;
 		start_connect(t, c);
 		return;
@@ -670,6 +707,115 @@ static void handle(struct thr *t, struct conn *c, uint32_t ev)
 	}
 }
 
+/* io_uring: the outcome of one receive (bytes, 0 at end of stream, or
+ * -errno), taken as read_connection() takes a recv() result. */
+static void on_data(struct thr *t, struct conn *c, const char *p, int res, uint64_t now)
+{
+	if (res > 0) {
+		got_bytes(t, c, p, (size_t)res, now);
+		return;
+	}
+	if (res == 0) {
+		t->r.good++;
+		close_connection(t, c, 1);
+		return;
+	}
+	recv_failed(t, c, -res);
+	/* a socket error also raises the poll error flag, which ab's loop
+	 * counts as an exception (see handle()) */
+	if (!atomic_load_explicit(&t->g->stop, memory_order_relaxed)) {
+		t->r.bad++;
+		t->r.err_except++;
+	}
+}
+
+/* io_uring: what arrived while the request was going out, taken now that
+ * it is out (the epoll loop would only have read it then). */
+static void take_held(struct thr *t, struct conn *c, uint64_t now)
+{
+	int fd = c->fd;
+	uint32_t gen = c->ur_gen;
+	size_t n = c->early_len;
+	int held = c->held_res;
+	c->early_len = 0;
+	c->held_res = 0;
+	if (n)
+		on_data(t, c, c->early, (int)n, now);
+	if (!held || c->fd != fd || c->ur_gen != gen)
+		return;
+	if (c->state != ST_READ && c->state != ST_IDLE) {
+		c->held_res = held; /* a response ended: after the next request */
+		return;
+	}
+	if (held < 0) {
+		on_data(t, c, NULL, held, now);
+		return;
+	}
+	/* The server hung up while this request went out; the request then
+	 * met a reset, which epoll (and ab's poll) would report as the error
+	 * flag beside the end of stream: count it the same way. */
+	int err = 0;
+	socklen_t len = sizeof err;
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	on_data(t, c, NULL, 0, now);
+	if (err && !atomic_load_explicit(&t->g->stop, memory_order_relaxed)) {
+		t->r.bad++;
+		t->r.err_except++;
+	}
+}
+
+void lge_io_ready(struct thr *t, struct conn *c, uint32_t events)
+{
+	if (c->state == ST_CONNECTING)
+		handle(t, c, events);
+}
+
+void lge_io_sent(struct thr *t, struct conn *c, int res, uint64_t now)
+{
+	const struct lg_conf *cf = t->cf;
+	if (res <= 0) {
+		t->started--; /* it did not go out after all */
+		t->r.epipe++;
+		printf("Send request failed!\n");
+		close_connection(t, c, 0);
+		return;
+	}
+	t->r.totalposted += res;
+	c->wrote += (size_t)res;
+	if (c->wrote < cf->reqlen) {
+		lgu_send(t, c, cf->req + c->wrote, cf->reqlen - c->wrote);
+		return;
+	}
+	if (c->wrote != (size_t)res)
+		c->endwrite = now; /* it took several sends */
+	c->writing = 0;
+	t->last = now;
+	c->state = ST_READ;
+	if (c->early_len || c->held_res)
+		take_held(t, c, now);
+}
+
+void lge_io_received(struct thr *t, struct conn *c, const char *p, int res, uint64_t now)
+{
+	if (c->state == ST_WRITE || c->state == ST_CONNECTING) {
+		/* the request is not out yet: keep this for after it */
+		if (res > 0) {
+			char *e = realloc(c->early, c->early_len + (size_t)res);
+			if (!e) {
+				lge_fatal(t, "", "realloc", ENOMEM);
+				return;
+			}
+			c->early = e;
+			memcpy(e + c->early_len, p, (size_t)res);
+			c->early_len += (size_t)res;
+		} else if (!c->held_res) {
+			c->held_res = res ? res : 1;
+		}
+		return;
+	}
+	on_data(t, c, p, res, now);
+}
+
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct thr *t, uint64_t now)
 {
@@ -681,9 +827,7 @@ static void check_timeouts(struct thr *t, uint64_t now)
 		if (now > since + t->cf->timeout_us) {
 			t->r.err_timeout++;
 			lge_publish_failed(t);
-			close(c->fd);
-			c->fd = -1;
-			t->active--;
+			drop_fd(t, c);
 			c->state = ST_UNCONN;
 			start_connect(t, c);
 		}
@@ -725,6 +869,14 @@ static void *thr_main(void *arg)
 	struct shared *g = t->g;
 	struct epoll_event evs[MAXEVENTS];
 
+	if (g->uring) {
+		/* created here: a single-issuer ring belongs to its thread */
+		int rc = lgu_thread_init(t);
+		if (rc) {
+			lge_fatal(t, "", "io_uring_setup", -rc);
+			goto out;
+		}
+	}
 	if (t->id != 0) {
 		pthread_mutex_lock(&g->mu);
 		while (!g->go && !atomic_load(&g->stop))
@@ -762,6 +914,20 @@ static void *thr_main(void *arg)
 			break; /* nothing left that could finish a request */
 		if (cf->tlimit_us && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
+		if (t->ur) {
+			int n = lgu_wait(t, wait_us);
+			if (n < 0) {
+				lge_fatal(t, "", "io_uring_enter", -n);
+				break;
+			}
+			flush_pending(t);
+			now = lg_now_us();
+			if (now >= next_scan) {
+				check_timeouts(t, now);
+				next_scan = now + 1000000;
+			}
+			continue;
+		}
 		int n = epoll_wait(t->epfd, evs, MAXEVENTS, (int)((wait_us + 999) / 1000));
 		if (n < 0) {
 			if (errno == EINTR)
@@ -786,16 +952,44 @@ static void *thr_main(void *arg)
 			}
 		}
 	}
+out:
 	if (t->id == 0)
 		lge_wake_all(g); /* never leave the others waiting for a first head */
 	if (cf->gnuplot_fd >= 0)
 		lge_gp_flush(t);
+	lgu_thread_free(t);
 	for (int i = 0; i < t->nconns; i++) {
 		if (t->conns[i].fd >= 0)
 			close(t->conns[i].fd);
 		free(t->conns[i].cbuff);
+		free(t->conns[i].early);
 	}
 	return NULL;
+}
+
+enum lg_engine lg_engine_pick(const struct lg_conf *cf, char *why, size_t cap)
+{
+	/* the probe's verdict, kept for the process: only main()'s thread
+	 * calls this, before and between runs */
+	static int probed, usable;
+	static char reason[160];
+	if (cap)
+		why[0] = 0;
+	if (cf->engine == LG_ENGINE_EPOLL || cf->h2 || cf->rate > 0)
+		return LG_ENGINE_EPOLL;
+	if (!probed) {
+		usable = lgu_probe(reason, sizeof reason) == 0;
+		probed = 1;
+	}
+	if (usable)
+		return LG_ENGINE_URING;
+	snprintf(why, cap, "%s", reason);
+	return LG_ENGINE_EPOLL;
+}
+
+const char *lg_engine_name(enum lg_engine e)
+{
+	return e == LG_ENGINE_URING ? "uring" : e == LG_ENGINE_EPOLL ? "epoll" : "auto";
 }
 
 int lg_result_init(struct lg_result *r)
@@ -862,6 +1056,8 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 	pthread_cond_init(&g.cv, NULL);
 	pthread_mutex_init(&g.gpmu, NULL);
 	g.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	char why[160];
+	g.uring = !cf->h2 && lg_engine_pick(cf, why, sizeof why) == LG_ENGINE_URING;
 	struct thr *ts = calloc((size_t)nt, sizeof *ts);
 	int rc = 0;
 	if (g.stopfd < 0 || !ts) {
@@ -884,7 +1080,9 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		t->initialized = 0;
 		t->epfd = epoll_create1(EPOLL_CLOEXEC);
 		t->conns = calloc((size_t)t->nconns, sizeof *t->conns);
-		t->pending = calloc((size_t)t->nconns, sizeof *t->pending);
+		/* io_uring: a connection can be queued twice in one flush, when
+		 * bytes that arrived before its request complete a response */
+		t->pending = calloc((size_t)t->nconns * 2, sizeof *t->pending);
 		t->buf = malloc(RBUFSIZE);
 		t->gp = cf->gnuplot_fd >= 0 ? malloc(GPBUFSIZE) : NULL;
 		if (cf->rate > 0) {

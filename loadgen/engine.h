@@ -1,12 +1,12 @@
-/* engine: the load itself. One epoll loop per thread drives that thread's
- * share of the connections through ab's per-connection state machine
- * (connect, write the request, read the response, keep alive or reconnect),
- * counts successes and failures exactly as ab does, and records every
- * request's connect/processing/waiting/total time in histograms; with
- * cf->h2 each connection is instead one HTTP/2 session carrying up to
- * cf->streams requests at a time (engine_h2.c), counted by the same rules.
- * lg_run() starts the threads, waits for them and merges their results
- * exactly. */
+/* engine: the load itself. One event loop per thread (epoll, or io_uring
+ * where the kernel offers it) drives that thread's share of the connections
+ * through ab's per-connection state machine (connect, write the request,
+ * read the response, keep alive or reconnect), counts successes and
+ * failures exactly as ab does, and records every request's connect/
+ * processing/waiting/total time in histograms; with cf->h2 each connection
+ * is instead one HTTP/2 session carrying up to cf->streams requests at a
+ * time (engine_h2.c), counted by the same rules. lg_run() starts the
+ * threads, waits for them and merges their results exactly. */
 #ifndef LOADGEN_ENGINE_H
 #define LOADGEN_ENGINE_H
 
@@ -17,6 +17,13 @@
 #include "hist.h"
 
 #define LG_MAX_ADDRS 8
+
+/* How the HTTP/1 loop waits for its sockets (--engine). */
+enum lg_engine {
+	LG_ENGINE_AUTO,  /* io_uring when built in and working, else epoll */
+	LG_ENGINE_EPOLL, /* readiness: epoll_wait, then send()/recv() per request */
+	LG_ENGINE_URING, /* completions: one io_uring_enter per batch of requests */
+};
 
 /* One HTTP/2 request header field (pseudo-headers first), lowercase name. */
 struct lg_hdr {
@@ -47,6 +54,7 @@ struct lg_conf {
 	long heartbeat;      /* print "Completed N requests" every N; 0 = never */
 	int clear_line;      /* a progress line is on stderr: clear it first */
 	double rate;         /* --rate: requests/s in total, 0 = closed model */
+	int engine;          /* enum lg_engine: what --engine asked for */
 	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
 	/* --h2: HTTP/2 with prior knowledge; req/reqlen are then unused */
 	int h2;
@@ -85,6 +93,15 @@ void lg_result_free(struct lg_result *r);
 /* Runs one load as configured; fills *out (initialised by lg_result_init).
  * Returns 0, or -1 when the run could not start (out->fatal_msg says why). */
 int lg_run(const struct lg_conf *cf, struct lg_result *out);
+
+/* The engine lg_run() will use for cf: cf->engine unless the load needs
+ * epoll (--h2 and --rate always run on epoll), AUTO resolved by probing the
+ * kernel once. When io_uring is wanted but unusable, returns
+ * LG_ENGINE_EPOLL and writes why into why[0..cap) (else why is ""). */
+enum lg_engine lg_engine_pick(const struct lg_conf *cf, char *why, size_t cap);
+
+/* "epoll" or "uring". */
+const char *lg_engine_name(enum lg_engine e);
 
 /* Asks a running lg_run() to stop soon; async-signal-safe. */
 void lg_stop(void);

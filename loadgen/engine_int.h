@@ -1,14 +1,17 @@
-/* engine_int: what the HTTP/1.x loop (engine.c) and the HTTP/2 loop
- * (engine_h2.c) share inside lg_run(): the run-wide state, one thread's
- * state and results, and ab's counting rules. Not part of loadgen's API. */
+/* engine_int: what the HTTP/1.x loop (engine.c), its io_uring back end
+ * (engine_uring.c) and the HTTP/2 loop (engine_h2.c) share inside lg_run():
+ * the run-wide state, one thread's state and results, and ab's counting
+ * rules. Not part of loadgen's API. */
 #ifndef LOADGEN_ENGINE_INT_H
 #define LOADGEN_ENGINE_INT_H
 
 #include "engine.h"
 #include "resp.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
 #define RBUFSIZE 65536  /* read buffer per thread */
@@ -30,6 +33,15 @@ struct conn {
 	uint64_t start, connect, endwrite, beginread;
 	uint64_t intended; /* --rate: when this request should have started */
 	struct resp_chunked ch;
+	/* io_uring only: which operations are in flight (LGU_* bits), the
+	 * generation that tells their completions from a closed socket's, and
+	 * what arrived while the request was still being sent (handled after
+	 * the send, in the order the epoll loop would read it) */
+	unsigned ur_ops;
+	uint32_t ur_gen;
+	int held_res; /* 0 none, 1 end of stream, < 0 a receive error */
+	char *early;
+	size_t early_len;
 };
 
 struct shared {
@@ -47,13 +59,17 @@ struct shared {
 	uint64_t start, stoptime;
 	uint64_t wall_off; /* wall clock minus monotonic, microseconds */
 	pthread_mutex_t gpmu;
+	int uring; /* the HTTP/1 loops run on io_uring (engine_uring.c) */
 };
+
+struct lgu;
 
 struct thr {
 	const struct lg_conf *cf;
 	struct shared *g;
 	int id, nthreads;
 	int epfd;
+	struct lgu *ur; /* the io_uring back end; NULL: epoll */
 	struct conn *conns;
 	struct conn **pending; /* keep-alive connections whose next request waits */
 	int npending;
@@ -93,5 +109,67 @@ int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int ha
 
 /* engine_h2.c: one thread's HTTP/2 loop (cf->h2), started by lg_run() */
 void *lge_h2_main(void *arg);
+
+/* engine.c's state machine, driven by engine_uring.c's completions */
+void lge_io_ready(struct thr *t, struct conn *c, uint32_t events); /* connect finished */
+void lge_io_sent(struct thr *t, struct conn *c, int res, uint64_t now);
+void lge_io_received(struct thr *t, struct conn *c, const char *p, int res, uint64_t now);
+
+/* engine_uring.c: the io_uring back end of the HTTP/1 loop. Operations are
+ * queued as SQEs and go to the kernel together in lgu_wait()'s single
+ * io_uring_enter(), which also waits for and dispatches the completions. */
+#define LGU_RECV 1u /* a multishot receive is armed */
+#define LGU_SEND 2u
+#define LGU_POLL 4u /* waiting for a connect to finish */
+#ifdef LOADGEN_HAVE_URING
+/* 0 when this kernel runs everything the back end needs (probed once). */
+int lgu_probe(char *why, size_t cap);
+int lgu_thread_init(struct thr *t); /* in the thread that will use it */
+void lgu_thread_free(struct thr *t);
+void lgu_watch_connect(struct thr *t, struct conn *c);
+void lgu_arm_recv(struct thr *t, struct conn *c);
+void lgu_send(struct thr *t, struct conn *c, const char *p, size_t len);
+/* Cancels what is in flight on c's socket; its completions are ignored. */
+void lgu_forget(struct thr *t, struct conn *c);
+/* Submits, waits up to wait_us for at least one completion, dispatches
+ * them all; the number dispatched, or -errno. */
+int lgu_wait(struct thr *t, uint64_t wait_us);
+#else
+static inline int lgu_probe(char *why, size_t cap)
+{
+	snprintf(why, cap, "built without liburing");
+	return -1;
+}
+static inline int lgu_thread_init(struct thr *t)
+{
+	(void)t;
+	return -1;
+}
+static inline void lgu_thread_free(struct thr *t)
+{
+	(void)t;
+}
+static inline void lgu_watch_connect(struct thr *t, struct conn *c)
+{
+	(void)t, (void)c;
+}
+static inline void lgu_arm_recv(struct thr *t, struct conn *c)
+{
+	(void)t, (void)c;
+}
+static inline void lgu_send(struct thr *t, struct conn *c, const char *p, size_t len)
+{
+	(void)t, (void)c, (void)p, (void)len;
+}
+static inline void lgu_forget(struct thr *t, struct conn *c)
+{
+	(void)t, (void)c;
+}
+static inline int lgu_wait(struct thr *t, uint64_t wait_us)
+{
+	(void)t, (void)wait_us;
+	return -ENOSYS;
+}
+#endif
 
 #endif

@@ -92,6 +92,8 @@ static const char *const usage_lines[] = {
     "                    loadgen's -m stays ab's method). Alias --max-streams. Default 1",
     "    --sweep-streams LIST  With --h2: run each streams level of LIST in turn",
     "                    (with --sweep: every streams level at every -c level)",
+    "    --engine E      HTTP/1 event loop: epoll, uring (io_uring) or auto (uring",
+    "                    when the kernel has it; --rate and --h2 use epoll). Default auto",
     "    --help          This message",
 };
 
@@ -357,6 +359,7 @@ int main(int argc, char **argv)
 	int timeout_s = 30, threads = 1, http11 = 0, requests_set_last = 0, qflag = 0;
 	double rate = 0, warmup = 0;
 	int h2 = 0, streams = 1, streams_set = 0;
+	enum lg_engine engine = LG_ENGINE_AUTO;
 	const char *sweep_streams = NULL;
 	enum { NO_METH, GET, HEAD, PUT, POST, CUSTOM } method = NO_METH;
 	const char *method_str = NULL, *content_type = NULL, *gnuplot = NULL, *csvperc = NULL;
@@ -379,7 +382,8 @@ int main(int argc, char **argv)
 		O_HELP,
 		O_H2,
 		O_STREAMS,
-		O_SWEEP_STREAMS
+		O_SWEEP_STREAMS,
+		O_ENGINE
 	};
 	static const struct option longopts[] = {
 	    {"threads", required_argument, NULL, O_THREADS},
@@ -393,6 +397,7 @@ int main(int argc, char **argv)
 	    {"streams", required_argument, NULL, O_STREAMS},
 	    {"max-streams", required_argument, NULL, O_STREAMS},
 	    {"sweep-streams", required_argument, NULL, O_SWEEP_STREAMS},
+	    {"engine", required_argument, NULL, O_ENGINE},
 	    {NULL, 0, NULL, 0},
 	};
 	opterr = 0;
@@ -603,6 +608,19 @@ int main(int argc, char **argv)
 		case O_SWEEP_STREAMS:
 			sweep_streams = optarg;
 			break;
+		case O_ENGINE:
+			if (strcmp(optarg, "epoll") == 0)
+				engine = LG_ENGINE_EPOLL;
+			else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
+				engine = LG_ENGINE_URING;
+			else if (strcmp(optarg, "auto") == 0)
+				engine = LG_ENGINE_AUTO;
+			else {
+				fprintf(stderr, "%s: --engine wants epoll, uring or auto\n",
+				        progname);
+				usage();
+			}
+			break;
 		case ':':
 			if (optopt >= 1000 || optopt == 0)
 				fprintf(stderr, "%s: option %s requires an argument\n", base,
@@ -650,6 +668,14 @@ int main(int argc, char **argv)
 	if (h2 && (isproxy || rate > 0)) {
 		fprintf(stderr, "%s: --h2 does not support %s\n", progname,
 		        isproxy ? "-X (a proxy)" : "--rate");
+		exit(1);
+	}
+	/* --h2 and --rate run on epoll whatever --engine says (README) */
+	struct lg_conf want = {.engine = (int)engine, .h2 = h2, .rate = rate};
+	char why[160];
+	enum lg_engine used = lg_engine_pick(&want, why, sizeof why);
+	if (engine == LG_ENGINE_URING && used != LG_ENGINE_URING && why[0]) {
+		fprintf(stderr, "%s: --engine uring: io_uring unusable here: %s\n", progname, why);
 		exit(1);
 	}
 	int slevels[MAX_LEVELS], nslevels = 1;
@@ -806,6 +832,10 @@ int main(int argc, char **argv)
 	cf.windowsize = windowsize;
 	cf.heartbeat = heartbeat;
 	cf.rate = rate;
+	cf.engine = engine;
+	if (verbosity >= 2)
+		printf("INFO: engine == %s%s%s\n", lg_engine_name(used),
+		       why[0] ? ", io_uring: " : "", why);
 	cf.gnuplot_fd = -1;
 	cf.h2 = h2;
 	cf.h2hdrs = h2hdrs;
@@ -949,6 +979,7 @@ int main(int argc, char **argv)
 		json_object_set_new(doc, "keepalive", json_boolean(keepalive || h2));
 		json_object_set_new(doc, "http", json_string(h2 ? "2" : http11 ? "1.1" : "1.0"));
 		json_object_set_new(doc, "threads", json_integer(threads));
+		json_object_set_new(doc, "engine", json_string(lg_engine_name(used)));
 		json_object_set_new(doc, "levels", jlevels);
 		if (write_json(json_file, doc) != 0) {
 			fprintf(stderr, "%s: cannot write %s: %s\n", progname, json_file,

@@ -2,8 +2,27 @@
 #include "resp.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* strncasecmp() in the C locale (loadgen never calls setlocale()), inline:
+ * the head of every response goes through it several times. */
+static inline int ci_eq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if (x != y) {
+			if (x >= 'A' && x <= 'Z')
+				x = (unsigned char)(x + 32);
+			if (y >= 'A' && y <= 'Z')
+				y = (unsigned char)(y + 32);
+			if (x != y)
+				return 0;
+		}
+	}
+	return 1;
+}
 
 const char *resp_find_ci(const char *hay, size_t len, const char *needle)
 {
@@ -20,7 +39,7 @@ const char *resp_find_ci(const char *hay, size_t len, const char *needle)
 	if (k < n) {
 		const char *p = hay + k, *end = hay + len - (n - k) + 1;
 		while (p < end && (p = memchr(p, needle[k], (size_t)(end - p)))) {
-			if (strncasecmp(p - k, needle, n) == 0)
+			if (ci_eq(p - k, needle, n))
 				return p - k;
 			p++;
 		}
@@ -30,7 +49,7 @@ const char *resp_find_ci(const char *hay, size_t len, const char *needle)
 	for (size_t i = 0; i + n <= len; i++) {
 		if (tolower((unsigned char)hay[i]) != f)
 			continue;
-		if (strncasecmp(hay + i + 1, needle + 1, n - 1) == 0)
+		if (ci_eq(hay + i + 1, needle + 1, n - 1))
 			return hay + i;
 	}
 	return NULL;
@@ -38,24 +57,51 @@ const char *resp_find_ci(const char *hay, size_t len, const char *needle)
 
 long resp_head_end(const char *buf, size_t len, int *term_len)
 {
-	const char *s = memmem(buf, len, "\r\n\r\n", 4);
-	if (s) {
-		*term_len = 4;
-		return s - buf;
+	/* One pass from line end to line end: an occurrence of either
+	 * terminator ends with a '\n', so the first "\r\n\r\n" is met at its
+	 * '\n' before any later one, and the first "\n\n" is remembered in
+	 * case there is no "\r\n\r\n" at all (ab's two strstr()s). */
+	long nn = -1;
+	const char *p = buf, *end = buf + len;
+	while ((p = memchr(p, '\n', (size_t)(end - p)))) {
+		size_t i = (size_t)(p - buf);
+		if (i >= 3 && p[-1] == '\r' && p[-2] == '\n' && p[-3] == '\r') {
+			*term_len = 4;
+			return (long)i - 3;
+		}
+		if (nn < 0 && i >= 1 && p[-1] == '\n')
+			nn = (long)i - 1;
+		p++;
 	}
-	s = memmem(buf, len, "\n\n", 2);
-	if (s) {
+	if (nn >= 0)
 		*term_len = 2;
-		return s - buf;
+	return nn;
+}
+
+/* atol() (what ab's atoi() reads), without strtol()'s generality. */
+static long parse_long(const char *s)
+{
+	while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+		s++;
+	int neg = *s == '-';
+	if (*s == '-' || *s == '+')
+		s++;
+	unsigned long v = 0;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > ((unsigned long)LONG_MAX - d) / 10)
+			return neg ? LONG_MIN : LONG_MAX; /* strtol() clamps */
+		v = v * 10 + d;
 	}
-	return -1;
+	return neg ? -(long)v : (long)v;
 }
 
 void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 {
 	memset(out, 0, sizeof *out);
 	out->content_length = -1;
-	const char *part = memmem(buf, len, "HTTP", 4);
+	const char *part =
+	    len >= 4 && memcmp(buf, "HTTP", 4) == 0 ? buf : memmem(buf, len, "HTTP", 4);
 	size_t rest = part ? len - (size_t)(part - buf) : 0;
 	if (part && rest > 9) {
 		size_t k = 0;
@@ -70,7 +116,8 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 	}
 	if (isdigit((unsigned char)out->code[0]) && isdigit((unsigned char)out->code[1]) &&
 	    isdigit((unsigned char)out->code[2]))
-		out->status = atoi(out->code);
+		out->status =
+		    (out->code[0] - '0') * 100 + (out->code[1] - '0') * 10 + (out->code[2] - '0');
 	out->ka_token = resp_find_ci(buf, len, "Keep-Alive") != NULL;
 	const char *cl = resp_find_ci(buf, len, "Content-Length:");
 	if (cl) {
@@ -83,7 +130,7 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 			k++;
 		}
 		num[k] = 0;
-		out->content_length = off <= len ? atol(num) : 0;
+		out->content_length = off <= len ? parse_long(num) : 0;
 		if (out->content_length < 0)
 			out->content_length = 0;
 	}
@@ -94,10 +141,10 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 		p++;
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
-		if (ll > 11 && strncasecmp(p, "Connection:", 11) == 0 &&
+		if (ll > 11 && ci_eq(p, "Connection:", 11) &&
 		    resp_find_ci(p + 11, ll - 11, "close"))
 			out->conn_close = 1;
-		if (ll > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0 &&
+		if (ll > 18 && ci_eq(p, "Transfer-Encoding:", 18) &&
 		    resp_find_ci(p + 18, ll - 18, "chunked"))
 			out->chunked = 1;
 		p = eol;

@@ -3,7 +3,8 @@
 README), --sweep with --warmup, --threads, --http1.1 (with chunked bodies),
 --rate, read timeouts, the success-only latency (null, never NaN, when there
 was no success), SIGINT during a sweep, TLS refusals and -g with threads.
-Runs the real binary against tests/loadgen/httpd.py on 127.0.0.1."""
+Runs the real binary against tests/loadgen/httpd.py on 127.0.0.1.
+`--engine E` runs every case on that event loop (77 when it is unusable)."""
 import json
 import math
 import os
@@ -20,6 +21,8 @@ import httpd  # noqa: E402
 
 BUILD = os.environ.get("COROBENCH_BUILD", ".")
 LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
+ENGINE = sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else None
+ENGINE_ARGS = ["--engine", ENGINE] if ENGINE else []
 TMP = tempfile.mkdtemp(prefix="loadgen-features-")
 failures = []
 
@@ -31,7 +34,8 @@ def check(name, cond, detail=""):
 
 
 def lg(args, timeout=60):
-    p = subprocess.run([LOADGEN] + args, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([LOADGEN] + ENGINE_ARGS + args, capture_output=True, text=True,
+                       timeout=timeout)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -79,6 +83,11 @@ def main():
     if not os.access(LOADGEN, os.X_OK):
         print("loadgen not built at", LOADGEN)
         return 1
+    if ENGINE:
+        rc, out, err = lg(["-n", "1", "http://127.0.0.1:1/"], timeout=30)
+        if "unusable here" in err:
+            print("--engine %s unusable here: skipping" % ENGINE)
+            return 77
     srv = httpd.Server(body=b"y" * 100).start()
     url = "http://127.0.0.1:%d/" % srv.port
     try:
@@ -169,7 +178,8 @@ def main():
     try:
         jf = os.path.join(TMP, "int.json")
         # level 1 runs 0-2 s, level 2 from 2 s: interrupt in the middle of it
-        p = subprocess.Popen([LOADGEN, "-k", "-t", "2", "--sweep", "1,2", "--json", jf,
+        p = subprocess.Popen([LOADGEN] + ENGINE_ARGS +
+                             ["-k", "-t", "2", "--sweep", "1,2", "--json", jf,
                               "http://127.0.0.1:%d/" % srv.port],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(3.0)

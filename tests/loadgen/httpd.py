@@ -19,13 +19,15 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
-                 close_every=0, chunked=False):
+                 close_every=0, chunked=False, hangup_every=0):
         super().__init__(("127.0.0.1", 0), Handler)
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
         self.drop_every = drop_every  # every Nth request: reset, no answer
         self.close_every = close_every
+        # every Nth response says keep-alive, then the server hangs up anyway
+        self.hangup_every = hangup_every
         self.chunked = chunked
         self.count = 0
         self.lock = threading.Lock()
@@ -115,6 +117,12 @@ class Handler(socketserver.BaseRequestHandler):
             try:
                 sock.sendall(b"\r\n".join(out) + b"\r\n\r\n" + payload)
             except OSError:
+                return
+            if srv.hangup_every and n % srv.hangup_every == 0:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
                 return
             if not keep:
                 try:
