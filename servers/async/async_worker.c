@@ -110,22 +110,26 @@ struct conn {
 	struct async_worker *w;
 	int fd;
 	enum conn_state state;
-	bool dead;              /* close at the next conn_settle() */
-	bool reading;           /* rev is added */
-	bool writing;           /* wev is added: output waits for the socket */
-	bool partial;           /* bytes of an unfinished request were parsed */
-	bool close_after_write; /* no more requests: close once out is sent */
-	bool linger;            /* ...and drain the input before closing */
-	bool resp_keep_alive;   /* what the last answer promised */
-	bool head;              /* the request in flight is a HEAD */
-	bool waited;            /* ...and outlived the callback that started it */
-	bool fresh;             /* nothing parsed yet: may still be HTTP/2 */
-	bool h2_hold;           /* upgraded, client preface not seen: stream 1 waits */
-	bool h2_goaway;         /* our GOAWAY(NO_ERROR) is queued or sent */
-	bool head_done;         /* the partial request's head is complete */
-	uint8_t head_nl;        /* end-of-head scan state, see http1_head_scan() */
-	int64_t head_t0;        /* ms: a partial head began (0: no deadline) */
-	struct event *rev, *wev;
+	bool dead;                     /* close at the next conn_settle() */
+	bool reading;                  /* rev is added */
+	bool writing;                  /* wev is added: output waits for the socket */
+	bool partial;                  /* bytes of an unfinished request were parsed */
+	bool close_after_write;        /* no more requests: close once out is sent */
+	bool linger;                   /* ...and drain the input before closing */
+	bool resp_keep_alive;          /* what the last answer promised */
+	bool head;                     /* the request in flight is a HEAD */
+	bool waited;                   /* ...and outlived the callback that started it */
+	bool fresh;                    /* nothing parsed yet: may still be HTTP/2 */
+	bool h2_hold;                  /* upgraded, client preface not seen: stream 1 waits */
+	bool h2_goaway;                /* our GOAWAY(NO_ERROR) is queued or sent */
+	bool head_done;                /* the partial request's head is complete */
+	bool more;                     /* the socket may hold input that no edge will report */
+	bool rdhup;                    /* EV_CLOSED: the peer's FIN is queued behind the data */
+	uint8_t head_nl;               /* end-of-head scan state, see http1_head_scan() */
+	int64_t head_t0;               /* ms: a partial head began (0: no deadline) */
+	bool tev_armed;                /* tev is pending */
+	int64_t idle_from;             /* ms (coarse clock): the read timeout counts from here */
+	struct event *rev, *wev, *tev; /* tev: the read (idle) and linger timeouts */
 	struct http1_parser *parser;
 	struct http1_request req; /* views valid until the next http1_parse() */
 	/* Unparsed input that outlived a callback: data[off..len). */
@@ -161,6 +165,7 @@ struct async_worker {
 	struct event *h2_flush_ev;   /* flushes the HTTP/2 connections in h2_dirty */
 	struct conn *h2_dirty;       /* answered from callbacks this loop turn */
 	const struct timeval *ka_tv; /* keep-alive idle timeout (common timeout) */
+	int64_t ka_ms;               /* the same in ms */
 	int64_t head_ms;             /* request-head deadline (slowloris) */
 	struct timeval send_tv, linger_tv;
 	struct fetch_opts fopts;
@@ -176,8 +181,17 @@ struct async_worker {
 	char rbuf[RBUF_SIZE];
 };
 
+/* Edge-triggered, as nginx and coro-server's hub: epoll then reports a
+ * socket once per arrival instead of re-checking every ready socket on the
+ * next epoll_wait. A read that fills the buffer, or data that came with the
+ * FIN (EV_CLOSED: EPOLLRDHUP), leaves input no new edge will announce:
+ * conn_more() reads again on the next loop turn. */
+#define CONN_REV_FLAGS (EV_READ | EV_CLOSED | EV_PERSIST | EV_ET)
+#define CONN_WEV_FLAGS (EV_WRITE | EV_ET)
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg);
 static void conn_settle(struct conn *c);
 static void conn_destroy(struct conn *c);
 static const struct app_ctx_ops async_ops;
@@ -384,6 +398,39 @@ static void ops_cancel(struct aop **list)
 	}
 }
 
+/* ---- the read timeout ----
+ *
+ * The read (idle) timeout restarts with every read. Re-arming a libevent
+ * timer per read (what a persistent event with a timeout does) costs an
+ * event_add() per request, ~490 instructions of queue work; instead the
+ * read callback only notes the time (the kernel's jiffy clock, a vDSO read)
+ * and the timer, armed once, checks on firing whether the connection was
+ * idle for the whole timeout, and re-arms itself for the rest if not. The
+ * timer is left pending when reading stops; it then does nothing. */
+
+static int64_t coarse_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_timer_arm(struct conn *c, const struct timeval *tv)
+{
+	if (event_add(c->tev, tv) != 0)
+		c->dead = true;
+	else
+		c->tev_armed = true;
+}
+
+/* The idle clock starts now (a read, or reading resumed). */
+static inline void conn_idle_restart(struct conn *c)
+{
+	c->idle_from = coarse_now_ms();
+	if (__builtin_expect(!c->tev_armed, 0))
+		conn_timer_arm(c, c->w->ka_tv);
+}
+
 /* ---- requests ---- */
 
 static void conn_end_request(struct conn *c)
@@ -393,7 +440,7 @@ static void conn_end_request(struct conn *c)
 	if (!c->resp_keep_alive)
 		c->close_after_write = true;
 	if (c->waited && c->reading)
-		event_add(c->rev, c->w->ka_tv); /* the idle clock starts now */
+		conn_idle_restart(c); /* the idle clock starts now */
 	c->waited = false;
 	slot_freed(c->w);
 }
@@ -600,10 +647,13 @@ static void conn_read(struct conn *c)
 		return;
 	}
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		if (errno == EINTR)
+			c->more = true;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
 			c->dead = true;
 		return;
 	}
+	c->more = (size_t)n == room || c->rdhup;
 	if (kept) {
 		c->ib.len += (size_t)n;
 		conn_process_kept(c);
@@ -624,12 +674,27 @@ static void conn_linger_read(struct conn *c)
 	ssize_t n = recv(c->fd, c->w->rbuf, sizeof(c->w->rbuf), 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 		c->dead = true;
+	c->more =
+	    (n > 0 && ((size_t)n == sizeof(c->w->rbuf) || c->rdhup)) || (n < 0 && errno == EINTR);
+}
+
+/* Edge-triggered reading left input behind (see CONN_REV_FLAGS): read
+ * again on the next loop turn. A connection that stopped reading needs
+ * nothing: event_add() re-polls the socket when it reads again. */
+static void conn_more(struct conn *c)
+{
+	c->more = false;
+	if (c->reading)
+		event_active(c->rev, EV_READ, 1);
 }
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)fd;
+	if (what & EV_CLOSED)
+		c->rdhup = true;
+	c->idle_from = coarse_now_ms();
 	if (what & EV_TIMEOUT) {
 		/* Idle too long. A request in the app, or queued for a slot, is
 		 * not idle; a connection waiting to write has its own timer. */
@@ -653,14 +718,53 @@ static void conn_want_read(struct conn *c, bool want)
 	if (want == c->reading)
 		return;
 	if (want) {
-		if (event_add(c->rev, c->w->ka_tv) != 0) {
+		if (event_add(c->rev, NULL) != 0) {
 			c->dead = true;
 			return;
 		}
+		conn_idle_restart(c);
 	} else {
 		event_del(c->rev);
 	}
 	c->reading = want;
+}
+
+/* Shut down: drain the input until EOF or the linger timeout. */
+static void conn_linger_start(struct conn *c)
+{
+	if (!c->reading && event_add(c->rev, NULL) != 0)
+		c->dead = true;
+	c->reading = true;
+	conn_timer_arm(c, &c->w->linger_tv);
+}
+
+/* tev fired: the linger timeout, or the read timeout if the connection
+ * was really idle for all of it (else re-armed for the rest). */
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)what;
+	c->tev_armed = false;
+	if (c->state != CS_LINGER) {
+		if (!c->reading)
+			return; /* armed again when reading resumes */
+		/* Within a few ms counts as done: the clock is a jiffy coarse. */
+		int64_t left = c->w->ka_ms - (coarse_now_ms() - c->idle_from);
+		if (left > 10) {
+			if (left > c->w->ka_ms)
+				left = c->w->ka_ms; /* (a clock that went back) */
+			struct timeval tv = {.tv_sec = (time_t)(left / 1000),
+			                     .tv_usec = (suseconds_t)(left % 1000) * 1000};
+			conn_timer_arm(c, &tv);
+			if (c->dead)
+				conn_settle(c);
+			return;
+		}
+		/* As a persistent event's timeout: the next one counts from here
+		 * (a connection whose request waits is not idle: see below). */
+		conn_idle_restart(c);
+	}
+	conn_on_read(fd, EV_TIMEOUT, c);
 }
 
 /* Match the read event to what the connection can take. */
@@ -697,10 +801,7 @@ static void conn_settle(struct conn *c)
 			/* Shut our side, drain theirs, close on EOF or timeout. */
 			shutdown(c->fd, SHUT_WR);
 			c->state = CS_LINGER;
-			event_del(c->rev);
-			c->reading = true;
-			if (event_add(c->rev, &w->linger_tv) != 0)
-				c->dead = true;
+			conn_linger_start(c);
 		}
 	}
 	if (!c->dead && w->stopping && conn_is_idle(c))
@@ -713,6 +814,8 @@ static void conn_settle(struct conn *c)
 		conn_update_read(c);
 	if (c->dead)
 		conn_destroy(c);
+	else if (__builtin_expect(c->more, 0))
+		conn_more(c);
 }
 
 /* ---- the app's side (app_ctx_ops) ---- */
@@ -1136,10 +1239,13 @@ static void h2_conn_read(struct conn *c)
 		return;
 	}
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		if (errno == EINTR)
+			c->more = true;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
 			c->dead = true;
 		return;
 	}
+	c->more = (size_t)n == sizeof(w->rbuf) || c->rdhup;
 	h2_conn_input(c, w->rbuf, (size_t)n);
 }
 
@@ -1189,10 +1295,7 @@ static void h2_conn_settle(struct conn *c)
 		} else {
 			shutdown(c->fd, SHUT_WR);
 			c->state = CS_LINGER;
-			event_del(c->rev);
-			c->reading = true;
-			if (event_add(c->rev, &w->linger_tv) != 0)
-				c->dead = true;
+			conn_linger_start(c);
 		}
 	}
 	if (!c->dead && c->state != CS_LINGER)
@@ -1200,6 +1303,8 @@ static void h2_conn_settle(struct conn *c)
 		                      c->out.len < H2_OUT_MAX);
 	if (c->dead)
 		conn_destroy(c);
+	else if (c->more)
+		conn_more(c);
 }
 
 /* A stream of c was answered (or failed) from a fetch or timer callback:
@@ -1302,14 +1407,17 @@ static struct conn *conn_new(struct async_worker *w)
 	c->fd = -1;
 	http_obuf_init(&c->out);
 	c->parser = http1_parser_new(&w->limits);
-	c->rev = event_new(w->base, -1, EV_READ | EV_PERSIST, conn_on_read, c);
-	c->wev = event_new(w->base, -1, EV_WRITE, conn_on_write, c);
-	if (!c->parser || !c->rev || !c->wev) {
+	c->rev = event_new(w->base, -1, CONN_REV_FLAGS, conn_on_read, c);
+	c->wev = event_new(w->base, -1, CONN_WEV_FLAGS, conn_on_write, c);
+	c->tev = evtimer_new(w->base, conn_on_timer, c);
+	if (!c->parser || !c->rev || !c->wev || !c->tev) {
 		http1_parser_free(c->parser);
 		if (c->rev)
 			event_free(c->rev);
 		if (c->wev)
 			event_free(c->wev);
+		if (c->tev)
+			event_free(c->tev);
 		free(c);
 		return NULL;
 	}
@@ -1321,6 +1429,7 @@ static void conn_free_mem(struct conn *c)
 	http1_parser_free(c->parser);
 	event_free(c->rev);
 	event_free(c->wev);
+	event_free(c->tev);
 	free(c->ib.data);
 	http_obuf_free(&c->out);
 	free(c);
@@ -1342,6 +1451,8 @@ static void conn_destroy(struct conn *c)
 	}
 	event_del(c->rev);
 	event_del(c->wev);
+	event_del(c->tev);
+	c->tev_armed = false;
 	close(c->fd);
 	c->fd = -1;
 
@@ -1393,8 +1504,9 @@ static int conn_open(struct async_worker *w, int fd)
 	c->resp_keep_alive = true;
 	c->ops = NULL;
 	c->wait_prev = c->wait_next = NULL;
-	event_assign(c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
-	event_assign(c->wev, w->base, fd, EV_WRITE, conn_on_write, c);
+	c->more = c->rdhup = c->tev_armed = false;
+	event_assign(c->rev, w->base, fd, CONN_REV_FLAGS, conn_on_read, c);
+	event_assign(c->wev, w->base, fd, CONN_WEV_FLAGS, conn_on_write, c);
 	c->prev = NULL;
 	c->next = w->conns;
 	if (w->conns)
@@ -1495,6 +1607,7 @@ struct async_worker *async_worker_new(struct event_base *base, const struct asyn
 	struct timeval ka = {.tv_sec =
 	                         cfg->opts->keepalive_timeout ? cfg->opts->keepalive_timeout : 1};
 	w->ka_tv = event_base_init_common_timeout(base, &ka);
+	w->ka_ms = (int64_t)ka.tv_sec * 1000;
 	/* Answers left unread: close after --keepalive-timeout without write
 	 * progress, as coro-server does. */
 	unsigned send_sec =
@@ -1649,9 +1762,16 @@ int async_worker_main(const struct worker_env *env, void *arg)
 	struct event_config *ec = event_config_new();
 	if (!ec)
 		return 1;
-	/* Precise timers: libcurl's and the apps' timers would otherwise be
-	 * rounded up to epoll_wait's millisecond resolution. */
-	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+	/* Precise timers for apps that sleep or fetch: libcurl's and the apps'
+	 * timers would otherwise be rounded up to epoll_wait's millisecond and
+	 * read a jiffy-coarse clock. They cost a timerfd_settime() per loop
+	 * turn (one per ~3 hello requests under wrk, 3% of the worker's CPU),
+	 * so an app that never waits, whose only timers are the connections'
+	 * second-long timeouts, runs without them (as coro-server does). */
+	int fl = EVENT_BASE_FLAG_NOLOCK;
+	if (cfg->app->flags & (APP_USES_BLOCKING | APP_USES_UPSTREAM))
+		fl |= EVENT_BASE_FLAG_PRECISE_TIMER;
+	event_config_set_flag(ec, fl);
 	struct event_base *base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!base)

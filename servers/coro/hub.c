@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 struct hub_task {
@@ -260,11 +261,42 @@ static void fd_write_cb(evutil_socket_t fd, short what, void *arg)
 	hub_wake(f->waiter);
 }
 
+/* The socket wait timeout. Arming a libevent timer per wait and deleting
+ * it after (an event_add and event_del per request, ~530 instructions of
+ * queue work) is the price of exactness nobody needs for second-long
+ * timeouts; instead a wait notes its deadline on the kernel's jiffy clock
+ * (a vDSO read) and the timer, once armed, stays pending between waits.
+ * When it fires it checks the wait then in progress: none, it lapses; one
+ * not yet due, it re-arms for the rest; else the wait times out. */
+static int64_t coarse_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct hub_fd *f = arg;
+	f->tev_armed = false;
+	if (!f->deadline)
+		return;
+	/* Within a few ms counts as due: the clock is a jiffy coarse. */
+	int64_t now = coarse_now_ms();
+	int64_t left = f->deadline - now;
+	if (left > 10) {
+		if (left > (int64_t)f->wait_ms)
+			left = f->wait_ms; /* (a clock that went back) */
+		struct timeval tv = {.tv_sec = (time_t)(left / 1000),
+		                     .tv_usec = (suseconds_t)(left % 1000) * 1000};
+		if (event_add(&f->tev, &tv) == 0) {
+			f->tev_armed = true;
+			f->tev_at = now + left;
+			return;
+		}
+	}
 	f->timed_out = true;
 	hub_wake(f->waiter);
 }
@@ -280,6 +312,9 @@ int hub_fd_open(struct hub *h, struct hub_fd *f, int fd, unsigned flags)
 	f->timed_out = false;
 	f->write_armed = false;
 	f->peer_closed = false;
+	f->tev_armed = false;
+	f->wait_ms = 0;
+	f->deadline = 0;
 	f->waiter = NULL;
 	if (event_assign(&f->rev, h->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, fd_read_cb,
 	                 f) != 0 ||
@@ -295,20 +330,33 @@ void hub_fd_close(struct hub_fd *f)
 	if (f->write_armed)
 		event_del(&f->wev);
 	evtimer_del(&f->tev);
+	f->tev_armed = false;
 }
 
 /* Park the running task on f until an edge, the timeout or a cancel. */
 static int fd_wait(struct hub_fd *f, unsigned timeout_ms)
 {
 	struct hub *h = f->hub;
-	struct timeval tmp;
-	if (timeout_ms)
-		event_add(&f->tev, timeout_tv(h, timeout_ms, &tmp));
+	if (timeout_ms) {
+		int64_t now = coarse_now_ms();
+		f->wait_ms = timeout_ms;
+		f->deadline = now + timeout_ms;
+		if (f->deadline == 0)
+			f->deadline = 1; /* 0 means none */
+		/* A pending timer that fires by the deadline re-arms for the
+		 * rest; one that would fire after it must move. */
+		if (!f->tev_armed || f->tev_at > f->deadline) {
+			struct timeval tmp;
+			if (event_add(&f->tev, timeout_tv(h, timeout_ms, &tmp)) != 0)
+				return -EIO;
+			f->tev_armed = true;
+			f->tev_at = f->deadline;
+		}
+	}
 	f->waiter = h->current;
 	int rc = hub_park(h);
 	f->waiter = NULL;
-	if (timeout_ms)
-		event_del(&f->tev);
+	f->deadline = 0;
 	if (rc != 0)
 		return rc;
 	if (f->timed_out) {

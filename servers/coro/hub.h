@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct hub;
@@ -75,6 +76,10 @@ struct hub_fd {
 	int fd;
 	bool readable, writable, timed_out, write_armed, tcp;
 	bool peer_closed; /* EPOLLRDHUP seen: a short read no longer means empty */
+	bool tev_armed;   /* tev is pending (left so between waits, see hub.c) */
+	int64_t tev_at;   /* ...and fires then, ms on the coarse clock */
+	unsigned wait_ms; /* the timed wait in progress: its timeout, */
+	int64_t deadline; /* ...and its end, ms on the coarse clock (0: none) */
 	struct hub_task *waiter;
 	struct event rev, wev, tev;
 };

@@ -4,8 +4,17 @@
  * read ended. Every byte of the head (method, target, header names and
  * values) is therefore copied into the parser's own storage, recorded as
  * offsets (the storage may grow), and turned into views once the request is
- * complete. The body goes to a second buffer. Both buffers are kept between
- * requests, so a connection in its steady state parses without allocating.
+ * complete. The copy is one memcpy per read, not one per span: the spans of
+ * one llhttp_execute() are recorded against the region of the input from
+ * the first span's start to the last span's end, and that region is copied
+ * when the head completes or the input ends (the bytes between spans come
+ * along; they cost less than a call each). Regions of successive reads join
+ * up in the storage, so a span cut by a read stays contiguous. The body
+ * goes to a second buffer. Both buffers are kept between requests, so a
+ * connection in its steady state parses without allocating.
+ *
+ * A plain request whose whole head is in the input skips llhttp: see "the
+ * fast path" below.
  *
  * Pipelining: on_message_complete pauses llhttp, so one http1_parse() call
  * ends at the end of one request; llhttp_get_error_pos() says where, which
@@ -34,13 +43,15 @@ struct http1_parser {
 
 	char *head; /* method, target and header bytes, copied */
 	size_t head_len, head_cap;
-	char *body; /* de-chunked body */
+	const char *pend, *pend_end; /* the region of the input not yet copied */
+	size_t pend_base;            /* ...and where it goes in head */
+	char *body;                  /* de-chunked body */
 	size_t body_len, body_cap;
 	struct hdr_span *spans;
 	struct app_header *headers; /* views built from spans on completion */
 	size_t nheaders, hdr_cap;
 
-	size_t method_len, url_off, url_len;
+	size_t method_off, method_len, url_off, url_len;
 	size_t raw_head;      /* raw bytes of the current head fed to llhttp */
 	size_t trailer_bytes; /* chunked trailers: counted, not kept */
 
@@ -51,6 +62,8 @@ struct http1_parser {
 	const char *feed_start, *feed_end; /* the bytes given to llhttp_execute */
 	char prev_byte;                    /* the byte fed before feed_start */
 	bool keep_alive, expect_continue, upgrade, continue_pending;
+	bool ended;          /* a request without keep-alive was parsed: llhttp refuses more */
+	unsigned char minor; /* the request's HTTP/1.x */
 	bool failed;
 	int err_status;
 	const char *err_reason;
@@ -93,13 +106,51 @@ static int grow(char **buf, size_t *cap, size_t need, size_t first)
 	return 0;
 }
 
-static int head_append(struct http1_parser *p, const char *at, size_t len)
+/* A span of the head at at[0..len): its offset in head, where the pending
+ * region (extended to cover it) will be copied. */
+static inline size_t span_take(struct http1_parser *p, const char *at, size_t len)
 {
-	if (p->head_len + len > p->head_cap &&
-	    grow(&p->head, &p->head_cap, p->head_len + len, 1024) != 0)
+	if (!p->pend) {
+		p->pend = at;
+		p->pend_base = p->head_len;
+	}
+	p->pend_end = at + len;
+	return p->pend_base + (size_t)(at - p->pend);
+}
+
+/* Copy the pending region into head: before the input goes away, and
+ * before the head is read (on_headers_complete). */
+static int head_flush(struct http1_parser *p)
+{
+	if (!p->pend)
+		return 0;
+	size_t n = (size_t)(p->pend_end - p->pend);
+	size_t need = p->pend_base + n;
+	if (need > p->head_cap && grow(&p->head, &p->head_cap, need, 1024) != 0) {
+		p->pend = NULL;
 		return fail(p, 431, "out of memory for the header block");
-	memcpy(p->head + p->head_len, at, len);
-	p->head_len += len;
+	}
+	memcpy(p->head + p->pend_base, p->pend, n);
+	p->head_len = need;
+	p->pend = NULL;
+	return 0;
+}
+
+/* Room for one more header (below max_headers). 0, or -1 out of memory. */
+static int hdr_grow(struct http1_parser *p)
+{
+	size_t n = p->hdr_cap ? p->hdr_cap * 2 : 16;
+	if (n > p->lim.max_headers)
+		n = p->lim.max_headers;
+	struct hdr_span *s = realloc(p->spans, n * sizeof(*s));
+	if (!s)
+		return -1;
+	p->spans = s;
+	struct app_header *h = realloc(p->headers, n * sizeof(*h));
+	if (!h)
+		return -1;
+	p->headers = h;
+	p->hdr_cap = n;
 	return 0;
 }
 
@@ -110,9 +161,10 @@ static int on_message_begin(llhttp_t *ll)
 	struct http1_parser *p = from_ll(ll);
 	p->in_message = true;
 	p->head_len = 0;
+	p->pend = NULL;
 	p->body_len = 0;
 	p->nheaders = 0;
-	p->method_len = p->url_off = p->url_len = 0;
+	p->method_off = p->method_len = p->url_off = p->url_len = 0;
 	p->trailer_bytes = 0;
 	p->hstate = H_NONE;
 	p->keep_alive = p->expect_continue = p->upgrade = p->continue_pending = false;
@@ -122,17 +174,21 @@ static int on_message_begin(llhttp_t *ll)
 static int on_method(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = from_ll(ll);
+	size_t off = span_take(p, at, len);
+	if (p->method_len == 0)
+		p->method_off = off;
 	p->method_len += len;
-	return head_append(p, at, len);
+	return 0;
 }
 
 static int on_url(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = from_ll(ll);
+	size_t off = span_take(p, at, len);
 	if (p->url_len == 0)
-		p->url_off = p->head_len;
+		p->url_off = off;
 	p->url_len += len;
-	return head_append(p, at, len);
+	return 0;
 }
 
 static int on_version_complete(llhttp_t *ll)
@@ -182,26 +238,16 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 	if (p->hstate != H_FIELD) {
 		if (p->nheaders >= p->lim.max_headers)
 			return fail(p, 431, "too many headers");
-		if (p->nheaders == p->hdr_cap) {
-			size_t n = p->hdr_cap ? p->hdr_cap * 2 : 16;
-			if (n > p->lim.max_headers)
-				n = p->lim.max_headers;
-			struct hdr_span *s = realloc(p->spans, n * sizeof(*s));
-			if (!s)
-				return fail(p, 431, "out of memory for headers");
-			p->spans = s;
-			struct app_header *h = realloc(p->headers, n * sizeof(*h));
-			if (!h)
-				return fail(p, 431, "out of memory for headers");
-			p->headers = h;
-			p->hdr_cap = n;
-		}
-		p->spans[p->nheaders++] =
-		    (struct hdr_span){.name_off = p->head_len, .value_off = p->head_len};
+		if (p->nheaders == p->hdr_cap && hdr_grow(p) != 0)
+			return fail(p, 431, "out of memory for headers");
+		size_t off = span_take(p, at, len);
+		p->spans[p->nheaders++] = (struct hdr_span){.name_off = off, .value_off = off};
 		p->hstate = H_FIELD;
+	} else {
+		span_take(p, at, len);
 	}
 	p->spans[p->nheaders - 1].name_len += len;
-	return head_append(p, at, len);
+	return 0;
 }
 
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
@@ -212,9 +258,10 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 	if (p->hstate != H_VALUE_START && p->hstate != H_VALUE)
 		return fail(p, 400, "header without a name");
 	struct hdr_span *s = &p->spans[p->nheaders - 1];
+	size_t off = span_take(p, at, len);
 	if (p->hstate == H_VALUE_START) {
 		p->hstate = H_VALUE;
-		s->value_off = p->head_len;
+		s->value_off = off;
 	} else if (!p->value_cut || (at > p->feed_start ? at[-1] : p->prev_byte) == '\n') {
 		/* A second span of one value that the end of a read did not
 		 * cause, or that starts a line: llhttp joined an obs-fold
@@ -224,7 +271,7 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 	}
 	p->value_cut = at + len == p->feed_end;
 	s->value_len += len;
-	return head_append(p, at, len);
+	return 0;
 }
 
 static int on_header_field_complete(llhttp_t *ll)
@@ -265,6 +312,8 @@ static int on_headers_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = from_ll(ll);
 	p->in_head = false;
+	if (head_flush(p) != 0)
+		return -1;
 	/* A request line without a version is HTTP/0.9 to llhttp. */
 	if (ll->http_major != 1 || ll->http_minor > 1)
 		return fail(p, 400, "unsupported HTTP version");
@@ -325,6 +374,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 static int on_message_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = from_ll(ll);
+	p->minor = ll->http_minor; /* on_version_complete: 1.0 or 1.1 */
 	p->keep_alive = llhttp_should_keep_alive(ll) != 0;
 	p->continue_pending = false;
 	return HPE_PAUSED;
@@ -351,6 +401,8 @@ static void start_connection(struct http1_parser *p)
 {
 	llhttp_init(&p->ll, HTTP_REQUEST, &settings);
 	p->ll.data = p;
+	p->pend = NULL;
+	p->ended = false;
 	p->in_head = true;
 	p->in_message = false;
 	p->failed = false;
@@ -452,7 +504,7 @@ static void split_target(const char *u, size_t n, struct app_str *path, struct a
 static void fill_request(struct http1_parser *p, struct http1_request *out)
 {
 	struct app_request *r = &out->req;
-	r->method = (struct app_str){p->head, p->method_len};
+	r->method = (struct app_str){p->head + p->method_off, p->method_len};
 	split_target(p->head + p->url_off, p->url_len, &r->path, &r->query);
 	for (size_t i = 0; i < p->nheaders; i++) {
 		const struct hdr_span *s = &p->spans[i];
@@ -462,11 +514,193 @@ static void fill_request(struct http1_parser *p, struct http1_request *out)
 	r->headers = p->headers;
 	r->nheaders = p->nheaders;
 	r->body = (struct app_str){p->body ? p->body : "", p->body_len};
-	r->http_major = p->ll.http_major;
-	r->http_minor = p->ll.http_minor;
+	r->http_major = 1;
+	r->http_minor = p->minor;
 	out->keep_alive = p->keep_alive;
 	out->expect_continue = p->expect_continue;
 	out->upgrade = p->upgrade;
+}
+
+/* ---- the fast path ----
+ *
+ * Most requests are the plain shape below, and llhttp's state machine with
+ * four callbacks per header costs more than the rest of a hello request in
+ * user space. When a whole head of that shape is in the input, it is parsed
+ * here in one pass; anything else -- another method or form of target, a
+ * body, a header llhttp treats specially, whitespace it would have to
+ * trim, any byte outside the plain sets, an incomplete head, a request
+ * that does not keep the connection -- goes to llhttp from the same state,
+ * so every verdict llhttp gives is unchanged. What the fast path accepts,
+ * llhttp accepts the same way (checked differentially: every result and view
+ * equal to the llhttp-only build, -DHTTP1_NO_FAST_PATH):
+ *
+ *   ("GET" | "HEAD") SP "/" pchar* SP "HTTP/1." ("0" | "1") CRLF
+ *   *( tchar+ ":" SP vchar [ *(vchar | SP | HTAB) vchar ] CRLF )
+ *   CRLF
+ *
+ * with at most max_headers fields and max_header_bytes bytes, and no
+ * Connection, Proxy-Connection, Content-Length, Transfer-Encoding, Upgrade
+ * or Expect header, except one "Connection: keep-alive" or "close". */
+
+/* -DHTTP1_NO_FAST_PATH builds the codec without it: llhttp alone, for the
+ * differential test (tests/http/diff_fastpath.py). */
+#ifdef HTTP1_NO_FAST_PATH
+#define FAST_PATH 0
+#else
+#define FAST_PATH 1
+#endif
+
+/* RFC 3986 pchar, '/', '?' and '%': a target that needs no thought. */
+#define U8(c) [c] = 1
+static const unsigned char urlchar[256] = {
+    U8('!'), U8('$'), U8('%'), U8('&'), U8('\''), U8('('), U8(')'), U8('*'), U8('+'), U8(','),
+    U8('-'), U8('.'), U8('/'), U8('0'), U8('1'),  U8('2'), U8('3'), U8('4'), U8('5'), U8('6'),
+    U8('7'), U8('8'), U8('9'), U8(':'), U8(';'),  U8('='), U8('?'), U8('@'), U8('A'), U8('B'),
+    U8('C'), U8('D'), U8('E'), U8('F'), U8('G'),  U8('H'), U8('I'), U8('J'), U8('K'), U8('L'),
+    U8('M'), U8('N'), U8('O'), U8('P'), U8('Q'),  U8('R'), U8('S'), U8('T'), U8('U'), U8('V'),
+    U8('W'), U8('X'), U8('Y'), U8('Z'), U8('_'),  U8('a'), U8('b'), U8('c'), U8('d'), U8('e'),
+    U8('f'), U8('g'), U8('h'), U8('i'), U8('j'),  U8('k'), U8('l'), U8('m'), U8('n'), U8('o'),
+    U8('p'), U8('q'), U8('r'), U8('s'), U8('t'),  U8('u'), U8('v'), U8('w'), U8('x'), U8('y'),
+    U8('z'), U8('~'),
+};
+#undef U8
+
+/* A header value's bytes: VCHAR, SP, HTAB (no CTL, DEL or obs-text). */
+static bool valchar(unsigned char c)
+{
+	return (c >= 0x20 && c < 0x7f) || c == '\t';
+}
+
+/* The end of a run of value bytes from v: eight at a time while none is a
+ * control byte (HTAB included: it goes the slow way), DEL or above --
+ * the classic "has a byte less than / more than n" word tests -- then
+ * byte by byte. */
+static const char *valchar_span(const char *v, const char *e)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	while (e - v >= 8) {
+		uint64_t w;
+		memcpy(&w, v, 8);
+		uint64_t below = (w - ones * 0x20) & ~w;        /* a byte < 0x20 */
+		uint64_t above = (w + ones * (127 - 0x7e)) | w; /* a byte > 0x7e */
+		if ((below | above) & highs)
+			break;
+		v += 8;
+	}
+	while (v < e && valchar((unsigned char)*v))
+		v++;
+	return v;
+}
+
+/* A header name that llhttp or on_headers_complete acts on. */
+static bool special_name(const char *n, size_t len)
+{
+	switch (len) {
+	case 6:
+		return TOKEN_EQ(n, len, "expect");
+	case 7:
+		return TOKEN_EQ(n, len, "upgrade");
+	case 10:
+		return TOKEN_EQ(n, len, "connection");
+	case 14:
+		return TOKEN_EQ(n, len, "content-length");
+	case 16:
+		return TOKEN_EQ(n, len, "proxy-connection");
+	case 17:
+		return TOKEN_EQ(n, len, "transfer-encoding");
+	}
+	return false;
+}
+
+/* HTTP1_REQUEST, or HTTP1_NEED_MORE: not taken, nothing changed that
+ * matters (llhttp parses it). */
+static enum http1_result fast_parse(struct http1_parser *p, const char *d, size_t len,
+                                    size_t *consumed, struct http1_request *out)
+{
+	const char *e = d + (len < p->lim.max_header_bytes ? len : p->lim.max_header_bytes);
+	const char *u;
+	size_t mlen;
+	if (e - d >= 5 && memcmp(d, "GET /", 5) == 0)
+		mlen = 3;
+	else if (e - d >= 6 && memcmp(d, "HEAD /", 6) == 0)
+		mlen = 4;
+	else
+		return HTTP1_NEED_MORE;
+	u = d + mlen + 1;
+	const char *q = u + 1;
+	while (q < e && urlchar[(unsigned char)*q])
+		q++;
+	if (e - q < 11 || memcmp(q, " HTTP/1.", 8) != 0 || (q[8] != '0' && q[8] != '1') ||
+	    q[9] != '\r' || q[10] != '\n')
+		return HTTP1_NEED_MORE;
+	unsigned minor = (unsigned)(q[8] - '0');
+	const char *l = q + 11;
+	size_t nh = 0;
+	int conn = 0; /* 1 keep-alive, 2 close */
+	for (;;) {
+		if (e - l < 2)
+			return HTTP1_NEED_MORE;
+		if (l[0] == '\r') {
+			if (l[1] != '\n')
+				return HTTP1_NEED_MORE;
+			l += 2;
+			break;
+		}
+		const char *n = l;
+		while (e - l >= 4 && tchar[(unsigned char)l[0]] && tchar[(unsigned char)l[1]] &&
+		       tchar[(unsigned char)l[2]] && tchar[(unsigned char)l[3]])
+			l += 4;
+		while (l < e && tchar[(unsigned char)*l])
+			l++;
+		if (l == n || e - l < 3 || l[0] != ':' || l[1] != ' ' || l[2] == ' ' ||
+		    l[2] == '\t')
+			return HTTP1_NEED_MORE;
+		size_t nlen = (size_t)(l - n);
+		const char *v = l + 2, *ve = valchar_span(v, e);
+		/* ve > v: v[0] is neither SP nor HTAB, so an empty value ends
+		 * in the ": " before it and is refused here. */
+		if (e - ve < 2 || ve[0] != '\r' || ve[1] != '\n' || ve[-1] == ' ' || ve[-1] == '\t')
+			return HTTP1_NEED_MORE;
+		size_t vlen = (size_t)(ve - v);
+		if (special_name(n, nlen)) {
+			if (conn || !TOKEN_EQ(n, nlen, "connection"))
+				return HTTP1_NEED_MORE;
+			if (TOKEN_EQ(v, vlen, "keep-alive"))
+				conn = 1;
+			else if (TOKEN_EQ(v, vlen, "close"))
+				conn = 2;
+			else
+				return HTTP1_NEED_MORE;
+		}
+		if (nh >= p->lim.max_headers || (nh == p->hdr_cap && hdr_grow(p) != 0))
+			return HTTP1_NEED_MORE;
+		p->spans[nh++] = (struct hdr_span){.name_off = (size_t)(n - d),
+		                                   .name_len = nlen,
+		                                   .value_off = (size_t)(v - d),
+		                                   .value_len = vlen};
+		l = ve + 2;
+	}
+	/* A request that ends the connection goes through llhttp, whose state
+	 * then says so to any input after it. */
+	if (minor == 1 ? conn == 2 : conn != 1)
+		return HTTP1_NEED_MORE;
+	size_t head = (size_t)(l - d);
+	if (head > p->head_cap && grow(&p->head, &p->head_cap, head, 1024) != 0)
+		return HTTP1_NEED_MORE;
+	memcpy(p->head, d, head);
+	p->head_len = head;
+	p->nheaders = nh;
+	p->method_off = 0;
+	p->method_len = mlen;
+	p->url_off = (size_t)(u - d);
+	p->url_len = (size_t)(q - u);
+	p->body_len = 0;
+	p->minor = (unsigned char)minor;
+	p->keep_alive = true;
+	p->expect_continue = p->upgrade = p->continue_pending = false;
+	fill_request(p, out);
+	*consumed = head;
+	return HTTP1_REQUEST;
 }
 
 enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t len,
@@ -476,6 +710,11 @@ enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t l
 	*consumed = 0;
 	if (p->failed)
 		return HTTP1_ERROR;
+	/* Between requests llhttp is at the start of a message: the fast
+	 * path may take the next one whole. */
+	if (FAST_PATH && !p->in_message && !p->ended &&
+	    fast_parse(p, data, len, consumed, out) == HTTP1_REQUEST)
+		return HTTP1_REQUEST;
 	while (off < len) {
 		size_t n = len - off;
 		if (p->in_head && n > p->lim.max_header_bytes - p->raw_head)
@@ -484,6 +723,8 @@ enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t l
 		p->feed_start = data + off;
 		p->feed_end = data + off + n;
 		llhttp_errno_t err = llhttp_execute(&p->ll, data + off, n);
+		if (p->pend && head_flush(p) != 0 && err == HPE_OK)
+			err = HPE_USER;
 		if (err == HPE_PAUSED) {
 			/* on_message_complete: one whole request ends here. */
 			size_t used = (size_t)(llhttp_get_error_pos(&p->ll) - (data + off));
@@ -491,6 +732,7 @@ enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t l
 			off += used;
 			*consumed = off;
 			fill_request(p, out);
+			p->ended = !p->keep_alive;
 			p->in_message = false;
 			p->in_head = true;
 			p->raw_head = 0;
