@@ -1249,18 +1249,25 @@ static void h2_conn_read(struct conn *c)
 	h2_conn_input(c, w->rbuf, (size_t)n);
 }
 
-/* Nothing read for --keepalive-timeout: with no stream open, say GOAWAY;
- * the session then closes itself. A stream running is not idleness. */
+/* Nothing read for --keepalive-timeout: with no handler running, say
+ * GOAWAY; the session then closes itself, or a timeout later we close it. */
 static void h2_conn_idle(struct conn *c)
 {
 	if (c->h2_hold) {
 		c->dead = true; /* upgraded, but no client preface ever came */
 		return;
 	}
-	if (h2_session_open_streams(c->h2) == 0 && !c->writing && !c->h2_goaway) {
+	/* A handler still running is not idleness; a write has its own timer. */
+	if (h2_session_unanswered_streams(c->h2) != 0 || c->writing)
+		return;
+	if (!c->h2_goaway) {
 		c->h2_goaway = true;
 		if (h2_session_goaway_graceful(c->h2) != 0)
 			c->dead = true;
+	} else if (h2_session_open_streams(c->h2) != 0) {
+		/* A whole timeout after our GOAWAY its streams still wait on the
+		 * client (a window it never opens): it takes no answer. */
+		c->dead = true;
 	}
 }
 

@@ -750,8 +750,10 @@ static void conn_h2(struct conn *c, struct h2conn *hc, char *rbuf, const char *i
 		if (hc->kicked)
 			continue; /* a stream answered while we wrote */
 		hc->busy = false;
-		/* Idle (no stream open): the keep-alive timeout applies. */
-		unsigned ms = h2_session_open_streams(hc->s) ? 0 : w->read_ms;
+		/* Idle (no handler running: every open stream, if any, waits on
+		 * the client, e.g. for flow-control window): the keep-alive
+		 * timeout applies; the first says GOAWAY, the second closes. */
+		unsigned ms = h2_session_unanswered_streams(hc->s) ? 0 : w->read_ms;
 		ssize_t n = hub_read_or_woken(&c->hfd, rbuf, CONN_RBUF, ms);
 		if (n == -EAGAIN)
 			continue; /* woken: an answer to flush, or the shutdown */

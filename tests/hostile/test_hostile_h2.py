@@ -74,12 +74,8 @@ ERRORS = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # Known server bugs (README.md, "HTTP/2 findings"): (servers, check regex, why).
-XFAIL = [
-    (("coro", "async"), r"window exhaustion",
-     "W1: a stream whose answer waits on a zero flow-control window counts as work in "
-     "progress, so the idle timeout never applies (fix: h2_session_unanswered_streams "
-     "in conn_h2 / h2_conn_idle, README.md)"),
-]
+# W1 (a zero flow-control window held the connection forever) is fixed.
+XFAIL = []
 if os.environ.get("COROBENCH_HOSTILE_STRICT") == "1":
     XFAIL = []
 
