@@ -31,14 +31,18 @@ def info(port, path="/"):
     return dict(kv.split("=", 1) for kv in r.body.decode().split())
 
 
-def pids_answering(port, want, tries=40):
+def pids_answering(port, want, seconds=10.0):
     """PIDs seen answering over fresh connections (blocking workers take
-    turns, so a few tries see all of them)."""
+    turns, so a few tries see all of them). Keeps asking for a while: a
+    worker still starting (slow under ASan on a busy runner) has not reached
+    accept() yet, and 40 quick tries in a row all went to its sibling."""
     seen = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + seconds
+    while True:
         seen.add(int(info(port)["pid"]))
-        if len(seen) >= want:
+        if len(seen) >= want or time.monotonic() > deadline:
             break
+        time.sleep(0.01)
     return seen
 
 
