@@ -281,6 +281,23 @@ static void start_others(struct thr *t)
 		lge_wake_all(t->g);
 }
 
+
+/* A connect failed with errno e (refused...): while nothing has succeeded
+ * ab moves on to the next address; after 10 failures it gives up. False
+ * when the run was aborted. Both engines' connect loops retry otherwise. */
+bool lge_connect_failed(struct thr *t, int e)
+{
+	if (t->r.good == 0 && t->addr + 1 < t->cf->naddrs) {
+		t->addr++;
+		t->r.err_conn = 0;
+	} else if (t->r.bad++ > 10) {
+		lge_fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()", e);
+		return false;
+	} else {
+		t->r.err_conn++;
+	}
+	return true;
+}
 /* A non-blocking socket for the next connection, bound (-B) and sized (-b)
  * as asked; -1 after reporting a fatal error. Shared by both engines. */
 int lge_socket(struct thr *t, const struct lg_conf *cf, const struct sockaddr *sa)
@@ -359,16 +376,8 @@ static void start_connect(struct thr *t, struct conn *c)
 		}
 		close(fd);
 		c->state = ST_UNCONN;
-		if (t->r.good == 0 && t->addr + 1 < cf->naddrs) {
-			t->addr++;
-			t->r.err_conn = 0;
-		} else if (t->r.bad++ > 10) {
-			lge_fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()",
-			          e);
+		if (!lge_connect_failed(t, e))
 			return;
-		} else {
-			t->r.err_conn++;
-		}
 	}
 }
 

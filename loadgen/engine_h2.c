@@ -427,16 +427,8 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 			return;
 		}
 		close(fd);
-		if (t->r.good == 0 && t->addr + 1 < cf->naddrs) {
-			t->addr++;
-			t->r.err_conn = 0;
-		} else if (t->r.bad++ > 10) {
-			lge_fatal(t, "\nTest aborted after 10 failures\n\n", "apr_socket_connect()",
-			          e);
+		if (!lge_connect_failed(t, e))
 			return;
-		} else {
-			t->r.err_conn++;
-		}
 	}
 }
 

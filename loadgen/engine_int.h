@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
@@ -97,6 +98,7 @@ void lge_wake_all(struct shared *g);
 void lge_fatal(struct thr *t, const char *prefix, const char *what, int code);
 struct sockaddr;
 int lge_socket(struct thr *t, const struct lg_conf *cf, const struct sockaddr *sa);
+bool lge_connect_failed(struct thr *t, int e);
 void lge_publish_failed(struct thr *t);
 void lge_gp_flush(struct thr *t);
 /* ab's "save out time" block: one finished request, from its timestamps. */
