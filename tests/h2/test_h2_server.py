@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -44,15 +43,13 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server"))
 import srvtest as st  # noqa: E402
+from h2wire import (ACK, CANCEL, DATA, END_HEADERS, END_STREAM, GOAWAY, H2,  # noqa: E402
+                    HEADERS, NO_ERROR, PING, RST_STREAM, SETTINGS, frame)
 
 SKIP = 77
 PATTERN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 UP_SIZE = 1234
 
-# Frame types and codes of RFC 9113.
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
-END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
-NO_ERROR, PROTOCOL_ERROR, CANCEL = 0, 1, 8
 SETTINGS_MAX_CONCURRENT_STREAMS = 3
 
 
@@ -61,11 +58,6 @@ def pattern(n):
 
 
 # ---------------------------------------------------------------- raw HTTP/2
-
-
-def frame(ftype, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
-        struct.pack(">I", stream) + payload
 
 
 def hpack_get(path, authority="127.0.0.1"):
@@ -78,48 +70,15 @@ def hpack_get(path, authority="127.0.0.1"):
     return b"\x82\x86" + lit(4, path) + lit(1, authority)
 
 
-class H2Raw:
-    """One HTTP/2 connection driven frame by frame."""
-
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.eof = False
-
-    def send(self, data):
-        self.sock.sendall(data)
+class H2Raw(H2):
+    """One HTTP/2 connection driven frame by frame (h2wire.H2), with this
+    suite's shorthands."""
 
     def preface(self):
         self.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(SETTINGS, 0, 0))
 
     def get(self, stream, path):
         self.send(frame(HEADERS, END_STREAM | END_HEADERS, stream, hpack_get(path)))
-
-    def read_frame(self, timeout=5.0):
-        """(type, flags, stream, payload), or None at EOF / reset."""
-        deadline = time.monotonic() + timeout
-        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no complete frame in time")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-                return None
-            self.buf += chunk
-        n = int.from_bytes(self.buf[:3], "big")
-        ftype, flags = self.buf[3], self.buf[4]
-        stream = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
-        payload = self.buf[9:9 + n]
-        self.buf = self.buf[9 + n:]
-        if ftype == SETTINGS and not flags & ACK:
-            self.send(frame(SETTINGS, ACK, 0))
-        return ftype, flags, stream, payload
 
     def frames_until(self, pred, timeout=5.0):
         """Read frames until pred(frame) is true or EOF; returns all read."""
@@ -132,18 +91,6 @@ class H2Raw:
             out.append(f)
             if pred(f):
                 return out
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def goaway_of(frames):
