@@ -47,6 +47,7 @@ trend:
 	scripts/trend
 
 fuzz:
+	scripts/deps --fuzz
 	scripts/fuzz $(or $(SECONDS),60)
 
 soak: all
