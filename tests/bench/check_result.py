@@ -183,6 +183,12 @@ class Checker:
             if k in s and self.typ("%s.%s" % (path, k), s[k], (int,), nullable=True) and \
                     s[k] < 1:
                 self.bad("%s.%s" % (path, k), "must be at least 1")
+        # how the row waits and what runs it (optional: older files lack them)
+        if s.get("style") not in (None, "implicit", "explicit"):
+            self.bad(path + ".style", "is %r, expected implicit, explicit or null" %
+                     s.get("style"))
+        if "runtime" in s:
+            self.typ(path + ".runtime", s["runtime"], (str,), nullable=True)
         if s.get("status") not in STATUSES:
             self.bad(path + ".status", "unknown status %r" % s.get("status"))
         self.typ(path + ".workers", s.get("workers"), (int,))
