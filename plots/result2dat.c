@@ -13,7 +13,10 @@
  *       from the histogram merged over repetitions:
  *       1 percentile  2 1/(1-percentile/100)  3 latency ms
  *   OUTDIR/meta.gp       gnuplot variables: the titles, the upstream delay (for
- *       Little's bound), the level of the distribution chart, axis ranges.
+ *       Little's bound), the level of the distribution chart, axis ranges, and
+ *       each series' line style (lstyle[N], common.gp's numbers): where a
+ *       result labels its series implicit or explicit, a colour family per
+ *       style, so that a chart groups the rows by how they wait.
  *
  * gnuplot cannot read JSON, and hand-copied numbers drift from the truth; this
  * small program is the one path data takes from a result to a chart.
@@ -83,6 +86,24 @@ static void put(FILE *f, const json_t *med, const char *key)
 		fprintf(f, " %.6g", v);
 	else
 		fputs(" NaN", f);
+}
+
+/* Line styles of common.gp: a colour family (and point fill) per style of
+ * waiting, the old palette for results without styles. */
+#define LS_PLAIN 1     /* 1..8, in order */
+#define LS_IMPLICIT 11 /* 11..16: blues and greens, filled points */
+#define LS_EXPLICIT 21 /* 21..26: reds and oranges, open points */
+#define LS_NONE 31     /* 31..34: purple, brown, grey, olive */
+
+static int line_style(const char *style, bool styled, size_t i, unsigned counts[3])
+{
+	if (!styled)
+		return LS_PLAIN + (int)(i % 8);
+	if (style && strcmp(style, "implicit") == 0)
+		return LS_IMPLICIT + (int)(counts[0]++ % 6);
+	if (style && strcmp(style, "explicit") == 0)
+		return LS_EXPLICIT + (int)(counts[1]++ % 6);
+	return LS_NONE + (int)(counts[2]++ % 4);
 }
 
 static int write_series(const char *dir, size_t n, const json_t *series, double *rps_max)
@@ -276,25 +297,39 @@ int main(int argc, char **argv)
 	size_t ns = json_array_size(series);
 	fprintf(f,
 	        "# written by result2dat from %s\nnseries = %zu\narray title[%zu]\n"
-	        "array hasdist[%zu]\n",
-	        argv[1], ns, ns, ns);
+	        "array hasdist[%zu]\narray lstyle[%zu]\n",
+	        argv[1], ns, ns, ns, ns);
+	/* styles (implicit / explicit) came with the successors' rows; a result
+	 * from before them keeps the plain palette */
+	bool styled = false;
+	json_array_foreach(series, i, v)
+	{
+		if (json_is_string(json_object_get(v, "style")))
+			styled = true;
+	}
+	unsigned counts[3] = {0, 0, 0};
 	json_array_foreach(series, i, v)
 	{
 		const char *srv = json_string_value(json_object_get(v, "server"));
 		const char *app = json_string_value(json_object_get(v, "app"));
 		const char *status = json_string_value(json_object_get(v, "status"));
+		const char *style = json_string_value(json_object_get(v, "style"));
+		const char *runtime = json_string_value(json_object_get(v, "runtime"));
 		bool no_ka = json_is_false(json_object_get(v, "keepalive"));
 		const char *proto = json_string_value(json_object_get(v, "protocol"));
 		bool h2 = proto && strcmp(proto, "h2") == 0;
-		char t[256];
-		snprintf(t, sizeof(t), "%s (%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
-		         h2 ? ", h2" : "", no_ka ? ", no keep-alive" : "",
+		char t[384];
+		snprintf(t, sizeof(t), "%s (%s%s%s%s%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         h2 ? ", h2" : "", no_ka ? ", no keep-alive" : "", style ? ", " : "",
+		         style ? style : "", runtime ? ", " : "", runtime ? runtime : "",
 		         status && strcmp(status, "ok") != 0 ? " — " : "",
 		         status && strcmp(status, "ok") != 0 ? status : "");
 		fprintf(f, "title[%zu] = ", i + 1);
 		gp_string(f, t);
-		fprintf(f, "\nhasdist[%zu] = %d\n", i + 1, has_dist[i]);
+		fprintf(f, "\nhasdist[%zu] = %d\nlstyle[%zu] = %d\n", i + 1, has_dist[i], i + 1,
+		        line_style(style, styled, i, counts));
 	}
+	fprintf(f, "styled = %d\n", styled ? 1 : 0);
 	const char *name = json_string_value(json_object_get(root, "scenario"));
 	fputs("scenario = ", f);
 	gp_string(f, name ? name : "?");

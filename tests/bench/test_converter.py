@@ -104,6 +104,8 @@ def main():
              "series[0].points[0].histogram.buckets[1]"),
             (lambda d: d["series"][0]["points"][0]["repetitions"][0].__setitem__("max_ms", 1.0),
              "series[0].points[0].repetitions[0]: latencies do not rise"),
+            (lambda d: d["series"][0].__setitem__("style", "green"), "series[0].style"),
+            (lambda d: d["series"][0].__setitem__("runtime", 3), "series[0].runtime"),
         ]
         for mutate, field in broken:
             d = copy.deepcopy(doc)
@@ -143,6 +145,30 @@ def main():
                      "plot_level = 10", "hasdist[2] = 0", "set xtics (1, 10)",
                      'Test \\"CPU\\"'):
             assert want in meta, (want, meta)
+        assert "lstyle[1] = 1" in meta and "lstyle[2] = 2" in meta and "styled = 0" in meta
+
+        # labelled rows: the style and runtime in the key, a colour family per
+        # style (common.gp's 11.. implicit, 21.. explicit, 31.. unlabelled)
+        sdoc = copy.deepcopy(doc)
+        third = dict(copy.deepcopy(sdoc["series"][0]), server="nginx", kind="nginx")
+        sdoc["series"].append(third)
+        sdoc["series"][0].update(style="implicit", runtime="go1.19.8")
+        sdoc["series"][1].update(style="explicit", runtime="Node.js v20")
+        c = check_result.Checker()
+        c.check(sdoc, complete=True)
+        assert not c.problems, c.problems
+        sres = os.path.join(res_dir, "20260101T000001Z.json")
+        with open(sres, "w") as f:
+            json.dump(sdoc, f)
+        r = subprocess.run([conv, sres, out], stderr=subprocess.PIPE, check=False)
+        assert r.returncode == 0, r.stderr
+        meta = open(os.path.join(out, "meta.gp")).read()
+        for want in ('title[1] = "coro (proxy, implicit, go1.19.8)"',
+                     'title[2] = "async (proxy-async, explicit, Node.js v20) — crashed"',
+                     'title[3] = "nginx (proxy)"', "lstyle[1] = 11", "lstyle[2] = 21",
+                     "lstyle[3] = 31", "styled = 1"):
+            assert want in meta, (want, meta)
+
         # garbage in: a clear refusal, not a crash
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:
@@ -162,7 +188,17 @@ def main():
                     assert os.path.getsize(p) > 1000, p
                     assert any(w.endswith(os.path.basename(p)) for w in written), written
             with open(os.path.join(res_dir, "20260101T000000Z-throughput.svg")) as f:
-                assert "Little" in f.read()
+                svg = f.read()
+            assert "Little" in svg and "filled points" not in svg
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), sres,
+                                "--build", BUILD, "--format", "svg"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            with open(os.path.join(res_dir, "20260101T000001Z-throughput.svg")) as f:
+                svg = f.read()
+            # the key says which colours are which style
+            assert "implicit: blues/greens, filled points" in svg, svg[:2000]
+            assert "coro (proxy, implicit, go1.19.8)" in svg
         else:
             print("gnuplot not installed: charts not drawn")
         print("ok")
