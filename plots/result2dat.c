@@ -12,7 +12,8 @@
  *   OUTDIR/dist-N.dat    the latency distribution of series N at the chosen level,
  *       from the histogram merged over repetitions:
  *       1 percentile  2 1/(1-percentile/100)  3 latency ms
- *   OUTDIR/meta.gp       gnuplot variables: the titles, the upstream delay (for
+ *   OUTDIR/meta.gp       gnuplot variables: the titles (title[N] with the style
+ *       and runtime, shorttitle[N] with the style only), the upstream delay (for
  *       Little's bound), the level of the distribution chart, axis ranges, and
  *       each series' line style (lstyle[N], common.gp's numbers): where a
  *       result labels its series implicit or explicit, a colour family per
@@ -297,8 +298,8 @@ int main(int argc, char **argv)
 	size_t ns = json_array_size(series);
 	fprintf(f,
 	        "# written by result2dat from %s\nnseries = %zu\narray title[%zu]\n"
-	        "array hasdist[%zu]\narray lstyle[%zu]\n",
-	        argv[1], ns, ns, ns, ns);
+	        "array hasdist[%zu]\narray lstyle[%zu]\narray shorttitle[%zu]\n",
+	        argv[1], ns, ns, ns, ns, ns);
 	/* styles (implicit / explicit) came with the successors' rows; a result
 	 * from before them keeps the plain palette */
 	bool styled = false;
@@ -325,6 +326,13 @@ int main(int argc, char **argv)
 		         status && strcmp(status, "ok") != 0 ? " — " : "",
 		         status && strcmp(status, "ok") != 0 ? status : "");
 		fprintf(f, "title[%zu] = ", i + 1);
+		gp_string(f, t);
+		/* without the runtime, for a key that lists each series thrice */
+		snprintf(t, sizeof(t), "%s (%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         style ? ", " : "", style ? style : "",
+		         status && strcmp(status, "ok") != 0 ? " — " : "",
+		         status && strcmp(status, "ok") != 0 ? status : "");
+		fprintf(f, "\nshorttitle[%zu] = ", i + 1);
 		gp_string(f, t);
 		fprintf(f, "\nhasdist[%zu] = %d\nlstyle[%zu] = %d\n", i + 1, has_dist[i], i + 1,
 		        line_style(style, styled, i, counts));

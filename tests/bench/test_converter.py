@@ -165,7 +165,9 @@ def main():
         meta = open(os.path.join(out, "meta.gp")).read()
         for want in ('title[1] = "coro (proxy, implicit, go1.19.8)"',
                      'title[2] = "async (proxy-async, explicit, Node.js v20) — crashed"',
-                     'title[3] = "nginx (proxy)"', "lstyle[1] = 11", "lstyle[2] = 21",
+                     'title[3] = "nginx (proxy)"', 'shorttitle[1] = "coro (proxy, implicit)"',
+                     'shorttitle[2] = "async (proxy-async, explicit) — crashed"',
+                     "lstyle[1] = 11", "lstyle[2] = 21",
                      "lstyle[3] = 31", "styled = 1"):
             assert want in meta, (want, meta)
 

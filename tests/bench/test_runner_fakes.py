@@ -185,7 +185,7 @@ def main():
         assert st["built"]["runtime"] == "server (fake) 0.0.0", st["built"]["runtime"]
         assert [st[n]["style"] for n in ("coro", "async", "ghost", "built")] == \
             ["implicit", "explicit", None, "explicit"]
-        assert st["coro"]["runtime"].startswith("C (libevent "), st["coro"]["runtime"]
+        assert st["coro"]["runtime"].startswith("C: libevent "), st["coro"]["runtime"]
 
         # 4c. a build that fails fails its server, named, and the run says so
         broken = dict(built, name="broken", build=["false"])
