@@ -3,7 +3,8 @@
 crafted results (better, worse, within noise, other host, schema mismatch,
 missing levels, a crashed level, different scenarios, missing file), its
 Markdown, benchmark-JSON and calibration outputs; scripts/icount's callgrind
-parser and threshold; scripts/trend's history line.
+parser and threshold; scripts/trend's history line; scripts/ratios' table of
+each row against our faster worker.
 
 Every input is written by this file into a temporary folder: no server runs.
 Python 3 standard library only.
@@ -23,6 +24,7 @@ SOURCE = os.environ.get("COROBENCH_SOURCE") or os.path.dirname(
 COMPARE = os.path.join(SOURCE, "scripts", "compare")
 ICOUNT = os.path.join(SOURCE, "scripts", "icount")
 TREND = os.path.join(SOURCE, "scripts", "trend")
+RATIOS = os.path.join(SOURCE, "scripts", "ratios")
 
 LEVELS = [1, 10, 100]
 HOST = {"hostname": "bench-a", "cpu_model": "Test CPU", "cores": 2,
@@ -479,6 +481,66 @@ class Trend(unittest.TestCase):
                 self.assertTrue(os.path.getsize(os.path.join(out, "trend-rps.png")) > 0)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Ratios(unittest.TestCase):
+    """scripts/ratios: each row against the faster of coro and async, per level."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="corobench-test-ratios-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_ratios(self, doc, *args):
+        path = os.path.join(self.tmp, "r.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        r = subprocess.run([sys.executable, RATIOS, path] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def doc(self):
+        doc = result(BASE)  # async 1100 x level, coro 1000 x level
+        go = copy.deepcopy(doc["series"][0])
+        go.update(server="go", kind="external", app="proxy", style="implicit",
+                  runtime="go1.19.8")
+        for p in go["points"]:
+            for f in p["repetitions"]:
+                f["rps"] /= 2      # half coro's req/s: 0.45 of async's
+                f["p99_ms"] *= 3   # 3 x the workers' p99
+        go["points"][2]["median"]["failed"] = 7
+        node = dict(copy.deepcopy(go), server="node", status="skipped", style="explicit")
+        doc["series"] += [go, node]
+        return doc
+
+    def test_table(self):
+        rc, out, err = self.run_ratios(self.doc(), "--levels", "10,100")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "| server | style | runtime | c = 10 req/s | p99 ms | "
+                                   "CPU µs/req | c = 100 req/s | p99 ms | CPU µs/req |")
+        # the faster worker is async: 1.00 x itself, coro 0.91 x
+        # server CPU 0.5 core: 0.5 / 11000 req/s = 45.5 µs per request
+        self.assertIn("| async-hello (hello) | - | - | 11,000 (1.00×) | 20 (1.00×) | "
+                      "45.5 (1.00×) |", out)
+        self.assertIn("| coro-hello (hello) | - | - | 10,000 (0.91×) | 20 (1.00×) | "
+                      "50 (1.10×) |", out)
+        self.assertIn("| go (proxy) | implicit | go1.19.8 | 5,000 (0.45×) | 60 (3.00×) | "
+                      "100 (2.20×) | 50,000 (0.45×) (7 failed) | 60 (3.00×) | 10 (2.20×) |", out)
+        self.assertIn("| node (proxy) | explicit | go1.19.8 | skipped | - | - | skipped | - "
+                      "| - |", out)
+        self.assertIn("c = 10: async-hello; c = 100: async-hello.", out)
+
+    def test_bad_levels(self):
+        rc, _, err = self.run_ratios(self.doc(), "--levels", "10,30")
+        self.assertEqual(rc, 2)
+        self.assertIn("--levels: 30 not among the run's levels 1,10,100", err)
+
+    def test_not_a_result(self):
+        rc, _, err = self.run_ratios({"schema": "x"})
+        self.assertEqual(rc, 2)
+        self.assertIn("schema", err)
 
 
 if __name__ == "__main__":
