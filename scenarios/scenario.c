@@ -509,6 +509,18 @@ static json_t *parse_str_array(struct errs *e, const char *path, const json_t *v
 	return out;
 }
 
+/* An optional command at v's key: an array of strings with placeholders,
+ * or JSON null when it is absent or wrong (the error is reported). */
+static json_t *parse_command(struct errs *e, const char *path, const json_t *v, const char *key,
+                             size_t max)
+{
+	char p[PATH_LEN];
+	path_key(p, path, key);
+	const json_t *x = json_object_get(v, key);
+	json_t *a = x ? parse_str_array(e, p, x, 1, max, true) : NULL;
+	return a ? a : json_null();
+}
+
 static const char *const signals[] = {"SIGTERM", "SIGINT",  "SIGQUIT", "SIGHUP",
                                       "SIGKILL", "SIGUSR1", "SIGUSR2", NULL};
 
@@ -808,22 +820,10 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 		}
 		/* optional commands: one that builds the server before it starts,
 		 * one whose first line of output names its runtime and version */
-		path_key(p, path, "build");
-		if ((x = json_object_get(v, "build"))) {
-			json_t *a = parse_str_array(e, p, x, 1, 256, true);
-			if (a) {
-				json_decref(build);
-				build = a;
-			}
-		}
-		path_key(p, path, "runtime_version");
-		if ((x = json_object_get(v, "runtime_version"))) {
-			json_t *a = parse_str_array(e, p, x, 1, 64, true);
-			if (a) {
-				json_decref(runtime);
-				runtime = a;
-			}
-		}
+		json_decref(build);
+		build = parse_command(e, path, v, "build", 256);
+		json_decref(runtime);
+		runtime = parse_command(e, path, v, "runtime_version", 64);
 		path_key(p, path, "ready_url");
 		if (!(x = json_object_get(v, "ready_url"))) {
 			err_add(e, p, "missing (a URL that answers once the server is ready)");
