@@ -2,9 +2,9 @@
 """tests/compare/test_compare.py — scripts/compare's verdicts and exit codes on
 crafted results (better, worse, within noise, other host, schema mismatch,
 missing levels, a crashed level, different scenarios, missing file), its
-Markdown, benchmark-JSON and calibration outputs; scripts/icount's callgrind
-parser and threshold; scripts/trend's history line; scripts/ratios' table of
-each row against our faster worker.
+Markdown, JSON, benchmark-JSON and calibration outputs; scripts/icount's
+callgrind parser and threshold; scripts/trend's history line; scripts/ratios'
+table of each row against our faster worker.
 
 Every input is written by this file into a temporary folder: no server runs.
 Python 3 standard library only.
@@ -264,6 +264,34 @@ class Compare(unittest.TestCase):
         self.assertIn("ratio coro-hello/async-hello c=1 req/s", names)
         self.assertTrue(all(isinstance(x["value"], (int, float)) for x in bigger + smaller))
         self.assertIn("async-hello c=10 p99 ms", {x["name"] for x in smaller})
+
+    def test_json_report(self):
+        # --json -: the report as data on stdout (what scripts/report renders),
+        # the same verdicts and findings as the text, the same exit status
+        new = result({"coro-hello": 600.0, "async-hello": 1100.0})
+        rc, text, _ = self.run_compare(result(BASE), new)
+        rc2, out, err = self.run_compare(result(BASE), new, "--json", "-")
+        self.assertEqual((rc, rc2), (1, 1), err)
+        doc = json.loads(out)
+        self.assertEqual(doc["schema"], "corobench/compare/v1")
+        self.assertTrue(doc["regression"])
+        self.assertTrue(doc["summary"].startswith("REGRESSION"), doc["summary"])
+        self.assertEqual(doc["table"]["head"][:3], ["server", "c", "req/s base"])
+        rows = {(r[0], r[1]): r[-1] for r in doc["table"]["rows"]}
+        self.assertEqual(rows[("coro-hello", "1")], "worse")
+        self.assertEqual(rows[("async-hello", "100")], "within noise")
+        self.assertEqual(self.verdicts(text, "coro-hello"),
+                         [r[-1] for r in doc["table"]["rows"] if r[0] == "coro-hello"])
+        for finding in doc["regressions"]:
+            self.assertIn("regression: " + finding, text)
+        self.assertTrue(doc["ratios"]["rows"])
+        # a file beside the text report
+        path = os.path.join(self.tmp, "report.json")
+        rc, out, _ = self.run_compare(result(BASE), result(BASE), "--json", path)
+        self.assertEqual(rc, 0)
+        self.assertIn("no regression", out)
+        with open(path) as f:
+            self.assertEqual(json.load(f)["summary"], "no regression")
 
     @unittest.skipUnless(shutil.which("gnuplot"), "gnuplot is not installed")
     def test_plot(self):
