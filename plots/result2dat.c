@@ -12,12 +12,19 @@
  *   OUTDIR/dist-N.dat    the latency distribution of series N at the chosen level,
  *       from the histogram merged over repetitions:
  *       1 percentile  2 1/(1-percentile/100)  3 latency ms
+ *   OUTDIR/cost-N.dat    CPU per request of series N, one line per level:
+ *       1 level, then for each cost field of COST_FIELDS that the result holds
+ *       (meta.gp: ncost, cost_title[j]) three columns: median, min, max in
+ *       microseconds per request. The median is the median figure over the median
+ *       req/s (as scripts/compare computes it); min and max are the extremes of
+ *       the repetitions' own ratios. A level without data is a blank line.
  *   OUTDIR/meta.gp       gnuplot variables: the titles (title[N] with the style
  *       and runtime, shorttitle[N] with the style only), the upstream delay (for
- *       Little's bound), the level of the distribution chart, axis ranges, and
- *       each series' line style (lstyle[N], common.gp's numbers): where a
- *       result labels its series implicit or explicit, a colour family per
- *       style, so that a chart groups the rows by how they wait.
+ *       Little's bound), the level of the distribution chart, axis ranges, the
+ *       cost fields (ncost, cost_title[j]), and each series' line style
+ *       (lstyle[N], common.gp's numbers): where a result labels its series
+ *       implicit or explicit, a colour family per style, so that a chart groups
+ *       the rows by how they wait.
  *
  * gnuplot cannot read JSON, and hand-copied numbers drift from the truth; this
  * small program is the one path data takes from a result to a chart.
@@ -31,6 +38,19 @@
 #include <string.h>
 
 #define MAX_SERIES 64
+
+/* The cost figures of a point: CPU seconds per wall second (1.0 = one core),
+ * which cost.gp draws as microseconds per request (figure / req/s). A field
+ * added to the result (user/system or upstream CPU) becomes one more line per
+ * server by adding it here; a field a result lacks is left out of its chart.
+ * scripts/export's COST_FIELDS lists the same fields for the exports. */
+static const struct {
+	const char *key, *title;
+} COST_FIELDS[] = {
+    {"server_cpu", "server CPU"},
+    {"loadgen_cpu", "load generator CPU"},
+};
+#define NCOST (sizeof COST_FIELDS / sizeof COST_FIELDS[0])
 
 static double num(const json_t *v, bool *ok)
 {
@@ -58,17 +78,36 @@ static void gp_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A figure of a set of figures: false when it is not a number. */
+typedef bool (*figure_fn)(const json_t *fig, const char *key, double *v);
+
+static bool figure(const json_t *fig, const char *key, double *v)
+{
+	bool ok;
+	*v = num(json_object_get(fig, key), &ok);
+	return ok;
+}
+
+/* Microseconds of cost field key per request in one set of figures. */
+static bool cost_us(const json_t *fig, const char *key, double *us)
+{
+	double cpu, rps;
+	if (!figure(fig, key, &cpu) || !figure(fig, "rps", &rps) || rps <= 0)
+		return false;
+	*us = cpu / rps * 1e6;
+	return true;
+}
+
 /* min, max and presence of a figure over a point's repetitions */
-static bool rep_range(const json_t *reps, const char *key, double *lo, double *hi)
+static bool rep_range(const json_t *reps, const char *key, figure_fn get, double *lo, double *hi)
 {
 	size_t i;
 	json_t *r;
 	bool any = false;
 	json_array_foreach(reps, i, r)
 	{
-		bool ok;
-		double v = num(json_object_get(r, key), &ok);
-		if (!ok)
+		double v;
+		if (!get(r, key, &v))
 			continue;
 		if (!any || v < *lo)
 			*lo = v;
@@ -107,15 +146,33 @@ static int line_style(const char *style, bool styled, size_t i, unsigned counts[
 	return LS_NONE + (int)(counts[2]++ % 4);
 }
 
+/* Opens OUTDIR/KIND-N.dat for writing into path (4096 bytes, kept for
+ * close_dat's message); NULL after saying why. */
+static FILE *open_dat(char *path, const char *dir, const char *kind, size_t n)
+{
+	snprintf(path, 4096, "%s/%s-%zu.dat", dir, kind, n);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+/* Closes a data file: 0, or -1 after saying that writing it failed. */
+static int close_dat(FILE *f, const char *path)
+{
+	if (fclose(f) != 0) {
+		fprintf(stderr, "result2dat: cannot write %s\n", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_series(const char *dir, size_t n, const json_t *series, double *rps_max)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/series-%zu.dat", dir, n);
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	FILE *f = open_dat(path, dir, "series", n);
+	if (!f)
 		return -1;
-	}
 	fprintf(f, "# level rps rps_min rps_max mean mean_min mean_max max max_min max_max "
 	           "p50 p90 p99 p999 server_cpu loadgen_cpu failed\n");
 	const json_t *points = json_object_get(series, "points");
@@ -142,7 +199,7 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 			double lo = 0, hi = 0;
 			if (k > 0)
 				put(f, med, ranged[k]);
-			if (rep_range(reps, ranged[k], &lo, &hi)) {
+			if (rep_range(reps, ranged[k], figure, &lo, &hi)) {
 				fprintf(f, " %.6g %.6g", lo, hi);
 				if (k == 0 && hi > *rps_max)
 					*rps_max = hi;
@@ -159,11 +216,76 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 		put(f, med, "failed");
 		fputc('\n', f);
 	}
-	if (fclose(f) != 0) {
-		fprintf(stderr, "result2dat: cannot write %s\n", path);
-		return -1;
+	return close_dat(f, path);
+}
+
+/* Which cost fields any measured point of any series holds. */
+static size_t cost_fields_present(const json_t *series, bool present[NCOST])
+{
+	size_t n = 0, i, j;
+	json_t *s, *pt;
+	for (size_t k = 0; k < NCOST; k++) {
+		present[k] = false;
+		json_array_foreach(series, i, s)
+		{
+			json_array_foreach(json_object_get(s, "points"), j, pt)
+			{
+				double us;
+				if (cost_us(json_object_get(pt, "median"), COST_FIELDS[k].key, &us))
+					present[k] = true;
+			}
+		}
+		n += present[k];
 	}
-	return 0;
+	return n;
+}
+
+static int write_cost(const char *dir, size_t n, const json_t *series, const bool present[NCOST])
+{
+	char path[4096];
+	FILE *f = open_dat(path, dir, "cost", n);
+	if (!f)
+		return -1;
+	fputs("# level", f);
+	for (size_t k = 0; k < NCOST; k++)
+		if (present[k])
+			fprintf(f, " %s_us %s_us_min %s_us_max", COST_FIELDS[k].key,
+			        COST_FIELDS[k].key, COST_FIELDS[k].key);
+	fputs("   (microseconds per request)\n", f);
+	size_t i, nfields = 0;
+	for (size_t k = 0; k < NCOST; k++)
+		nfields += present[k];
+	if (nfields == 0) /* no cost figures: no rows, and scripts/plot draws no cost chart */
+		return close_dat(f, path);
+	json_t *pt;
+	json_array_foreach(json_object_get(series, "points"), i, pt)
+	{
+		bool ok;
+		double level = num(json_object_get(pt, "level"), &ok);
+		const json_t *med = json_object_get(pt, "median");
+		double rps;
+		if (!ok || !figure(med, "rps", &rps)) {
+			fputs("\n", f); /* a gap, as in series-N.dat */
+			continue;
+		}
+		fprintf(f, "%.6g", level);
+		for (size_t k = 0; k < NCOST; k++) {
+			if (!present[k])
+				continue;
+			double m, lo = 0, hi = 0;
+			if (cost_us(med, COST_FIELDS[k].key, &m))
+				fprintf(f, " %.6g", m);
+			else
+				fputs(" NaN", f);
+			if (rep_range(json_object_get(pt, "repetitions"), COST_FIELDS[k].key,
+			              cost_us, &lo, &hi))
+				fprintf(f, " %.6g %.6g", lo, hi);
+			else
+				fputs(" NaN NaN", f);
+		}
+		fputc('\n', f);
+	}
+	return close_dat(f, path);
 }
 
 /* Returns 1 when a distribution was written, 0 when the level has no data. */
@@ -188,15 +310,12 @@ static int write_dist(const char *dir, size_t n, const json_t *series, long long
 			total += c;
 	}
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/dist-%zu.dat", dir, n);
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	FILE *f = open_dat(path, dir, "dist", n);
+	if (!f)
 		return -1;
-	}
 	if (total <= 0) { /* an empty file keeps gnuplot's "plot for" simple */
 		fprintf(f, "# no data at level %lld\n", level);
-		return fclose(f) == 0 ? 0 : -1;
+		return close_dat(f, path);
 	}
 	fprintf(f, "# percentile 1/(1-p) latency_ms   (level %lld, %.0f samples)\n", level, total);
 	double cum = 0, last_x = 0;
@@ -220,9 +339,7 @@ static int write_dist(const char *dir, size_t n, const json_t *series, long long
 		last_x = x;
 		fprintf(f, "%.6f %.6g %.6g\n", 100 * frac, x, upper_us / 1000.0);
 	}
-	if (fclose(f) != 0)
-		return -1;
-	return 1;
+	return close_dat(f, path) == 0 ? 1 : -1;
 }
 
 int main(int argc, char **argv)
@@ -278,9 +395,13 @@ int main(int argc, char **argv)
 
 	double rps_max = 0;
 	int has_dist[MAX_SERIES] = {0};
+	bool cost_present[NCOST];
+	size_t ncost = cost_fields_present(series, cost_present);
 	json_array_foreach(series, i, v)
 	{
 		if (write_series(argv[2], i + 1, v, &rps_max) != 0)
+			goto fail;
+		if (write_cost(argv[2], i + 1, v, cost_present) != 0)
 			goto fail;
 		int d = write_dist(argv[2], i + 1, v, plot_level);
 		if (d < 0)
@@ -395,6 +516,18 @@ int main(int argc, char **argv)
 		gp_string(f, "concurrency (connections, log scale)");
 	}
 	fprintf(f, "\nin_flight = %.6g\n", in_flight);
+	/* the cost fields, in the column order of cost-N.dat */
+	fprintf(f, "ncost = %zu\n", ncost);
+	if (ncost > 0) {
+		fprintf(f, "array cost_title[%zu]\n", ncost);
+		for (size_t k = 0, j = 0; k < NCOST; k++) {
+			if (!cost_present[k])
+				continue;
+			fprintf(f, "cost_title[%zu] = ", ++j);
+			gp_string(f, COST_FIELDS[k].title);
+			fputc('\n', f);
+		}
+	}
 	fprintf(f, "rps_max = %.6g\nset xtics (", rps_max > 0 ? rps_max : 1);
 	json_array_foreach(levels, i, v)
 	{

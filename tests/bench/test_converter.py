@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """test_converter.py — result2dat on a crafted result: the data files hold the
 right medians and min–max ranges, a level without data becomes a gap, the
-distribution comes from the merged histogram, meta.gp carries the titles and
-Little's bound; the schema checker accepts the crafted file and names the
+distribution comes from the merged histogram, the cost file holds CPU per
+request (median over median req/s, min–max of the repetitions' ratios) for the
+cost fields the result has, meta.gp carries the titles, Little's bound and the
+cost fields; the schema checker accepts the crafted file and names the
 field of each broken variant; scripts/plot draws PNG and SVG from it."""
 import copy
 import json
@@ -76,6 +78,15 @@ def rows(path):
     return out
 
 
+def convert(conv, doc, path, out):
+    """Writes doc to path and result2dat's files into the new folder out."""
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    os.makedirs(out)
+    r = subprocess.run([conv, path, out], stderr=subprocess.PIPE, check=False)
+    assert r.returncode == 0, r.stderr
+
+
 def main():
     if not BUILD or not SOURCE:
         print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
@@ -120,12 +131,8 @@ def main():
         res_dir = os.path.join(tmp, "results", "crafted")
         os.makedirs(res_dir)
         res = os.path.join(res_dir, "20260101T000000Z.json")
-        with open(res, "w") as f:
-            json.dump(doc, f)
         out = os.path.join(tmp, "dat")
-        os.makedirs(out)
-        r = subprocess.run([conv, res, out], stderr=subprocess.PIPE, check=False)
-        assert r.returncode == 0, r.stderr
+        convert(conv, doc, res, out)
         s1 = rows(os.path.join(out, "series-1.dat"))
         assert len(s1) == 2, s1
         lvl, rps, lo, hi = s1[0][:4]
@@ -139,7 +146,27 @@ def main():
         assert [round(x[0], 1) for x in d1] == [90.0, 99.9, 99.9], d1
         assert [x[2] for x in d1] == [20, 25, 40], d1
         assert rows(os.path.join(out, "dist-2.dat")) == []   # no data at level 10
+        # CPU per request: server_cpu 0.5 and loadgen_cpu 0.2 cores at 48..50 req/s
+        c1 = rows(os.path.join(out, "cost-1.dat"))
+        assert len(c1) == 2 and len(c1[0]) == 7, c1
+        assert c1[0][0] == 1 and abs(c1[0][1] - 0.5 / 49 * 1e6) < 1, c1[0]
+        assert abs(c1[0][2] - 0.5 / 50 * 1e6) < 1 and abs(c1[0][3] - 0.5 / 48 * 1e6) < 1, c1
+        assert abs(c1[0][4] - 0.2 / 49 * 1e6) < 1, c1[0]
+        assert rows(os.path.join(out, "cost-2.dat"))[1] is None   # the crash is a gap
         meta = open(os.path.join(out, "meta.gp")).read()
+        for want in ("ncost = 2", 'cost_title[1] = "server CPU"',
+                     'cost_title[2] = "load generator CPU"'):
+            assert want in meta, (want, meta)
+        # a result without a cost figure: no cost rows, ncost = 0
+        nocost = copy.deepcopy(doc)
+        for s in nocost["series"]:
+            for pt in s["points"]:
+                for f in pt["repetitions"] + ([pt["median"]] if pt["median"] else []):
+                    f["server_cpu"] = f["loadgen_cpu"] = None
+        nres, out2 = os.path.join(tmp, "nocost.json"), os.path.join(tmp, "dat2")
+        convert(conv, nocost, nres, out2)
+        assert rows(os.path.join(out2, "cost-1.dat")) == []
+        assert "ncost = 0" in open(os.path.join(out2, "meta.gp")).read()
         for want in ('nseries = 2', 'title[1] = "coro (proxy)"',
                      'title[2] = "async (proxy-async) — crashed"', "delay_ms = 20",
                      "plot_level = 10", "hasdist[2] = 0", "set xtics (1, 10)",
@@ -184,7 +211,8 @@ def main():
                                stderr=subprocess.PIPE, check=False)
             assert r.returncode == 0, r.stderr.decode()
             written = r.stdout.decode().split()
-            for chart in ("throughput", "mean", "longest", "percentiles", "distribution"):
+            for chart in ("throughput", "mean", "longest", "percentiles", "distribution",
+                          "cost"):
                 for fmt in ("png", "svg"):
                     p = os.path.join(res_dir, "20260101T000000Z-%s.%s" % (chart, fmt))
                     assert os.path.getsize(p) > 1000, p
@@ -201,6 +229,16 @@ def main():
             # the key says which colours are which style
             assert "implicit: blues/greens, filled points" in svg, svg[:2000]
             assert "coro (proxy, implicit, go1.19.8)" in svg
+            with open(os.path.join(res_dir, "20260101T000000Z-cost.svg")) as f:
+                assert "coro (proxy) load generator CPU" in f.read()
+            # without cost figures the other charts are drawn, the cost chart is not
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), nres,
+                                "--build", BUILD, "--format", "svg", "--outdir", out2],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            assert "nocost-throughput.svg" in r.stdout.decode(), r.stdout
+            assert not any(ln.endswith("-cost.svg") for ln in r.stdout.decode().split()), \
+                r.stdout
         else:
             print("gnuplot not installed: charts not drawn")
         print("ok")
