@@ -8,8 +8,9 @@ it (driven through chromedriver by scripts/chromium.py):
   - in the browser: no console error, nothing loaded but the page itself,
     every chart drawn with a non-zero size and its lines inside it, the
     per-level table's rows exactly the run's servers and levels, a click on
-    a heading sorts the table; the screenshot is kept under the build folder
-    (tests/report/report-browser.png);
+    a heading sorts the table; scripts/report --screenshot saves the whole
+    page (kept under the build folder: tests/report/report-browser.png) or its
+    top;
   - the same run with hostile strings in every field the page shows: still no
     console error and no element made from them;
   - against a baseline (the run itself): the verdict's rows, no regression;
@@ -99,6 +100,14 @@ def report(*args):
     return r.stdout.decode().strip().splitlines()[0]
 
 
+def png_size(path):
+    """(width, height) from a PNG's header."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", head
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def check_page(b, path, doc, charts=6):
     b.open("file://" + os.path.abspath(path))
     errors = b.console_errors()
@@ -141,12 +150,18 @@ def main():
             assert nums == sorted(nums) and down[:len(nums)] == sorted(nums, reverse=True), \
                 (up, down)
             print("ok: sorted by req/s, both ways")
+            # scripts/report --screenshot: the whole page, or its top
             shot = os.path.join(BUILD, "tests", "report", "report-browser.png")
             os.makedirs(os.path.dirname(shot), exist_ok=True)
-            b.open("file://" + os.path.abspath(page))
-            size = b.screenshot(shot)
-            assert size > 10000, size
-            print("ok: screenshot %s (%d bytes)" % (shot, size))
+            height = b.run("return document.documentElement.scrollHeight")
+            report(result, "-o", os.path.join(tmp, "shot.html"), "--screenshot", shot)
+            assert png_size(shot) == (1280, height), (png_size(shot), height)
+            top = os.path.join(tmp, "top.png")
+            report(result, "-o", os.path.join(tmp, "shot.html"), "--screenshot", top,
+                   "--screenshot-height", "900")
+            assert png_size(top) == (1280, 900), png_size(top)
+            print("ok: screenshot %s (%dx%d, %d bytes)" % (shot, 1280, height,
+                                                          os.path.getsize(shot)))
 
             bad = hostile(doc)
             bad_path = os.path.join(tmp, "hostile.json")
