@@ -9,6 +9,9 @@ set ylabel 'CPU per request, µs (log scale; bars: min–max over repetitions)'
 set logscale y
 set key top right
 cost(i) = sprintf('%s/cost-%d.dat', datadir, i)
+# each series is in the key once per field: its short title (no runtime) keeps
+# the key narrow; a meta.gp from an older result2dat has only title
+if (!exists('shorttitle')) { array shorttitle[nseries]; do for [i=1:nseries] { shorttitle[i] = title[i] } }
 plot for [j=1:ncost] for [i=1:nseries] cost(i) \
     using 1:(column(3*j-1)):(column(3*j)):(column(3*j+1)) \
-    with yerrorlines ls ls_of(i) dt j title title[i].' '.cost_title[j]
+    with yerrorlines ls ls_of(i) dt j title shorttitle[i].' '.cost_title[j]
