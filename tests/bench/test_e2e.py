@@ -2,7 +2,8 @@
 """test_e2e.py — a tiny scenario run end to end with the real binaries:
 upstream, coro-server, async-server, loadgen, scenario-check, result2dat and
 gnuplot, then the run's charts (the CPU-per-request one too) and its HTML page,
-whose path the runner prints. Two levels of about a second each, one
+whose path the runner prints; every point's cost figures and each series'
+instructions per request (results/SCHEMA.md) are measured. Two levels of about a second each, one
 repetition per server. Exits 77 (skipped) while the servers or loadgen are not
 built yet."""
 import json
@@ -71,6 +72,26 @@ def main():
                 assert m["failed"] == 0, (s["server"], pt["level"], m["failures"])
                 # every request waits 5 ms on the upstream
                 assert m["mean_ms"] >= 4.5, (s["server"], pt["level"], m["mean_ms"])
+                # the cost of a point (results/SCHEMA.md): the server's and the
+                # upstream's CPU, the load generator's split, the server's
+                # context switches and read/write calls, all measured
+                for k in ("server_cpu", "upstream_cpu", "loadgen_cpu",
+                          "server_csw_voluntary"):
+                    assert m[k] is not None and m[k] > 0, (s["server"], pt["level"], k, m[k])
+                # (a split is the clock tick's sample: a part may be 0)
+                for k in ("loadgen_cpu_user", "loadgen_cpu_sys", "server_syscr",
+                          "server_syscw", "server_csw_involuntary"):
+                    assert m[k] is not None and m[k] >= 0, (s["server"], pt["level"], k)
+            # instructions per request: counted where valgrind runs the build,
+            # else the reason
+            ic = s["icount"]
+            assert ic["case"] == "%s:%s" % (s["kind"], s["app"]), ic
+            if shutil.which("valgrind") and not os.environ.get("ASAN_OPTIONS") and \
+                    "sanitizer" not in (ic["note"] or ""):
+                assert ic["ir_per_request"] > 1000, ic
+            else:
+                assert ic["ir_per_request"] is None and ic["note"], ic
+        assert doc["cost_method"]["cpu"] in ("schedstat", "clock ticks"), doc["cost_method"]
         if shutil.which("gnuplot"):
             assert "-throughput.png" in out and "-throughput.svg" in out, out
             assert "-cost.png" in out and "-cost.svg" in out, out

@@ -121,8 +121,14 @@ def main():
         assert pt["level"] == 2 and len(pt["repetitions"]) == 2 and pt["median"]["rps"] > 0
         assert pt["median"]["server_cpu"] is not None
         assert "result: " in out and "latest: " in out
-        assert re.search(r"^server +c +req/s +mean ms +p99 ms +max ms +failed$", out, re.M)
-        assert re.search(r"^async +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0$", out, re.M), out
+        assert re.search(r"^server +c +req/s +mean ms +p99 ms +max ms +failed +srv µs/req "
+                         r"+up µs/req$", out, re.M), out
+        assert re.search(r"^async +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0 +[0-9.]+ +[0-9.-]+$",
+                         out, re.M), out
+        # a stand-in binary is not counted by scripts/icount, and the result says why
+        assert pt["median"]["server_csw_voluntary"] is not None
+        ic = doc["series"][0]["icount"]
+        assert ic["ir_per_request"] is None and "not this build's binary" in ic["note"], ic
         if shutil.which("gnuplot"):
             assert "chart: " in out and "-throughput.png" in out, out
 

@@ -188,11 +188,21 @@ class Compare(unittest.TestCase):
 
     def test_schema_mismatch(self):
         bad = result(BASE)
-        bad["schema"] = "corobench/result/v2"
+        bad["schema"] = "corobench/result/v3"
         rc, out, err = self.run_compare(result(BASE), bad)
         self.assertEqual(rc, 2)
         self.assertIn("schema", err)
-        self.assertIn("corobench/result/v2", err)
+        self.assertIn("corobench/result/v3", err)
+
+    def test_v1_baseline_v2_run(self):
+        """A v1 baseline compares with a v2 run (server CPU's grain differs,
+        not its meaning), and the comparison says so."""
+        new = result(BASE)
+        new["schema"] = "corobench/result/v2"
+        rc, out, err = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("clock ticks", out)
+        self.assertIn("corobench/result/v2", out)
 
     def test_different_scenarios(self):
         rc, _, err = self.run_compare(result(BASE), result(BASE, scenario="hello"))

@@ -3,7 +3,8 @@
 format requires:
 
   - csv: one row per server, level and repetition (a gap: one row saying why),
-    the figures of each repetition and its CPU per request;
+    the figures of each repetition and its cost per request (CPU in µs, the
+    server's calls and context switches in counts; a v1 file's empty);
   - bmf: Bencher Metric Format (an object of benchmarks, each an object of
     measures, each {value, lower_value?, upper_value?} numbers, measure names
     at most 64 characters), value the median, the bounds the min and max;
@@ -39,7 +40,7 @@ SOURCE = os.environ.get("COROBENCH_SOURCE") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPORT = os.path.join(SOURCE, "scripts", "export")
 sys.path.insert(0, os.path.join(SOURCE, "tests", "bench"))
-from test_converter import crafted  # noqa: E402  (a result with a crash, gaps, 3 repetitions)
+from test_converter import as_v1, crafted  # noqa: E402  (a crash, gaps, 3 repetitions)
 
 
 def export(*args, ok=True):
@@ -59,7 +60,10 @@ def check_csv(path, doc):
     rows = list(csv.DictReader(io.StringIO(out)))
     for col in ("scenario", "server", "level", "repetition", "gap", "rps", "mean_ms",
                 "p99_ms", "failures_connect", "server_cpu", "server_cpu_us_per_request",
-                "loadgen_cpu_us_per_request"):
+                "loadgen_cpu_us_per_request", "server_cpu_user_us_per_request",
+                "server_cpu_sys_us_per_request", "upstream_cpu_us_per_request",
+                "server_syscr_per_request", "server_syscw_per_request",
+                "server_csw_voluntary_per_request", "server_csw_involuntary_per_request"):
         assert col in rows[0], (col, list(rows[0]))
     want = []
     for s in doc["series"]:
@@ -75,6 +79,13 @@ def check_csv(path, doc):
             assert not r["gap"], r
             us = float(r["server_cpu_us_per_request"])
             assert abs(us - float(r["server_cpu"]) / float(r["rps"]) * 1e6) < 1e-6, r
+            us = float(r["upstream_cpu_us_per_request"])
+            assert abs(us - 0.1 / float(r["rps"]) * 1e6) < 1e-6, r
+            # counts per request as they are: one read call, 0.5 voluntary switches
+            assert abs(float(r["server_syscr_per_request"]) - 1) < 1e-9, r
+            assert abs(float(r["server_csw_voluntary_per_request"]) - 0.5) < 1e-9, r
+            if r["server"] == "async":   # no split at this level: empty cells
+                assert r["server_cpu_user_us_per_request"] == "", r
         else:
             assert r["gap"] == "crashed" and r["rps"] == "", r
     print("ok: csv, %d rows" % len(rows))
@@ -102,7 +113,28 @@ def check_bmf(path, doc):
     assert abs(lat["value"] - 20.2e6) < 1 and abs(lat["upper_value"] - 20.5e6) < 1, lat
     cpu = bmf["crafted/coro/c=1"]["server-cpu-per-request"]
     assert abs(cpu["value"] - 0.5 / 49 * 1e9) < 1, cpu
+    cpu = bmf["crafted/coro/c=1"]["server-cpu-sys-per-request"]
+    assert abs(cpu["value"] - 0.3 / 49 * 1e9) < 1, cpu
+    calls = bmf["crafted/coro/c=1"]["server-syscw-per-request"]
+    assert calls == {"value": 1, "lower_value": 1, "upper_value": 1}, calls
+    assert "server-cpu-user-per-request" not in bmf["crafted/async/c=1"]  # no split
     print("ok: bmf, %d benchmarks" % len(bmf))
+
+
+def check_v1(tmp, doc):
+    """A corobench/result/v1 file exports too: its CPU per request, and empty
+    cells (no measures) where v2's cost figures would be."""
+    path = os.path.join(tmp, "v1.json")
+    with open(path, "w") as f:
+        json.dump(as_v1(doc), f)
+    _, out, _ = export(path, "--format", "csv")
+    rows = [r for r in csv.DictReader(io.StringIO(out)) if r["repetition"]]
+    assert rows and all(r["server_cpu_us_per_request"] and r["upstream_cpu_us_per_request"]
+                        == "" and r["server_syscr_per_request"] == "" for r in rows), rows[0]
+    _, out, _ = export(path, "--format", "bmf")
+    m = json.loads(out)["crafted/coro/c=1"]
+    assert "server-cpu-per-request" in m and "upstream-cpu-per-request" not in m, sorted(m)
+    print("ok: a v1 file exports")
 
 
 def check_gab(path, tmp):
@@ -277,6 +309,7 @@ def main():
         check_bmf(path, doc)
         check_gab(path, tmp)
         check_hgrm_crafted(path, doc)
+        check_v1(tmp, doc)
         check_hgrm_loadgen(tmp)
         check_errors(tmp)
         print("ok")

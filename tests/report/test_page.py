@@ -99,8 +99,8 @@ def main():
         # every chart inline, ids unique in the page
         figures = [a["data-chart"] for t, a in page.elements if t == "figure"]
         if charts_drawn():
-            assert figures == ["throughput", "mean", "longest", "percentiles",
-                               "distribution", "cost"], figures
+            assert figures == ["throughput", "cost", "mean", "longest", "percentiles",
+                               "distribution"], figures
             assert tags.count("svg") == len(figures), tags.count("svg")
             ids = [a["id"] for _, a in page.elements if "id" in a]
             assert len(ids) == len(set(ids)), "ids repeat"
