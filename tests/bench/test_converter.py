@@ -240,7 +240,8 @@ def main():
                      'icount[1] = "49,541 instructions/request (callgrind, c = 1)"',
                      'icount[2] = ""', "level_ratio_min = 10"):
             assert want in meta, (want, meta)
-        assert abs(float(meta.split("cost_max = ")[1].split()[0]) - us(0.8, 45)) < 1, meta   # series 2 at 45 req/s
+        # the highest stack: series 2 at 45 req/s
+        assert abs(float(meta.split("cost_max = ")[1].split()[0]) - us(0.8, 45)) < 1, meta
         # the v1 form: the server's CPU unsplit, the load generator's, no icount
         v1, out1 = os.path.join(tmp, "v1.json"), os.path.join(tmp, "dat1")
         convert(conv, as_v1(doc), v1, out1)
