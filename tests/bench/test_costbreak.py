@@ -120,11 +120,11 @@ def main():
 
         out_json = os.path.join(tmp, "cost.json")
         rc, out = run(scen, "--level", "8", "--seconds", "1", "--warmup", "0.5",
-                      "--frequency", "499", "--json", out_json)
+                      "--frequency", "999", "--json", out_json)
         print(out)
         assert rc == 0, rc
         assert "command: scripts/costbreak %s --level 8" % scen in out, out
-        for needle in ("perf record -e cpu-clock -F 499 -g -k CLOCK_MONOTONIC -p ",
+        for needle in ("perf record -e cpu-clock -F 999 -g -k CLOCK_MONOTONIC -p ",
                        "loadgen -q -k --sweep 8 -t 3 ", "category", "total (perf)",
                        "measured (schedstat)", "async − coro µs/req", "gap async − coro"):
             assert needle in out, needle
