@@ -12,6 +12,8 @@ may be shared. Usage:
     loadgen/compare_tools.py BUILD/loadgen/loadgen [-n 200000] [-c 50] [--rounds 3]
                              [--engines epoll,uring] [--counts]
 
+(--rounds 0 --counts: only the counts, no timed rounds.)
+
 loadgen runs once per engine of --engines (`none`: without --engine, for a
 build that predates it). --counts adds the figures that do not depend on
 what else the machine runs: system calls per request (`strace -f -c`, all
@@ -21,7 +23,7 @@ cancels out), each tool once, unpinned.
 
 With --h2 M, nginx listens for cleartext HTTP/2 (prior knowledge) instead and
 only `loadgen --h2 --streams M` and `h2load -m M` run, M streams on each of the
-C connections.
+C connections (--counts then counts those two).
 """
 import argparse
 import os
@@ -120,11 +122,19 @@ def main_h2(args):
             if " 0 failed" not in out:
                 print("h2load failures:", out, file=sys.stderr)
             results[name_h2].append((rps, cpu / n * 1e5, n))
+        report(results, args.rounds)
+        if args.counts:
+            done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
+            h2load_done = lambda out: int(re.search(r"(\d+) succeeded", out).group(1))  # noqa: E731
+            print_counts(args, {
+                name_lg: (lambda k: [args.loadgen, "-q", "--h2", "-n", str(k), "-c", str(c),
+                                     "--streams", str(m), url], done),
+                name_h2: (lambda k: ["h2load", "-n", str(k), "-c", str(c), "-m", str(m), url],
+                          h2load_done)})
     finally:
         ng.send_signal(signal.SIGTERM)
         ng.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-    report(results, args.rounds)
     return 0
 
 
@@ -160,9 +170,6 @@ def count_instructions(cmd, requests_of):
 
 def counts(args, url, lg_names):
     """Syscalls and user instructions per request, for each tool."""
-    for tool in ("strace", "valgrind"):
-        if not shutil.which(tool):
-            raise SystemExit(tool + " not found")
     c = args.c
     ab_done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
     wrk_done = lambda out: int(re.search(r"(\d+) requests in", out).group(1))  # noqa: E731
@@ -174,16 +181,26 @@ def counts(args, url, lg_names):
     # wrk runs for a time: 1 s and 3 s give the two request counts
     tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c, "-d%ds" % (1 if n < 50000 else 3),
                                    url], wrk_done)
-    print("%-24s %20s %24s" % ("tool", "syscalls per request", "user instr. per request"))
+    print_counts(args, tools)
+
+
+def print_counts(args, tools):
+    """tools: name -> (command for n requests, requests done from its output)."""
+    for tool in ("strace", "valgrind"):
+        if not shutil.which(tool):
+            raise SystemExit(tool + " not found")
+    print("%-26s %20s %24s" % ("tool", "syscalls per request", "user instr. per request"))
     for name, (cmd, done) in tools.items():
         sc, n = count_syscalls(cmd(args.n), done)
         i_short, n_short = count_instructions(cmd(20000), done)
         i_long, n_long = count_instructions(cmd(60000), done)
         ipr = (i_long - i_short) / max(1, n_long - n_short)
-        print("%-24s %20.3f %24.0f" % (name, sc / n, ipr))
+        print("%-26s %20.3f %24.0f" % (name, sc / n, ipr))
 
 
 def report(results, rounds):
+    if not rounds:
+        return  # --rounds 0: only --counts
     w = max(len(k) for k in results)
     print("%-*s %12s %22s %10s" % (w, "tool", "requests/s", "CPU s per 100k req", "requests"))
     for k, v in results.items():
