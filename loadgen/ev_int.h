@@ -1,0 +1,25 @@
+/* ev_int: what a back end of the event loop provides to ev.c. Not part of
+ * ev's API: only ev.c, ev_epoll.c and ev_uring.c include it. */
+#ifndef LOADGEN_EV_INT_H
+#define LOADGEN_EV_INT_H
+
+#include "ev.h"
+
+struct ev_backend {
+	const char *name;
+	int (*open)(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h,
+	            unsigned watch);
+	int (*wakeup_fd)(struct ev *ev, int fd);
+	/* waits up to wait_us and handles what happened: the count, or -errno */
+	int (*wait)(struct ev *ev, uint64_t wait_us);
+	void (*free)(struct ev *ev);
+};
+
+/* Each returns a loop whose struct ev is initialised but for its timers. */
+struct ev *ev_epoll_new(unsigned nsocks, int *err, const char **what);
+#ifdef LOADGEN_HAVE_URING
+struct ev *ev_uring_new(unsigned nsocks, int *err, const char **what);
+int ev_uring_probe(char *why, size_t cap);
+#endif
+
+#endif
