@@ -320,6 +320,40 @@ int lge_socket(struct thr *t, const struct lg_conf *cf, const struct sockaddr *s
 	return fd;
 }
 
+int lge_open(struct thr *t, struct ev_sock *s, const struct ev_handler *h, unsigned watch,
+             int nodelay)
+{
+	const struct lg_conf *cf = t->cf;
+	const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
+	int fd = lge_socket(t, cf, sa);
+	if (fd < 0)
+		return LGE_FATAL;
+	if (nodelay) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	int rc = connect(fd, sa, cf->addrlens[t->addr]);
+	int e = errno;
+	if (rc == 0 || e == EINPROGRESS) {
+		int r = ev_open(t->ev, s, fd, h, rc == 0 ? watch & ~EV_WRITE : watch);
+		if (r) {
+			close(fd);
+			lge_fatal(t, "", t->ev->what, -r);
+			return LGE_FATAL;
+		}
+		t->active++;
+		return rc == 0 ? LGE_CONNECTED : LGE_CONNECTING;
+	}
+	close(fd);
+	return lge_connect_failed(t, e) ? LGE_REFUSED : LGE_FATAL;
+}
+
+void lge_close(struct thr *t, struct ev_sock *s)
+{
+	ev_close(s);
+	t->active--;
+}
+
 static void start_connect(struct thr *t, struct conn *c)
 {
 	const struct lg_conf *cf = t->cf;
@@ -976,6 +1010,26 @@ out:
 	return NULL;
 }
 
+/* One HTTP/2 thread: its event loop on the run's back end, then its driver. */
+static void *thr_start(void *arg)
+{
+	struct thr *t = arg;
+	int err = 0;
+	const char *what = "";
+	t->ev = ev_new(t->g->kind, (unsigned)t->nconns + 1, &err, &what);
+	if (!t->ev)
+		lge_fatal(t, "", what, err);
+	else if ((err = ev_wakeup_fd(t->ev, t->g->stopfd)) != 0)
+		lge_fatal(t, "", t->ev->what, -err);
+	else
+		lge_h2_run(t);
+	if (t->cf->gnuplot_fd >= 0)
+		lge_gp_flush(t);
+	ev_free(t->ev);
+	t->ev = NULL;
+	return NULL;
+}
+
 enum lg_engine lg_engine_pick(const struct lg_conf *cf, char *why, size_t cap)
 {
 	/* the probe's verdict, kept for the process: only main()'s thread
@@ -1067,6 +1121,7 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 	g.stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	char why[160];
 	g.uring = !cf->h2 && lg_engine_pick(cf, why, sizeof why) == LG_ENGINE_URING;
+	g.kind = EV_EPOLL; /* --h2 runs on epoll (lg_engine_pick()) */
 	struct thr *ts = calloc((size_t)nt, sizeof *ts);
 	int rc = 0;
 	if (g.stopfd < 0 || !ts) {
@@ -1122,7 +1177,7 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		int started = 0;
 		for (int i = 0; i < nt; i++) {
 			ts[i].last = g.start;
-			if (pthread_create(&ts[i].tid, NULL, cf->h2 ? lge_h2_main : thr_main,
+			if (pthread_create(&ts[i].tid, NULL, cf->h2 ? thr_start : thr_main,
 			                   &ts[i]) != 0)
 				break;
 			started++;

@@ -5,7 +5,7 @@
  * failures exactly as ab does, and records every request's connect/
  * processing/waiting/total time in histograms; with cf->h2 each connection
  * is instead one HTTP/2 session carrying up to cf->streams requests at a
- * time (engine_h2.c), counted by the same rules. lg_run() starts the
+ * time (driver_h2.c), counted by the same rules. lg_run() starts the
  * threads, waits for them and merges their results exactly. */
 #ifndef LOADGEN_ENGINE_H
 #define LOADGEN_ENGINE_H

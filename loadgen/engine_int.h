@@ -1,11 +1,12 @@
 /* engine_int: what the HTTP/1.x loop (engine.c), its io_uring back end
- * (engine_uring.c) and the HTTP/2 loop (engine_h2.c) share inside lg_run():
+ * (engine_uring.c) and the HTTP/2 driver (driver_h2.c) share inside lg_run():
  * the run-wide state, one thread's state and results, and ab's counting
  * rules. Not part of loadgen's API. */
 #ifndef LOADGEN_ENGINE_INT_H
 #define LOADGEN_ENGINE_INT_H
 
 #include "engine.h"
+#include "ev.h"
 #include "resp.h"
 
 #include <errno.h>
@@ -61,6 +62,7 @@ struct shared {
 	uint64_t wall_off; /* wall clock minus monotonic, microseconds */
 	pthread_mutex_t gpmu;
 	int uring; /* the HTTP/1 loops run on io_uring (engine_uring.c) */
+	enum ev_kind kind; /* the event loops of driver_h2.c run on this back end */
 };
 
 struct lgu;
@@ -69,6 +71,7 @@ struct thr {
 	const struct lg_conf *cf;
 	struct shared *g;
 	int id, nthreads;
+	struct ev *ev; /* this thread's event loop (driver_h2.c) */
 	int epfd;
 	struct lgu *ur; /* the io_uring back end; NULL: epoll */
 	struct conn *conns;
@@ -109,8 +112,21 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
                      int status);
 
-/* engine_h2.c: one thread's HTTP/2 loop (cf->h2), started by lg_run() */
-void *lge_h2_main(void *arg);
+/* The outcomes of lge_open(). */
+enum { LGE_FATAL = -2, LGE_REFUSED = -1, LGE_CONNECTING = 0, LGE_CONNECTED = 1 };
+
+/* Opens a socket to t's current address (bound with -B, sized with -b,
+ * TCP_NODELAY when nodelay) and starts connecting it, watched on t's loop
+ * as s for h (watch: what to announce once connected, EV_WRITE for the
+ * connect's end). LGE_REFUSED when the connect failed at once: ab's rule
+ * is applied and the caller tries again; LGE_FATAL when the run is over. */
+int lge_open(struct thr *t, struct ev_sock *s, const struct ev_handler *h, unsigned watch,
+             int nodelay);
+/* Closes what lge_open() opened. */
+void lge_close(struct thr *t, struct ev_sock *s);
+
+/* driver_h2.c: one thread's HTTP/2 load (cf->h2) on t->ev */
+void lge_h2_run(struct thr *t);
 
 /* engine.c's state machine, driven by engine_uring.c's completions */
 void lge_io_ready(struct thr *t, struct conn *c, uint32_t events); /* connect finished */

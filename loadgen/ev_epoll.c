@@ -207,6 +207,7 @@ static int ep_wait(struct ev *ev, uint64_t wait_us)
 		ev->what = "apr_pollset_poll"; /* ab's name for its wait */
 		return -errno;
 	}
+	ev_now_update(ev); /* when the loop woke; each recv() reads it again */
 	for (int i = 0; i < n; i++) {
 		struct ev_sock *s = ep->evs[i].data.ptr;
 		if (s && s->fd >= 0) /* NULL: the wake-up fd; -1: closed in this batch */
