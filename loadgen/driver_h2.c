@@ -440,41 +440,32 @@ static void on_sent(struct ev_sock *s, size_t sent, int err, uint64_t now)
 	mark_dirty(ht, c);
 }
 
-static void h2_read(struct h2t *ht, struct h2c *c, unsigned events)
+/* Feeds what the socket has to the session, until it is drained. */
+static void h2_read(struct h2t *ht, struct h2c *c)
 {
 	struct thr *t = ht->t;
-	for (;;) {
-		const char *p;
-		ssize_t r = ev_recv(&c->s, &p);
-		if (r == -EAGAIN)
-			break;
-		if (r < 0) {
-			int e = (int)-r;
-			if (!ht->cf->recverrok) {
-				t->r.err_recv++;
-				lge_fatal(t, "", "apr_socket_recv", e);
-				return;
-			}
-			if (ht->cf->verbosity >= 1)
-				fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror(e), e);
-			h2_close(ht, c, 1);
-			return;
-		}
-		if (r == 0) {
-			h2_close(ht, c, 0);
-			return;
-		}
+	const char *p;
+	ssize_t r;
+	while ((r = ev_recv(&c->s, &p)) > 0) {
 		t->r.totalread += r;
 		ht->now = ev_now(t->ev);
 		if (nghttp2_session_mem_recv(c->sess, (const uint8_t *)p, (size_t)r) < 0) {
 			h2_close(ht, c, 0); /* a protocol error: what is in flight is lost */
 			return;
 		}
-		/* a short read drained the socket, unless the peer's FIN came too */
-		if ((size_t)r < EV_RECV_MAX && !(events & (EV_RDHUP | EV_HUP)))
-			break;
 	}
-	mark_dirty(ht, c);
+	if (r == -EAGAIN) {
+		mark_dirty(ht, c);
+	} else if (r == 0) {
+		h2_close(ht, c, 0);
+	} else if (!ht->cf->recverrok) {
+		t->r.err_recv++;
+		lge_fatal(t, "", "apr_socket_recv", (int)-r);
+	} else {
+		if (ht->cf->verbosity >= 1)
+			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror((int)-r), (int)-r);
+		h2_close(ht, c, 1);
+	}
 }
 
 static void on_event(struct ev_sock *s, unsigned ev)
@@ -484,9 +475,7 @@ static void on_event(struct ev_sock *s, unsigned ev)
 	ht->now = ev_now(ht->t->ev); /* when the loop woke */
 	if (c->state == H2_CONNECTING) {
 		if (ev & (EV_ERR | EV_HUP)) {
-			int e = 0;
-			socklen_t l = sizeof e;
-			getsockopt(c->s.fd, SOL_SOCKET, SO_ERROR, &e, &l);
+			int e = ev_sock_error(&c->s);
 			h2_connect_failed(ht, c, e ? e : ECONNREFUSED);
 			return;
 		}
@@ -499,7 +488,7 @@ static void on_event(struct ev_sock *s, unsigned ev)
 	if (ev & EV_WRITE)
 		mark_dirty(ht, c);
 	if (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))
-		h2_read(ht, c, ev);
+		h2_read(ht, c);
 }
 
 static const struct ev_handler h2_handler = {on_event, on_sent};

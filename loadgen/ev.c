@@ -7,14 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-uint64_t ev_clock_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#include <sys/socket.h>
 
 int ev_probe(enum ev_kind kind, char *why, size_t cap)
 {
@@ -69,7 +62,25 @@ void ev_free(struct ev *ev)
 
 int ev_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h, unsigned watch)
 {
-	return ev->be->open(ev, s, fd, h, watch);
+	s->fd = fd;
+	s->h = h;
+	s->ev = ev;
+	s->watch = watch;
+	s->kflags = 0;
+	s->slen = 0;
+	s->unread = 0;
+	int rc = ev->be->open(ev, s);
+	if (rc)
+		s->fd = -1;
+	return rc;
+}
+
+int ev_sock_error(struct ev_sock *s)
+{
+	int e = 0;
+	socklen_t len = sizeof e;
+	getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len);
+	return e;
 }
 
 int ev_wakeup_fd(struct ev *ev, int fd)

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 enum ev_kind { EV_EPOLL, EV_URING };
 
@@ -33,9 +34,6 @@ enum ev_kind { EV_EPOLL, EV_URING };
 #define EV_ERR 0x008u    /* the socket's error flag is up */
 #define EV_HUP 0x010u    /* both directions are shut */
 #define EV_RDHUP 0x2000u /* the peer shut its side: the end of stream follows the data */
-
-/* The most one ev_recv() returns; a shorter read drained the socket. */
-#define EV_RECV_MAX 65536
 
 struct ev;
 struct ev_sock;
@@ -61,9 +59,9 @@ struct ev_io {
 	void (*close)(struct ev_sock *s);
 };
 
-/* One socket on a loop, embedded in its owner's connection (which must
- * outlive the loop: completions may name it after a close). Drivers read
- * fd and watch; the rest is the back end's. */
+/* One socket on a loop, embedded in its owner's connection, whose memory
+ * must stay valid while the loop runs (completions may name it after a
+ * close). Drivers read fd and watch; the rest is the back end's. */
 struct ev_sock {
 	int fd; /* -1 while closed */
 	unsigned watch;
@@ -121,12 +119,17 @@ int ev_wakeup_fd(struct ev *ev, int fd);
  * handled, or -errno (ev->what names the call). */
 int ev_run_once(struct ev *ev, uint64_t max_us);
 
-/* The monotonic clock, µs. */
-uint64_t ev_clock_us(void);
+/* The monotonic clock, µs (inline: it is read a few times per request). */
+static inline uint64_t ev_clock_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* The loop's clock: updated by ev_now_update(), and by the back end when
- * it reads: after each recv() with epoll, once per batch of completions
- * with io_uring (they became visible together). */
+ * a wait ends and when it reads: after each recv() with epoll, once per
+ * batch of completions with io_uring (they became visible together). */
 static inline uint64_t ev_now(const struct ev *ev)
 {
 	return ev->now;
@@ -147,7 +150,9 @@ static inline int ev_timer_armed(const struct ev_timer *tm)
 }
 
 /* Data (> 0 bytes at *p, valid until the handler returns), 0 at the end
- * of the stream, -EAGAIN when nothing (more) is there, or another -errno. */
+ * of the stream, -EAGAIN when nothing (more) is there, or another -errno.
+ * A handler answering EV_READ reads until -EAGAIN (or until it has what
+ * it wants: the rest is announced again when more comes). */
 static inline ssize_t ev_recv(struct ev_sock *s, const char **p)
 {
 	return s->io->recv(s, p);
@@ -175,6 +180,9 @@ static inline void ev_recheck(struct ev_sock *s)
 	if (s->unread)
 		s->io->recheck(s);
 }
+
+/* The socket's pending error (SO_ERROR, which reading clears); 0: none. */
+int ev_sock_error(struct ev_sock *s);
 
 /* Stops watching s, abandons what is in flight on it (an unfinished send
  * is not reported) and closes its fd. */

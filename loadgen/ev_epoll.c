@@ -14,8 +14,11 @@
 #include <unistd.h>
 
 #define MAXEVENTS 256
-#define K_OUT 1u /* EPOLLOUT is in the interest set */
-#define K_ANN 2u /* an EV_READ is being announced and no ev_recv() came yet */
+#define RECV_BUF 65536 /* what one recv() may bring */
+#define K_OUT 1u       /* EPOLLOUT is in the interest set */
+#define K_ANN 2u       /* an EV_READ is being announced and no ev_recv() came yet */
+#define K_FIN 4u       /* the edge being announced carries the peer's FIN */
+#define K_DRAINED 8u   /* a short read drained the socket for this edge */
 #define READ_BITS (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)
 
 _Static_assert(EV_READ == EPOLLIN && EV_WRITE == EPOLLOUT && EV_ERR == EPOLLERR &&
@@ -47,23 +50,15 @@ static void set_out(struct ev_sock *s, int on)
 		s->kflags ^= K_OUT;
 }
 
-static int ep_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h,
-                   unsigned watch)
+static int ep_open(struct ev *ev, struct ev_sock *s)
 {
-	s->fd = fd;
 	s->io = &ep_io;
-	s->h = h;
-	s->ev = ev;
-	s->watch = watch;
-	s->slen = 0;
-	s->unread = 0;
-	s->kflags = watch & EV_WRITE ? K_OUT : 0;
+	s->kflags = s->watch & EV_WRITE ? K_OUT : 0;
 	struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET |
-	                                  (watch & EV_WRITE ? EPOLLOUT : 0),
+	                                  (s->watch & EV_WRITE ? EPOLLOUT : 0),
 	                        .data.ptr = s};
-	if (epoll_ctl(ep_of(ev)->epfd, EPOLL_CTL_ADD, fd, &e)) {
+	if (epoll_ctl(ep_of(ev)->epfd, EPOLL_CTL_ADD, s->fd, &e)) {
 		ev->what = "epoll_ctl";
-		s->fd = -1;
 		return -errno;
 	}
 	return 0;
@@ -75,21 +70,25 @@ static void ep_watch(struct ev_sock *s, unsigned events)
 	set_out(s, (events & EV_WRITE) || s->slen);
 }
 
+/* A read shorter than the buffer drained the socket, unless the peer's
+ * FIN came with the edge (then the end of stream is still to be read):
+ * the next ev_recv() of this edge says -EAGAIN without asking the kernel. */
 static ssize_t ep_recv(struct ev_sock *s, const char **p)
 {
 	struct ev_ep *ep = ep_of(s->ev);
+	if (s->kflags & K_DRAINED)
+		return -EAGAIN;
 	s->kflags &= ~K_ANN;
 	s->unread = 0;
-	for (;;) {
-		ssize_t n = recv(s->fd, ep->buf, EV_RECV_MAX, 0);
-		if (n >= 0) {
-			ep->ev.now = ev_clock_us();
-			*p = ep->buf;
-			return n;
-		}
+	ssize_t n;
+	while ((n = recv(s->fd, ep->buf, RECV_BUF, 0)) < 0)
 		if (errno != EINTR)
 			return -errno;
-	}
+	if (n < RECV_BUF && !(s->kflags & K_FIN))
+		s->kflags |= K_DRAINED;
+	ep->ev.now = ev_clock_us();
+	*p = ep->buf;
+	return n;
 }
 
 /* Sends what is left of s's send; 0 while the socket is full, else 1 with
@@ -114,9 +113,14 @@ static int send_rest(struct ev_sock *s, int *err)
 
 static ssize_t ep_send(struct ev_sock *s, const void *p, size_t len)
 {
+	ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
+	if (n == (ssize_t)len)
+		return n; /* the usual case: a request fits the socket's buffer */
+	if (n < 0 && errno != EINTR && errno != EAGAIN)
+		return -errno;
 	s->sp = p;
 	s->slen = len;
-	s->soff = 0;
+	s->soff = n > 0 ? (size_t)n : 0;
 	int err;
 	if (send_rest(s, &err) && (!err || s->soff == 0)) {
 		s->slen = 0;
@@ -134,19 +138,20 @@ static ssize_t ep_send(struct ev_sock *s, const void *p, size_t len)
 
 /* Tells s's handler; an EV_READ it leaves unanswered is kept (the data
  * stays in the kernel, but its edge is spent) for ev_recheck(). */
-static void announce(struct ev_sock *s, unsigned m)
+static inline void announce(struct ev_sock *s, unsigned m)
 {
 	if (!(m & READ_BITS)) {
 		s->h->on_event(s, m);
 		return;
 	}
 	uint32_t gen = s->gen;
-	s->kflags |= K_ANN;
+	s->kflags = (s->kflags & K_OUT) | K_ANN | (m & (EV_RDHUP | EV_HUP) ? K_FIN : 0);
 	s->h->on_event(s, m);
-	if (s->gen == gen && (s->kflags & K_ANN)) {
-		s->kflags &= ~K_ANN;
+	if (s->gen != gen)
+		return;
+	if (s->kflags & K_ANN)
 		s->unread |= m & READ_BITS;
-	}
+	s->kflags &= K_OUT;
 }
 
 static void ep_recheck(struct ev_sock *s)
@@ -169,7 +174,7 @@ static void ep_close(struct ev_sock *s)
 
 static void dispatch(struct ev_sock *s, unsigned m)
 {
-	if (s->slen && (m & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+	if (__builtin_expect(s->slen != 0, 0) && (m & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		int err;
 		if (!send_rest(s, &err))
 			return;
@@ -240,7 +245,7 @@ struct ev *ev_epoll_new(unsigned nsocks, int *err, const char **what)
 {
 	(void)nsocks;
 	struct ev_ep *ep = calloc(1, sizeof *ep);
-	if (!ep || !(ep->buf = malloc(EV_RECV_MAX))) {
+	if (!ep || !(ep->buf = malloc(RECV_BUF))) {
 		free(ep);
 		*err = ENOMEM;
 		*what = "malloc";

@@ -7,8 +7,9 @@
 
 struct ev_backend {
 	const char *name;
-	int (*open)(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h,
-	            unsigned watch);
+	/* s's fd, handler, loop and watch are set: its io table, its own state
+	 * and its registration. 0 or -errno (with ev->what set). */
+	int (*open)(struct ev *ev, struct ev_sock *s);
 	int (*wakeup_fd)(struct ev *ev, int fd);
 	/* waits up to wait_us and handles what happened: the count, or -errno */
 	int (*wait)(struct ev *ev, uint64_t wait_us);

@@ -80,20 +80,23 @@ static unsigned pow2_at_least(unsigned n)
 	return p;
 }
 
-/* The next SQE; a full submission queue goes to the kernel first. NULL
- * (and the loop's error set) when even that leaves no room. */
-static struct io_uring_sqe *sqe_get(struct ev_ur *u)
+static struct io_uring_sqe *sqe_get_full(struct ev_ur *u)
 {
+	io_uring_submit(&u->ring);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 	if (!sqe) {
-		io_uring_submit(&u->ring);
-		sqe = io_uring_get_sqe(&u->ring);
-		if (!sqe) {
-			u->ev.err = EBUSY;
-			u->ev.what = "io_uring_get_sqe";
-		}
+		u->ev.err = EBUSY;
+		u->ev.what = "io_uring_get_sqe";
 	}
 	return sqe;
+}
+
+/* The next SQE; a full submission queue goes to the kernel first. NULL
+ * (and the loop's error set) when even that leaves no room. */
+static inline struct io_uring_sqe *sqe_get(struct ev_ur *u)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	return __builtin_expect(sqe != NULL, 1) ? sqe : sqe_get_full(u);
 }
 
 /* Registers a ring of n provided buffers of BUF_SIZE bytes as group BGID. */
@@ -252,12 +255,13 @@ static void arm_recv(struct ev_ur *u, struct ev_sock *s)
 	s->kflags |= K_RECV;
 }
 
-static int queue_send(struct ev_ur *u, struct ev_sock *s)
+/* Queues a send of p[0..len) on s; -1 when there is no room. */
+static inline int queue_send(struct ev_ur *u, struct ev_sock *s, const char *p, size_t len)
 {
 	struct io_uring_sqe *sqe = sqe_get(u);
 	if (!sqe)
 		return -1;
-	io_uring_prep_send(sqe, s->fd, s->sp + s->soff, s->slen - s->soff, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, s->fd, p, len, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, tag(s, OP_SEND));
 	s->kflags |= K_SEND;
 	return 0;
@@ -274,8 +278,7 @@ static void cancel(struct ev_ur *u, struct ev_sock *s, unsigned op)
 	io_uring_sqe_set_data64(sqe, OP_CANCEL);
 }
 
-static int ur_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h,
-                   unsigned watch)
+static int ur_open(struct ev *ev, struct ev_sock *s)
 {
 	struct ev_ur *u = ur_of(ev);
 	if (!s->id) {
@@ -292,25 +295,14 @@ static int ur_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_han
 		u->socks[u->nsocks++] = s;
 		s->id = u->nsocks;
 	}
-	s->fd = fd;
 	s->io = &ur_io;
-	s->h = h;
-	s->ev = ev;
-	s->watch = watch;
-	s->kflags = 0;
-	s->slen = 0;
 	s->held_len = 0;
 	s->held_res = 0;
-	s->unread = 0;
-	if (watch & EV_WRITE)
+	if (s->watch & EV_WRITE)
 		arm_poll(u, s);
-	if (watch & EV_READ)
+	if (s->watch & EV_READ)
 		arm_recv(u, s);
-	if (ev->err) {
-		s->fd = -1;
-		return -ev->err;
-	}
-	return 0;
+	return ev->err ? -ev->err : 0;
 }
 
 static void ur_watch(struct ev_sock *s, unsigned events)
@@ -349,7 +341,7 @@ static ssize_t ur_send(struct ev_sock *s, const void *p, size_t len)
 	s->slen = len;
 	s->soff = 0;
 	s->st = u->ev.now; /* the kernel takes it at the next submit */
-	if (queue_send(u, s)) {
+	if (queue_send(u, s, p, len)) {
 		s->slen = 0;
 		return -u->ev.err;
 	}
@@ -383,11 +375,16 @@ static void hold(struct ev_ur *u, struct ev_sock *s, const char *p, int res)
 }
 
 /* Announces one receive's outcome; 1 when the handler took it. */
-static int announce(struct ev_ur *u, struct ev_sock *s, const char *p, int res, unsigned m)
+static inline int announce(struct ev_ur *u, struct ev_sock *s, const char *p, int res, unsigned m)
 {
 	struct ev_sock *outer = u->cur;
-	const char *outer_p = u->cur_p;
-	int outer_res = u->cur_res;
+	const char *outer_p = NULL;
+	int outer_res = 0;
+	if (__builtin_expect(outer != NULL, 0)) {
+		/* a handler rechecks another socket before reading its own */
+		outer_p = u->cur_p;
+		outer_res = u->cur_res;
+	}
 	uint32_t gen = s->gen;
 	u->cur = s;
 	u->cur_p = p;
@@ -395,8 +392,10 @@ static int announce(struct ev_ur *u, struct ev_sock *s, const char *p, int res, 
 	s->h->on_event(s, m);
 	int taken = u->cur != s || s->gen != gen;
 	u->cur = outer;
-	u->cur_p = outer_p;
-	u->cur_res = outer_res;
+	if (__builtin_expect(outer != NULL, 0)) {
+		u->cur_p = outer_p;
+		u->cur_res = outer_res;
+	}
 	return taken;
 }
 
@@ -444,10 +443,7 @@ static void ur_recheck(struct ev_sock *s)
 		/* The peer hung up while the request went out, and the request
 		 * then met a reset: epoll would report the error flag beside the
 		 * end of stream, so say so too. */
-		int e = 0;
-		socklen_t len = sizeof e;
-		getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &len);
-		if (e)
+		if (ev_sock_error(s))
 			m |= EV_ERR;
 	}
 	if (!announce(u, s, NULL, res < 0 ? res : 0, m) && s->gen == gen) {
@@ -471,7 +467,9 @@ static void ur_close(struct ev_sock *s)
 	s->gen++;
 	s->watch = 0;
 	s->slen = 0;
-	s->held_len = 0;
+	free(s->held); /* rare: not worth keeping for the next connection */
+	s->held = NULL;
+	s->held_cap = s->held_len = 0;
 	s->held_res = 0;
 	s->unread = 0;
 }
@@ -486,7 +484,7 @@ static void sent(struct ev_sock *s, int res, uint64_t now)
 	}
 	s->soff += (size_t)res;
 	if (s->soff < s->slen) {
-		queue_send(ur_of(s->ev), s);
+		queue_send(ur_of(s->ev), s, s->sp + s->soff, s->slen - s->soff);
 		return;
 	}
 	size_t n = s->slen;
@@ -589,14 +587,7 @@ static void ur_free(struct ev *ev)
 	if (u->ring_ok)
 		io_uring_queue_exit(&u->ring); /* cancels what is in flight */
 	bufs_free(u);
-	for (uint32_t i = 0; i < u->nsocks; i++) {
-		struct ev_sock *s = u->socks[i];
-		free(s->held);
-		s->held = NULL;
-		s->held_cap = s->held_len = 0;
-		s->id = 0;
-	}
-	free(u->socks);
+	free(u->socks); /* the sockets are their owners', closed by now */
 	free(u);
 }
 
