@@ -296,8 +296,7 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 {
 	struct thr *t = ht->t;
 	for (;;) {
-		if (!(t->started < t->requests) ||
-		    atomic_load_explicit(&t->g->stop, memory_order_relaxed))
+		if (!lge_may_start(t))
 			return;
 		c->connstart = t->last = ev_now_update(t->ev);
 		/* TCP_NODELAY: many small writes in flight at once, which Nagle
@@ -348,8 +347,7 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 	struct thr *t = ht->t;
 	if (c->state != H2_OPEN)
 		return;
-	while (c->inflight < ht->streams && t->started < t->requests && c->free &&
-	       !atomic_load_explicit(&t->g->stop, memory_order_relaxed) &&
+	while (c->inflight < ht->streams && c->free && lge_may_start(t) &&
 	       nghttp2_session_check_request_allowed(c->sess)) {
 		struct h2s *st = c->free;
 		st->ended = st->timedout = st->status = 0;
