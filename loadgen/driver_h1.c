@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define CBUFFSIZE 8192 /* ab's header buffer: a head must fit in 8191 bytes */
+#define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
 #define SCAN_US 1000000 /* -s timeouts are looked for once a second */
 
 enum cstate { ST_UNCONN, ST_CONNECTING, ST_WRITE, ST_READ, ST_IDLE, ST_RATEWAIT };
@@ -39,8 +39,8 @@ struct conn {
 	int cbx;
 	char *cbuff; /* allocated only when a head arrives in pieces */
 	uint64_t start, connect, endwrite, beginread;
-	uint64_t intended;     /* --rate: when this request should start */
-	struct ev_timer rate;  /* --rate: fires at intended */
+	uint64_t intended;    /* --rate: when this request should start */
+	struct ev_timer rate; /* --rate: fires at intended */
 	struct resp_chunked ch;
 };
 

@@ -461,7 +461,8 @@ static void h2_read(struct h2t *ht, struct h2c *c)
 		lge_fatal(t, "", "apr_socket_recv", (int)-r);
 	} else {
 		if (ht->cf->verbosity >= 1)
-			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror((int)-r), (int)-r);
+			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror((int)-r),
+			        (int)-r);
 		h2_close(ht, c, 1);
 	}
 }
@@ -518,7 +519,8 @@ static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 			st->timedout = 1;
 			t->r.err_timeout++;
 			lge_publish_failed(t);
-			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id,
+			                          NGHTTP2_CANCEL);
 		}
 		mark_dirty(ht, c);
 	}

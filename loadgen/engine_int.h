@@ -18,7 +18,7 @@
 
 struct shared {
 	_Atomic int stop;
-	int stopfd; /* an eventfd, readable once stop is set: every loop wakes */
+	int stopfd;               /* an eventfd, readable once stop is set: every loop wakes */
 	_Atomic uint64_t doclen1; /* first good response's body length + 1; 0 = not yet */
 	_Atomic int ref_status;   /* first response's status, 0 = not yet */
 	_Atomic long done_total;  /* for the heartbeat with several threads */
@@ -80,8 +80,7 @@ int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int ha
 /* Budget left and not stopped: a new request (or connection) may start. */
 static inline bool lge_may_start(const struct thr *t)
 {
-	return t->started < t->requests &&
-	       !atomic_load_explicit(&t->g->stop, memory_order_relaxed);
+	return t->started < t->requests && !atomic_load_explicit(&t->g->stop, memory_order_relaxed);
 }
 
 /* The outcomes of lge_open(). */

@@ -358,8 +358,9 @@ static void hold(struct ev_ur *u, struct ev_sock *s, const char *p, int res)
 		return;
 	}
 	if (s->held_len + (size_t)res > s->held_cap) {
-		size_t cap = s->held_cap * 2 > s->held_len + (size_t)res ? s->held_cap * 2
-		                                                        : s->held_len + (size_t)res;
+		size_t cap = s->held_cap * 2 > s->held_len + (size_t)res
+		                 ? s->held_cap * 2
+		                 : s->held_len + (size_t)res;
 		char *n = realloc(s->held, cap);
 		if (!n) {
 			u->ev.err = ENOMEM;

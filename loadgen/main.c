@@ -315,7 +315,8 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jleve
 	json_object_set_new(doc, "levels", json_incref(jlevels));
 	int rc = write_json(o->json_file, doc);
 	if (rc)
-		fprintf(stderr, "%s: cannot write %s: %s\n", o->prog, o->json_file, strerror(errno));
+		fprintf(stderr, "%s: cannot write %s: %s\n", o->prog, o->json_file,
+		        strerror(errno));
 	json_decref(doc);
 	return rc ? 1 : 0;
 }
@@ -367,8 +368,8 @@ int main(int argc, char **argv)
 	cf.rate = o.rate;
 	cf.engine = o.engine;
 	if (o.verbosity >= 2)
-		printf("INFO: engine == %s%s%s\n", lg_engine_name(used), why[0] ? ", io_uring: " : "",
-		       why);
+		printf("INFO: engine == %s%s%s\n", lg_engine_name(used),
+		       why[0] ? ", io_uring: " : "", why);
 	cf.gnuplot_fd = o.gnuplot ? open_gnuplot(o.gnuplot) : -1;
 	cf.h2 = o.h2;
 	cf.h2hdrs = rq.h2;

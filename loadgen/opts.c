@@ -28,8 +28,8 @@ struct opt {
 	const char *name; /* the long name; NULL for ab's */
 	const char *arg;  /* the argument's name in --help; NULL: takes none */
 	opt_set set;
-	size_t field; /* for the generic setters: where in struct lg_opts */
-	int val;      /* for set_int_to: the value */
+	size_t field;     /* for the generic setters: where in struct lg_opts */
+	int val;          /* for set_int_to: the value */
 	const char *help; /* lines joined by '\n'; NULL: not listed (an alias) */
 	const char *def;  /* the default, shown after the help; NULL: none shown */
 	const char *left; /* what --help shows instead of "-x arg" */
@@ -286,10 +286,10 @@ static const struct opt table[] = {
      "Size of TCP send/receive buffer, in bytes", NULL, NULL},
     {'B', NULL, "address", set_str, FIELD(myhost),
      "Address to bind to when making outgoing connections", NULL, NULL},
-    {'p', NULL, "postfile", set_body, 0, 0,
-     "File containing data to POST. Remember also to set -T", NULL, NULL},
-    {'u', NULL, "putfile", set_body, 0, 0,
-     "File containing data to PUT. Remember also to set -T", NULL, NULL},
+    {'p', NULL, "postfile", set_body, 0, 0, "File containing data to POST. Remember also to set -T",
+     NULL, NULL},
+    {'u', NULL, "putfile", set_body, 0, 0, "File containing data to PUT. Remember also to set -T",
+     NULL, NULL},
     {'T', NULL, "content-type", set_str, FIELD(content_type),
      "Content-type header to use for POST/PUT data, eg.\n"
      "'application/x-www-form-urlencoded'\n"
@@ -305,8 +305,8 @@ static const struct opt table[] = {
      NULL, NULL},
     {'z', NULL, "attributes", set_html_str, FIELD(tdstring),
      "String to insert as td or th attributes", NULL, NULL},
-    {'C', NULL, "attribute", set_cookie, 0, 0, "Add cookie, eg. 'Apache=1234'. (repeatable)",
-     NULL, NULL},
+    {'C', NULL, "attribute", set_cookie, 0, 0, "Add cookie, eg. 'Apache=1234'. (repeatable)", NULL,
+     NULL},
     {'H', NULL, "attribute", set_header, 0, 0,
      "Add Arbitrary header line, eg. 'Accept-Encoding: gzip'\n"
      "Inserted after all normal header lines. (repeatable)",
@@ -330,8 +330,8 @@ static const struct opt table[] = {
      NULL, NULL},
     {'l', NULL, NULL, set_int_to, TO(nolength, 1),
      "Accept variable document length (use this for dynamic pages)", NULL, NULL},
-    {'g', NULL, "filename", set_str, FIELD(gnuplot), "Output collected data to gnuplot format file.",
-     NULL, NULL},
+    {'g', NULL, "filename", set_str, FIELD(gnuplot),
+     "Output collected data to gnuplot format file.", NULL, NULL},
     {'e', NULL, "filename", set_str, FIELD(csvperc), "Output CSV file with percentages served",
      NULL, NULL},
     {'r', NULL, NULL, set_int_to, TO(recverrok, 1), "Don't exit on socket receive errors.", NULL,
@@ -347,8 +347,8 @@ static const struct opt table[] = {
     /* beyond ab */
     {0, "threads", "N", set_threads, 0, 0, "Event loops (threads), connections spread over them.",
      "1", NULL},
-    {0, "http1.1", NULL, set_int_to, TO(http11, 1), "Send HTTP/1.1 requests.",
-     "HTTP/1.0, like ab", NULL},
+    {0, "http1.1", NULL, set_int_to, TO(http11, 1), "Send HTTP/1.1 requests.", "HTTP/1.0, like ab",
+     NULL},
     {0, "rate", "R", set_rate, 0, 0,
      "Open model: R requests/s in total; latency counted from each\n"
      "request's intended start (coordinated omission).",
@@ -455,7 +455,8 @@ static enum opts_rc check(struct lg_opts *o)
 	          (o->method == METH_CUSTOM && strcasecmp(o->method_str, "HEAD") == 0);
 	enum url_status us = url_parse(o->fullurl, &o->url);
 	if (us == URL_UNSUPPORTED)
-		return fail(o, OPTS_FAIL, "%s: https is not supported: loadgen speaks plain HTTP only\n",
+		return fail(o, OPTS_FAIL,
+		            "%s: https is not supported: loadgen speaks plain HTTP only\n",
 		            o->prog);
 	if (us != URL_OK)
 		return fail(o, OPTS_USAGE, "%s: invalid URL\n", o->prog);
@@ -471,8 +472,8 @@ static enum opts_rc check(struct lg_opts *o)
 		o->nslevels = parse_levels(o->sweep_streams, o->slevels, MAX_STREAMS);
 		if (o->nslevels <= 0)
 			return fail(o, OPTS_USAGE,
-			            "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n", o->prog,
-			            MAX_STREAMS);
+			            "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n",
+			            o->prog, MAX_STREAMS);
 		if (o->tlimit && !o->requests_set_last)
 			o->requests = LONG_MAX / 2;
 	}
@@ -481,8 +482,9 @@ static enum opts_rc check(struct lg_opts *o)
 	if (o->sweep) {
 		o->nlevels = parse_levels(o->sweep, o->levels, MAX_CONCURRENCY);
 		if (o->nlevels <= 0)
-			return fail(o, OPTS_USAGE, "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n",
-			            o->prog, MAX_CONCURRENCY);
+			return fail(o, OPTS_USAGE,
+			            "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n", o->prog,
+			            MAX_CONCURRENCY);
 		/* beyond ab: a sweep with -t alone is time-limited only, not capped
 		 * at the 50000 requests -t implies for ab compatibility */
 		if (o->tlimit && !o->requests_set_last)
@@ -490,8 +492,8 @@ static enum opts_rc check(struct lg_opts *o)
 	}
 	for (int i = 0; i < o->nlevels; i++) {
 		if (o->levels[i] <= 0 || o->levels[i] > MAX_CONCURRENCY)
-			return fail(o, OPTS_USAGE, "%s: Invalid Concurrency [Range 0..%d]\n", o->prog,
-			            MAX_CONCURRENCY);
+			return fail(o, OPTS_USAGE, "%s: Invalid Concurrency [Range 0..%d]\n",
+			            o->prog, MAX_CONCURRENCY);
 		if (o->levels[i] > o->requests)
 			return fail(o, OPTS_USAGE,
 			            "%s: Cannot use concurrency level greater than total number of "
@@ -561,9 +563,9 @@ enum opts_rc opts_parse(struct lg_opts *o, int argc, char **argv)
 			if (table[i].arg)
 				shorts[ns++] = ':';
 		} else {
-			longs[nl++] = (struct option){table[i].name,
-			                              table[i].arg ? required_argument : no_argument,
-			                              NULL, 256 + (int)i};
+			longs[nl++] = (struct option){
+			    table[i].name, table[i].arg ? required_argument : no_argument, NULL,
+			    256 + (int)i};
 		}
 	}
 	shorts[ns] = 0;

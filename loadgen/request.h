@@ -19,9 +19,9 @@ struct req_text {
 };
 
 struct req_lines {
-	struct req_text cookie; /* one Cookie line for all -C */
-	struct req_text auth;   /* -A and -P, in order */
-	struct req_text hdrs;   /* -H, in order */
+	struct req_text cookie;      /* one Cookie line for all -C */
+	struct req_text auth;        /* -A and -P, in order */
+	struct req_text hdrs;        /* -H, in order */
 	int host, useragent, accept; /* a -H replaced ab's Host, User-Agent or Accept line */
 };
 

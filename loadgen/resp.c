@@ -171,7 +171,8 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 		size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
 		if (ll > 11 && ci_eq(p, "Connection:", 11) && find(p + 11, ll - 11, &CLOSE))
 			out->conn_close = 1;
-		if (ll > 18 && ci_eq(p, "Transfer-Encoding:", 18) && find(p + 18, ll - 18, &CHUNKED))
+		if (ll > 18 && ci_eq(p, "Transfer-Encoding:", 18) &&
+		    find(p + 18, ll - 18, &CHUNKED))
 			out->chunked = 1;
 		p = eol;
 	}

@@ -32,8 +32,8 @@ struct tsock {
 	int announced;     /* on_event calls */
 	char got[1 << 16]; /* what ev_recv() returned */
 	size_t gotlen;
-	int eof, err;       /* ev_recv() returned 0 / that -errno */
-	size_t sent;        /* on_sent()'s bytes */
+	int eof, err; /* ev_recv() returned 0 / that -errno */
+	size_t sent;  /* on_sent()'s bytes */
 	int sent_calls, sent_err;
 };
 
@@ -116,7 +116,9 @@ static int usable(enum ev_kind kind)
 	return 0;
 }
 
-#define KINDS for (enum ev_kind kind = EV_EPOLL; kind <= EV_URING; kind++) if (usable(kind))
+#define KINDS                                                                                      \
+	for (enum ev_kind kind = EV_EPOLL; kind <= EV_URING; kind++)                               \
+		if (usable(kind))
 
 static void test_read_in_order(void **state)
 {
@@ -381,8 +383,8 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_read_in_order),   cmocka_unit_test(test_recheck),
-	    cmocka_unit_test(test_send_whole),      cmocka_unit_test(test_connect),
+	    cmocka_unit_test(test_read_in_order),  cmocka_unit_test(test_recheck),
+	    cmocka_unit_test(test_send_whole),     cmocka_unit_test(test_connect),
 	    cmocka_unit_test(test_close_silences), cmocka_unit_test(test_timers),
 	    cmocka_unit_test(test_wakeup),
 	};
