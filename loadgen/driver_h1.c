@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
 #define SCAN_US 1000000 /* -s timeouts are looked for once a second */

@@ -77,7 +77,7 @@ struct ev_sock {
 	size_t slen, soff;
 	uint64_t st; /* io_uring: when the send was queued */
 	char *held;  /* io_uring: data that came while the driver did not read */
-	size_t held_len, held_cap;
+	size_t held_len;
 	int held_res; /* and what ended it: 1 end of stream, < 0 an error */
 };
 

@@ -357,20 +357,15 @@ static void hold(struct ev_ur *u, struct ev_sock *s, const char *p, int res)
 		s->unread = EV_READ;
 		return;
 	}
-	if (s->held_len + (size_t)res > s->held_cap) {
-		size_t cap = s->held_cap * 2 > s->held_len + (size_t)res
-		                 ? s->held_cap * 2
-		                 : s->held_len + (size_t)res;
-		char *n = realloc(s->held, cap);
-		if (!n) {
-			u->ev.err = ENOMEM;
-			u->ev.what = "realloc";
-			return;
-		}
-		s->held = n;
-		s->held_cap = cap;
+	/* rare (a server answering before the request is out): no spare room */
+	char *n = realloc(s->held, s->held_len + (size_t)res);
+	if (!n) {
+		u->ev.err = ENOMEM;
+		u->ev.what = "realloc";
+		return;
 	}
-	memmove(s->held + s->held_len, p, (size_t)res);
+	s->held = n;
+	memcpy(s->held + s->held_len, p, (size_t)res);
 	s->held_len += (size_t)res;
 	s->unread = EV_READ;
 }
@@ -470,7 +465,7 @@ static void ur_close(struct ev_sock *s)
 	s->slen = 0;
 	free(s->held); /* rare: not worth keeping for the next connection */
 	s->held = NULL;
-	s->held_cap = s->held_len = 0;
+	s->held_len = 0;
 	s->held_res = 0;
 	s->unread = 0;
 }

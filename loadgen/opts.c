@@ -443,6 +443,17 @@ static int parse_levels(const char *s, int *levels, long max)
 	return n;
 }
 
+/* A --sweep or --sweep-streams list; beyond ab, a sweep with -t alone is
+ * time-limited only, not capped at the 50000 requests -t implies for ab
+ * compatibility. The count, or -1. */
+static int sweep_levels(struct lg_opts *o, const char *list, int *levels, long max)
+{
+	int n = parse_levels(list, levels, max);
+	if (n > 0 && o->tlimit && !o->requests_set_last)
+		o->requests = LONG_MAX / 2;
+	return n;
+}
+
 /* What ab checks after its option loop, and what the long options need. */
 static enum opts_rc check(struct lg_opts *o)
 {
@@ -468,28 +479,16 @@ static enum opts_rc check(struct lg_opts *o)
 		            o->isproxy ? "-X (a proxy)" : "--rate");
 	o->slevels[0] = o->streams;
 	o->nslevels = 1;
-	if (o->sweep_streams) {
-		o->nslevels = parse_levels(o->sweep_streams, o->slevels, MAX_STREAMS);
-		if (o->nslevels <= 0)
-			return fail(o, OPTS_USAGE,
-			            "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n",
-			            o->prog, MAX_STREAMS);
-		if (o->tlimit && !o->requests_set_last)
-			o->requests = LONG_MAX / 2;
-	}
+	if (o->sweep_streams &&
+	    (o->nslevels = sweep_levels(o, o->sweep_streams, o->slevels, MAX_STREAMS)) <= 0)
+		return fail(o, OPTS_USAGE,
+		            "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n", o->prog,
+		            MAX_STREAMS);
 	o->levels[0] = o->concurrency;
 	o->nlevels = 1;
-	if (o->sweep) {
-		o->nlevels = parse_levels(o->sweep, o->levels, MAX_CONCURRENCY);
-		if (o->nlevels <= 0)
-			return fail(o, OPTS_USAGE,
-			            "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n", o->prog,
-			            MAX_CONCURRENCY);
-		/* beyond ab: a sweep with -t alone is time-limited only, not capped
-		 * at the 50000 requests -t implies for ab compatibility */
-		if (o->tlimit && !o->requests_set_last)
-			o->requests = LONG_MAX / 2;
-	}
+	if (o->sweep && (o->nlevels = sweep_levels(o, o->sweep, o->levels, MAX_CONCURRENCY)) <= 0)
+		return fail(o, OPTS_USAGE, "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n",
+		            o->prog, MAX_CONCURRENCY);
 	for (int i = 0; i < o->nlevels; i++) {
 		if (o->levels[i] <= 0 || o->levels[i] > MAX_CONCURRENCY)
 			return fail(o, OPTS_USAGE, "%s: Invalid Concurrency [Range 0..%d]\n",

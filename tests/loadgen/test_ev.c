@@ -107,6 +107,23 @@ static void put(int fd, const char *s)
 	assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
 }
 
+/* Most cases: one socket t on one end of a socket pair, sv[1] the peer. */
+static struct tsock t;
+static int sv[2];
+
+/* A loop on kind's back end with t open, reading; sndbuf > 0 shrinks t's
+ * send buffer. */
+static struct ev *setup(enum ev_kind kind, int sndbuf)
+{
+	struct ev *ev = loop(kind);
+	memset(&t, 0, sizeof t);
+	pair(sv);
+	if (sndbuf)
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	assert_int_equal(ev_open(ev, &t.s, sv[0], &handler, EV_READ), 0);
+	return ev;
+}
+
 static int usable(enum ev_kind kind)
 {
 	char why[160];
@@ -125,12 +142,7 @@ static void test_read_in_order(void **state)
 	(void)state;
 	KINDS
 	{
-		struct ev *ev = loop(kind);
-		static struct tsock t;
-		memset(&t, 0, sizeof t);
-		int sv[2];
-		pair(sv);
-		assert_int_equal(ev_open(ev, &t.s, sv[0], &handler, EV_READ), 0);
+		struct ev *ev = setup(kind, 0);
 		put(sv[1], "hello ");
 		RUN_UNTIL(ev, t.gotlen == 6);
 		/* left unread, it comes again, first, with what follows */
@@ -154,12 +166,7 @@ static void test_recheck(void **state)
 	(void)state;
 	KINDS
 	{
-		struct ev *ev = loop(kind);
-		static struct tsock t;
-		memset(&t, 0, sizeof t);
-		int sv[2];
-		pair(sv);
-		assert_int_equal(ev_open(ev, &t.s, sv[0], &handler, EV_READ), 0);
+		struct ev *ev = setup(kind, 0);
 		t.ignore = 1;
 		put(sv[1], "early");
 		close(sv[1]);
@@ -180,14 +187,7 @@ static void test_send_whole(void **state)
 	(void)state;
 	KINDS
 	{
-		struct ev *ev = loop(kind);
-		static struct tsock t;
-		memset(&t, 0, sizeof t);
-		int sv[2];
-		pair(sv);
-		int small = 4096;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-		assert_int_equal(ev_open(ev, &t.s, sv[0], &handler, EV_READ), 0);
+		struct ev *ev = setup(kind, 4096);
 		/* far more than the socket holds: the rest goes as the peer reads */
 		size_t len = 4 << 20;
 		char *big = malloc(len);
@@ -262,7 +262,7 @@ static void test_connect(void **state)
 	KINDS
 	{
 		struct ev *ev = loop(kind);
-		static struct tsock t, r;
+		static struct tsock r;
 		memset(&t, 0, sizeof t);
 		memset(&r, 0, sizeof r);
 		struct sockaddr_in a;
@@ -293,14 +293,7 @@ static void test_close_silences(void **state)
 	(void)state;
 	KINDS
 	{
-		struct ev *ev = loop(kind);
-		static struct tsock t;
-		memset(&t, 0, sizeof t);
-		int sv[2];
-		pair(sv);
-		int small = 4096;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-		assert_int_equal(ev_open(ev, &t.s, sv[0], &handler, EV_READ), 0);
+		struct ev *ev = setup(kind, 4096);
 		static char big[1 << 20];
 		put(sv[1], "unread");
 		t.ignore = 1;
