@@ -161,7 +161,7 @@ static void start_connect(struct h1t *h, struct conn *c)
 			return;
 		}
 		c->start = t->last = now;
-		int rc = lge_open(t, &c->s, &h1_handler, EV_WRITE, 0);
+		int rc = lge_open(t, &c->s, &h1_handler, EV_READ | EV_WRITE, 0);
 		if (rc == LGE_REFUSED) {
 			c->state = ST_UNCONN;
 			continue;
@@ -214,8 +214,6 @@ static void write_request(struct h1t *h, struct conn *c, uint64_t now)
 	}
 	c->connect = now;
 	c->state = ST_WRITE;
-	if (!(c->s.watch & EV_READ))
-		ev_watch(&c->s, EV_READ | (c->s.watch & EV_WRITE));
 	/* counted as started now, so that no other connection sends past -n
 	 * while this one's send is in flight */
 	t->started++;

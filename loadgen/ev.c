@@ -69,6 +69,7 @@ int ev_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h
 	s->kflags = 0;
 	s->slen = 0;
 	s->unread = 0;
+	s->dry = 0;
 	int rc = ev->be->open(ev, s);
 	if (rc)
 		s->fd = -1;

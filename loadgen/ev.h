@@ -21,6 +21,7 @@
 #ifndef LOADGEN_EV_H
 #define LOADGEN_EV_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -66,6 +67,7 @@ struct ev_sock {
 	int fd; /* -1 while closed */
 	unsigned watch;
 	unsigned unread; /* something to read went unanswered: ev_recheck() has work */
+	unsigned dry;    /* the back end knows ev_recv() has nothing more to give now */
 	const struct ev_io *io;
 	const struct ev_handler *h;
 	struct ev *ev;
@@ -108,7 +110,8 @@ struct ev *ev_new(enum ev_kind kind, unsigned nsocks, int *err, const char **wha
 void ev_free(struct ev *ev);
 
 /* Watches fd (non-blocking; connected, or connecting when watch has
- * EV_WRITE) as s, for h. 0, or -errno with ev->what naming the call. */
+ * EV_WRITE: then EV_READ is announced only once the connect is over) as s,
+ * for h. 0, or -errno with ev->what naming the call. */
 int ev_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h, unsigned watch);
 
 /* An fd whose readability only ends the current wait (a stop signal). */
@@ -151,10 +154,13 @@ static inline int ev_timer_armed(const struct ev_timer *tm)
 
 /* Data (> 0 bytes at *p, valid until the handler returns), 0 at the end
  * of the stream, -EAGAIN when nothing (more) is there, or another -errno.
- * A handler answering EV_READ reads until -EAGAIN (or until it has what
- * it wants: the rest is announced again when more comes). */
+ * It answers an on_event(EV_READ): a handler reads until -EAGAIN (or
+ * until it has what it wants: the rest is announced again when more
+ * comes). */
 static inline ssize_t ev_recv(struct ev_sock *s, const char **p)
 {
+	if (s->dry)
+		return -EAGAIN;
 	return s->io->recv(s, p);
 }
 

@@ -18,7 +18,6 @@
 #define K_OUT 1u       /* EPOLLOUT is in the interest set */
 #define K_ANN 2u       /* an EV_READ is being announced and no ev_recv() came yet */
 #define K_FIN 4u       /* the edge being announced carries the peer's FIN */
-#define K_DRAINED 8u   /* a short read drained the socket for this edge */
 #define READ_BITS (EV_READ | EV_RDHUP | EV_HUP | EV_ERR)
 
 _Static_assert(EV_READ == EPOLLIN && EV_WRITE == EPOLLOUT && EV_ERR == EPOLLERR &&
@@ -72,12 +71,11 @@ static void ep_watch(struct ev_sock *s, unsigned events)
 
 /* A read shorter than the buffer drained the socket, unless the peer's
  * FIN came with the edge (then the end of stream is still to be read):
- * the next ev_recv() of this edge says -EAGAIN without asking the kernel. */
+ * the socket is dry, and the next ev_recv() of this edge says -EAGAIN
+ * without asking the kernel. */
 static ssize_t ep_recv(struct ev_sock *s, const char **p)
 {
 	struct ev_ep *ep = ep_of(s->ev);
-	if (s->kflags & K_DRAINED)
-		return -EAGAIN;
 	s->kflags &= ~K_ANN;
 	s->unread = 0;
 	ssize_t n;
@@ -85,8 +83,9 @@ static ssize_t ep_recv(struct ev_sock *s, const char **p)
 		if (errno != EINTR)
 			return -errno;
 	if (n < RECV_BUF && !(s->kflags & K_FIN))
-		s->kflags |= K_DRAINED;
-	ep->ev.now = ev_clock_us();
+		s->dry = 1;
+	if (n)
+		ep->ev.now = ev_clock_us(); /* when this data came */
 	*p = ep->buf;
 	return n;
 }
@@ -146,6 +145,7 @@ static inline void announce(struct ev_sock *s, unsigned m)
 	}
 	uint32_t gen = s->gen;
 	s->kflags = (s->kflags & K_OUT) | K_ANN | (m & (EV_RDHUP | EV_HUP) ? K_FIN : 0);
+	s->dry = 0;
 	s->h->on_event(s, m);
 	if (s->gen != gen)
 		return;

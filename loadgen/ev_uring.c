@@ -298,9 +298,10 @@ static int ur_open(struct ev *ev, struct ev_sock *s)
 	s->io = &ur_io;
 	s->held_len = 0;
 	s->held_res = 0;
+	/* while connecting, the receive is armed once the connect is over */
 	if (s->watch & EV_WRITE)
 		arm_poll(u, s);
-	if (s->watch & EV_READ)
+	else if (s->watch & EV_READ)
 		arm_recv(u, s);
 	return ev->err ? -ev->err : 0;
 }
@@ -310,26 +311,28 @@ static void ur_watch(struct ev_sock *s, unsigned events)
 	struct ev_ur *u = ur_of(s->ev);
 	unsigned old = s->watch;
 	s->watch = events;
-	if ((events & EV_READ) && !(s->kflags & K_RECV))
-		arm_recv(u, s);
-	else if (!(events & EV_READ) && (s->kflags & K_RECV)) {
-		cancel(u, s, OP_RECV);
-		s->kflags &= ~K_RECV;
-	}
-	if ((events & EV_WRITE) && !(old & EV_WRITE) && !(s->kflags & K_POLL))
+	if ((events & EV_WRITE) && !(old & EV_WRITE) && !(s->kflags & K_POLL)) {
 		arm_poll(u, s);
-	else if (!(events & EV_WRITE) && (s->kflags & K_POLL)) {
+	} else if (!(events & EV_WRITE) && (s->kflags & K_POLL)) {
 		cancel(u, s, OP_POLL);
 		s->kflags &= ~K_POLL;
 	}
+	if ((events & EV_READ) && !(s->kflags & (K_RECV | K_POLL))) {
+		arm_recv(u, s); /* (else the connect's end arms it) */
+	} else if (!(events & EV_READ) && (s->kflags & K_RECV)) {
+		cancel(u, s, OP_RECV);
+		s->kflags &= ~K_RECV;
+	}
 }
 
+/* The completion being announced, once: the socket is dry after it. */
 static ssize_t ur_recv(struct ev_sock *s, const char **p)
 {
 	struct ev_ur *u = ur_of(s->ev);
 	if (u->cur != s)
 		return -EAGAIN;
 	u->cur = NULL;
+	s->dry = 1;
 	*p = u->cur_p;
 	return u->cur_res;
 }
@@ -385,6 +388,7 @@ static inline int announce(struct ev_ur *u, struct ev_sock *s, const char *p, in
 	u->cur = s;
 	u->cur_p = p;
 	u->cur_res = res;
+	s->dry = 0;
 	s->h->on_event(s, m);
 	int taken = u->cur != s || s->gen != gen;
 	u->cur = outer;
@@ -503,7 +507,11 @@ static void dispatch(struct ev_ur *u, const struct io_uring_cqe *cqe, uint64_t n
 		if (live) {
 			s->kflags &= ~K_POLL;
 			s->watch &= ~EV_WRITE;
-			s->h->on_event(s, res < 0 ? EV_ERR : (unsigned)res);
+			unsigned m = res < 0 ? EV_ERR : (unsigned)res;
+			if ((s->watch & EV_READ) && !(s->kflags & K_RECV) &&
+			    !(m & (EV_ERR | EV_HUP)))
+				arm_recv(u, s);
+			s->h->on_event(s, m);
 		}
 		return;
 	case OP_SEND:
