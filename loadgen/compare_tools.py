@@ -10,7 +10,7 @@ interleaved and the median of each figure is reported, because the machine
 may be shared. Usage:
 
     loadgen/compare_tools.py BUILD/loadgen/loadgen [-n 200000] [-c 50] [--rounds 3]
-                             [--engines epoll,uring] [--counts]
+                             [--engines epoll,uring] [--counts] [--close]
 
 (--rounds 0 --counts: only the counts, no timed rounds.)
 
@@ -24,6 +24,9 @@ cancels out), each tool once, unpinned.
 With --h2 M, nginx listens for cleartext HTTP/2 (prior knowledge) instead and
 only `loadgen --h2 --streams M` and `h2load -m M` run, M streams on each of the
 C connections (--counts then counts those two).
+
+With --close, every request has a connection of its own: loadgen and ab run
+without -k, and wrk and h2load (which keep connections) are left out.
 """
 import argparse
 import os
@@ -171,16 +174,19 @@ def count_instructions(cmd, requests_of):
 def counts(args, url, lg_names):
     """Syscalls and user instructions per request, for each tool."""
     c = args.c
+    ka = [] if args.close else ["-k"]
     ab_done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
     wrk_done = lambda out: int(re.search(r"(\d+) requests in", out).group(1))  # noqa: E731
     tools = {}
     for name, flag in lg_names:
-        tools[name] = (lambda n, flag=flag: [args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)]
+        tools[name] = (lambda n, flag=flag: [args.loadgen, "-q"] + ka + ["-n", str(n), "-c", str(c)]
                        + flag + [url], ab_done)
-    tools["ab -k"] = (lambda n: ["ab", "-q", "-k", "-n", str(n), "-c", str(c), url], ab_done)
+    tools[" ".join(["ab"] + ka)] = (lambda n: ["ab", "-q"] + ka + ["-n", str(n), "-c", str(c), url],
+                                    ab_done)
     # wrk runs for a time: 1 s and 3 s give the two request counts
-    tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c, "-d%ds" % (1 if n < 50000 else 3),
-                                   url], wrk_done)
+    if not args.close:
+        tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c,
+                                       "-d%ds" % (1 if n < 50000 else 3), url], wrk_done)
     print_counts(args, tools)
 
 
@@ -224,10 +230,12 @@ def main():
                     help="loadgen's --engine values to run, comma-separated; none: no flag")
     ap.add_argument("--counts", action="store_true",
                     help="also syscalls and user instructions per request (strace, callgrind)")
+    ap.add_argument("--close", action="store_true",
+                    help="a connection per request: loadgen and ab without -k, no wrk/h2load")
     args = ap.parse_args()
     if args.h2:
         return main_h2(args)
-    for tool in ("nginx", "ab", "wrk", "h2load", "taskset"):
+    for tool in ("nginx", "ab", "taskset") + (() if args.close else ("wrk", "h2load")):
         if not shutil.which(tool):
             raise SystemExit(tool + " not found")
     tmp = tempfile.mkdtemp(prefix="loadgen-cmp-")
@@ -235,21 +243,26 @@ def main():
     url = "http://127.0.0.1:%d/" % port
     ng = start_nginx(tmp, port)
     n, c = args.n, args.c
+    ka = [] if args.close else ["-k"]
+    ab_name = " ".join(["ab"] + ka)
     lg_names = [("loadgen", [])] if args.engines == "none" else [
         ("loadgen --engine " + e, ["--engine", e]) for e in args.engines.split(",")]
-    results = {k: [] for k in [x[0] for x in lg_names] + ["ab -k", "wrk -t1", "h2load --h1"]}
+    results = {k: [] for k in [x[0] for x in lg_names] + [ab_name] +
+               ([] if args.close else ["wrk -t1", "h2load --h1"])}
     try:
         for _ in range(args.rounds):
             for name, flag in lg_names:
-                out, cpu, wall = run([args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)] +
+                out, cpu, wall = run([args.loadgen, "-q"] + ka + ["-n", str(n), "-c", str(c)] +
                                      flag + [url])
                 rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
                 if "Failed requests:        0" not in out:
                     print(name + " failures:", out, file=sys.stderr)
                 results[name].append((rps, cpu / n * 1e5, n))
-            out, cpu, wall = run(["ab", "-q", "-k", "-n", str(n), "-c", str(c), url])
+            out, cpu, wall = run(["ab", "-q"] + ka + ["-n", str(n), "-c", str(c), url])
             rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
-            results["ab -k"].append((rps, cpu / n * 1e5, n))
+            results[ab_name].append((rps, cpu / n * 1e5, n))
+            if args.close:
+                continue
             # wrk runs for a time: aim at about n requests at loadgen's rate
             secs = max(1, round(n / results[lg_names[0][0]][-1][0]))
             out, cpu, wall = run(["wrk", "-t1", "-c%d" % c, "-d%ds" % secs, url])
