@@ -9,12 +9,12 @@
  * order they came; what the driver leaves unread waits (in the kernel with
  * epoll, held by the loop with io_uring) and comes again with the next
  * arrival, or when the driver calls ev_recheck(). EV_WRITE says a connect
- * finished. A send is handed over whole:
- * ev_send() returns how much went out at once and, when that is not all,
- * the back end sends the rest and reports the end through on_sent(). Timers
- * (a heap, below) run the same on both. Like redis's ae.c, the loop knows
- * nothing of HTTP; the calls on a socket go through its ev_io table, so a
- * transport (TLS, say) can stand between a driver and the back end.
+ * finished. A send is handed over whole: ev_send() returns how much went out
+ * at once and, when that is not all, the back end sends the rest and reports
+ * the end through on_sent(). Timers (a heap, below) run the same on both.
+ * Like redis's ae.c, the loop knows nothing of HTTP; the calls on a socket
+ * go through its ev_io table, so a transport (TLS, say) can stand between a
+ * driver and the back end.
  *
  * Everything here runs in the loop's thread; only ev_clock_us() may be
  * called anywhere. */
@@ -131,8 +131,9 @@ static inline uint64_t ev_clock_us(void)
 }
 
 /* The loop's clock: updated by ev_now_update(), and by the back end when
- * a wait ends and when it reads: after each recv() with epoll, once per
- * batch of completions with io_uring (they became visible together). */
+ * a wait ends and when it reads: after each recv() that brought data with
+ * epoll, once per batch of completions with io_uring (they became visible
+ * together). */
 static inline uint64_t ev_now(const struct ev *ev)
 {
 	return ev->now;
