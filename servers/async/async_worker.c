@@ -224,23 +224,6 @@ static struct http_obuf *conn_obuf(struct conn *c)
 	return c->out.len ? &c->out : &c->w->out;
 }
 
-static int obuf_append(struct http_obuf *b, const char *data, size_t len)
-{
-	if (b->cap - b->len < len) {
-		size_t n = b->cap ? b->cap : 512;
-		while (n - b->len < len)
-			n *= 2;
-		char *d = realloc(b->data, n);
-		if (!d)
-			return -1;
-		b->data = d;
-		b->cap = n;
-	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-	return 0;
-}
-
 /* Write what the current callback produced: one send() per connection per
  * callback. A remainder moves to the connection (by swapping buffers, no
  * copy) and waits for EV_WRITE. Forced inline: HTTP/2's settle calls it
@@ -538,7 +521,7 @@ static size_t conn_process(struct conn *c, const char *data, size_t len)
 			conn_head_track(c, c->partial, data + off - used, used);
 			c->partial = true;
 			if (http1_parser_take_continue(c->parser) &&
-			    obuf_append(conn_obuf(c), HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1) !=
+			    http_obuf_append(conn_obuf(c), HTTP1_CONTINUE, sizeof(HTTP1_CONTINUE) - 1) !=
 			        0)
 				c->dead = true;
 			break;
@@ -1224,7 +1207,7 @@ static bool h2_conn_upgrade(struct conn *c)
 		return false;
 	}
 	struct http_obuf *out = conn_obuf(c);
-	if (obuf_append(out, H2_UPGRADE_RESPONSE, sizeof(H2_UPGRADE_RESPONSE) - 1) != 0 ||
+	if (http_obuf_append(out, H2_UPGRADE_RESPONSE, sizeof(H2_UPGRADE_RESPONSE) - 1) != 0 ||
 	    h2_session_flush(c->h2, out) != 0)
 		c->dead = true;
 	return true;

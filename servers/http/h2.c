@@ -134,22 +134,6 @@ static int grow(void **buf, size_t *cap, size_t need, size_t elem, size_t first)
 	return 0;
 }
 
-static int obuf_put(struct http_obuf *b, const void *p1, size_t n1, const void *p2, size_t n2)
-{
-	if (n1 > SIZE_MAX / 4 - b->len || n2 > SIZE_MAX / 4 - b->len - n1)
-		return -1;
-	void *d = b->data;
-	if (grow(&d, &b->cap, b->len + n1 + n2, 1, 4096) != 0)
-		return -1;
-	b->data = d;
-	if (n1)
-		memcpy(b->data + b->len, p1, n1);
-	if (n2)
-		memcpy(b->data + b->len + n1, p2, n2);
-	b->len += n1 + n2;
-	return 0;
-}
-
 static bool lit_eq(const uint8_t *s, size_t n, const char *lit, size_t litlen)
 {
 	return n == litlen && memcmp(s, lit, n) == 0;
@@ -386,8 +370,10 @@ static int send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *f
 	(void)ng, (void)frame; /* no padding: we set no select_padding callback */
 	struct h2_session *s = user;
 	struct h2_stream *st = src->ptr;
-	if (obuf_put(s->out, framehd, 9, st->resp + st->resp_off, length) != 0)
+	if (http_obuf_reserve(s->out, 9 + length) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	(void)http_obuf_append(s->out, framehd, 9);
+	(void)http_obuf_append(s->out, st->resp + st->resp_off, length);
 	st->resp_off += length;
 	return 0;
 }
@@ -463,7 +449,7 @@ static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
 {
 	(void)ng, (void)flags;
 	struct h2_session *s = user;
-	if (obuf_put(s->out, data, len, NULL, 0) != 0)
+	if (http_obuf_append(s->out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return (ssize_t)len;
 }
@@ -807,7 +793,7 @@ int h2_session_flush(struct h2_session *s, struct http_obuf *out)
 			*out = s->stage;
 			s->stage = t;
 		} else {
-			if (obuf_put(out, s->stage.data, s->stage.len, NULL, 0) != 0)
+			if (http_obuf_append(out, s->stage.data, s->stage.len) != 0)
 				return -1;
 			s->stage.len = 0;
 		}
