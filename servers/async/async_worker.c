@@ -440,8 +440,7 @@ static void conn_start(struct conn *c)
 	struct async_worker *w = c->w;
 	if (c->req.upgrade && h2_conn_upgrade(c))
 		return; /* HTTP/2 now: the request became stream 1 */
-	const struct app_str *m = &c->req.req.method;
-	c->head = m->len == 4 && memcmp(m->base, "HEAD", 4) == 0;
+	c->head = app_method_is_head(c->req.req.method);
 	c->state = CS_REQ;
 	w->inflight++;
 	stats_counters.requests++;

@@ -379,7 +379,7 @@ static bool serve_request(struct conn *c, const struct http1_request *hr, bool k
 	r.task = c->task;
 	r.http_minor = hr->req.http_minor;
 	r.keep_alive = keep_alive;
-	r.head = hr->req.method.len == 4 && memcmp(hr->req.method.base, "HEAD", 4) == 0;
+	r.head = app_method_is_head(hr->req.method);
 	r.pending = r.done_head = r.done_tail = NULL;
 	r.w = w;
 	w->inflight++;

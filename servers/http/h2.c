@@ -500,7 +500,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 			st->method_off = off;
 			st->method_len = valuelen;
-			st->is_head = lit_eq(value, valuelen, "HEAD", 4);
+			st->is_head = app_method_is_head((struct app_str){(const char *)value, valuelen});
 		} else if (lit_eq(name, namelen, ":path", 5)) {
 			if (head_put(st, value, valuelen, &off) != 0)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -958,7 +958,7 @@ int h2_session_upgrade(struct h2_session *s, struct app_str settings, const stru
 	size_t off;
 	bool ok = head_put(st, req->method.base, req->method.len, &st->method_off) == 0;
 	st->method_len = req->method.len;
-	st->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
+	st->is_head = app_method_is_head(req->method);
 	/* :path is the HTTP/1.1 target again: path '?' query. */
 	ok = ok && head_put(st, req->path.base, req->path.len, &st->path_off) == 0;
 	st->path_len = req->path.len;
