@@ -6,6 +6,8 @@
  * through task_run(), which also frees the coroutine when it has finished.
  */
 #include "hub.h"
+
+#include "clock.h"
 #include "coro.h"
 
 #include <event2/event.h>
@@ -268,13 +270,6 @@ static void fd_write_cb(evutil_socket_t fd, short what, void *arg)
  * (a vDSO read) and the timer, once armed, stays pending between waits.
  * When it fires it checks the wait then in progress: none, it lapses; one
  * not yet due, it re-arms for the rest; else the wait times out. */
-static int64_t coarse_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -284,7 +279,7 @@ static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (!f->deadline)
 		return;
 	/* Within a few ms counts as due: the clock is a jiffy coarse. */
-	int64_t now = coarse_now_ms();
+	int64_t now = core_coarse_ms();
 	int64_t left = f->deadline - now;
 	if (left > 10) {
 		if (left > (int64_t)f->wait_ms)
@@ -338,7 +333,7 @@ static int fd_wait(struct hub_fd *f, unsigned timeout_ms)
 {
 	struct hub *h = f->hub;
 	if (timeout_ms) {
-		int64_t now = coarse_now_ms();
+		int64_t now = core_coarse_ms();
 		f->wait_ms = timeout_ms;
 		f->deadline = now + timeout_ms;
 		if (f->deadline == 0)
