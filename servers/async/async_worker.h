@@ -1,8 +1,9 @@
 /* async_worker.h — the explicit-async-call worker (uWSGI's --async mode with
- * explicit calls): every connection is a state machine driven by libevent
- * callbacks, read -> parse -> app -> write -> keep-alive or close. There are
- * no coroutines here: a request that waits must have made an explicit call
- * (app_fetch_async, app_sleep_async) whose callback finishes it.
+ * explicit calls), on the worker core (servers/core/core.h): every
+ * connection is driven by libevent callbacks, read -> parse -> app -> write
+ * -> keep-alive or close. There are no coroutines here: a request that
+ * waits must have made an explicit call (app_fetch_async, app_sleep_async)
+ * whose callback finishes it.
  *
  * THE BLOCKING-CALL PITFALL, KEPT ON PURPOSE. The blocking-style calls of
  * app.h (app_fetch, app_sleep_ms) really block this worker process here: a
@@ -31,9 +32,7 @@
 #ifndef COROBENCH_ASYNC_WORKER_H
 #define COROBENCH_ASYNC_WORKER_H
 
-#include "app.h"
-#include "master.h"
-#include "options.h"
+#include "core.h"
 
 struct event_base;
 struct async_worker;
@@ -43,6 +42,10 @@ struct async_config {
 	const struct app *app;
 	unsigned max_inflight; /* --async N */
 };
+
+/* The worker core's class of this worker: core_main() runs it in every
+ * worker process with a const struct async_config * (its max_inflight). */
+extern const struct core_class async_worker_class;
 
 /* A worker on base. listen_fd (non-blocking, listening) may be -1 for a
  * worker fed only through async_worker_adopt(). NULL on failure (errno). */
@@ -65,9 +68,5 @@ unsigned async_worker_inflight(const struct async_worker *w);
 /* Close every connection (cancelling what their requests wait on) and free
  * the worker. The event base is the caller's. */
 void async_worker_free(struct async_worker *w);
-
-/* The master_run() worker function: arg is a const struct async_config *.
- * Runs one event loop until a graceful stop; returns the exit status. */
-int async_worker_main(const struct worker_env *env, void *arg);
 
 #endif

@@ -286,10 +286,10 @@ struct core_h2 {
 	struct core_conn *c;          /* NULL once the connection is gone */
 	struct core_stream *streams;  /* started and not ended */
 	unsigned refs;                /* the connection + every started stream */
-	bool hold;                    /* upgraded, the client's preface not in yet */
+	bool holding;                 /* inside h2_session_upgrade: stream 1 is held */
 	bool goaway;                  /* our GOAWAY(NO_ERROR) is queued */
-	int32_t held_id;              /* stream 1 of an upgrade, while hold */
-	const struct app_request *held_req;
+	int32_t held_id;              /* stream 1 of an upgrade, until the client's */
+	const struct app_request *held_req; /* next bytes (its preface) come */
 };
 
 struct core_stream {

@@ -30,7 +30,7 @@
 static void on_request(void *user, int32_t id, const struct app_request *req)
 {
 	struct core_h2 *h = user;
-	if (h->hold) {
+	if (h->holding) {
 		h->held_id = id;
 		h->held_req = req;
 		return;
@@ -122,8 +122,10 @@ bool core_h2_upgrade(struct core_conn *c)
 	struct core_h2 *h = h2_new(c);
 	if (!h)
 		return false;
-	h->hold = true; /* stream 1 becomes held_req, see on_request */
-	if (h2_session_upgrade(h->s, settings, &c->req.req) != 0) {
+	h->holding = true; /* stream 1 becomes held_req, see on_request */
+	int rc = h2_session_upgrade(h->s, settings, &c->req.req);
+	h->holding = false;
+	if (rc != 0) {
 		h2_destroy(h);
 		return false;
 	}
@@ -143,19 +145,17 @@ int core_h2_input(struct core_conn *c, const char *data, size_t len)
 	struct core_h2 *h = c->h2;
 	if (len == 0 || !h)
 		return 0;
+	if (h->held_req) {
+		/* The client's next bytes (its preface) are in: stream 1 of the
+		 * upgrade runs now, before the streams they may bring. */
+		const struct app_request *req = h->held_req;
+		h->held_req = NULL;
+		c->w->cls->h2_request(h, h->held_id, req);
+	}
 	if (h2_session_recv(h->s, data, len) != 0) {
 		c->close_after = true;
 		c->linger = true;
 		return -1;
-	}
-	if (h->hold) {
-		/* The client's preface is in: stream 1 may run now. */
-		h->hold = false;
-		if (h->held_req) {
-			const struct app_request *req = h->held_req;
-			h->held_req = NULL;
-			c->w->cls->h2_request(h, h->held_id, req);
-		}
 	}
 	return 0;
 }
@@ -186,7 +186,7 @@ bool core_h2_busy(const struct core_conn *c)
 bool core_h2_idle(struct core_conn *c)
 {
 	struct core_h2 *h = c->h2;
-	if (h->hold)
+	if (h->held_req)
 		return true; /* upgraded, but no client preface ever came */
 	if (core_h2_busy(c))
 		return false; /* a handler still running is not idleness */
