@@ -724,7 +724,7 @@ class Suite:
             apps = ["proxy", "proxy-async"]
             for app in apps:
                 # The blocking-style proxy app on the async worker blocks the
-                # whole worker while it waits (by design, DESIGN.md): the
+                # whole worker while it waits (by design, docs/DESIGN.md): the
                 # concurrency checks apply to the other three pairs only.
                 concurrent = not (self.kind == "async" and app == "proxy")
 
