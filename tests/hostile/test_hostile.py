@@ -53,7 +53,7 @@ BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
                      r"runtime error:|restarting it|killing it|core dumped|"
                      r"Segmentation fault|Aborted")
 
-# Known server bugs (README.md, "Findings"): (servers, check-name regex, why).
+# Known server bugs (results/HISTORY.md, "Findings"): (servers, check-name regex, why).
 # A matching failure prints "not ok ... # TODO why", which TAP does not count;
 # a matching pass says the entry can go. COROBENCH_HOSTILE_STRICT=1 turns
 # them back into plain failures.
