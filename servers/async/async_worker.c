@@ -336,7 +336,7 @@ static void conn_on_eof(struct conn *c)
 
 /* recv(); 0 when there is nothing more for now (EOF and errors marked). */
 static inline __attribute__((always_inline)) ssize_t conn_recv(struct conn *c, char *buf,
-                                                            size_t room)
+                                                               size_t room)
 {
 	ssize_t n = recv(c->cc.fd, buf, room, 0);
 	if (n > 0) {

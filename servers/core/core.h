@@ -233,10 +233,10 @@ struct core_conn {
 	struct core *w;
 	int fd;
 	struct http1_parser *parser;
-	struct http_obuf out;  /* answers the socket has not taken yet */
+	struct http_obuf out;   /* answers the socket has not taken yet */
 	struct http_obuf *obuf; /* where answers are appended now: out, or (async) the
 	                           worker's shared buffer while out is empty */
-	struct core_h2 *h2;       /* after the switch to HTTP/2 */
+	struct core_h2 *h2;     /* after the switch to HTTP/2 */
 	struct core_conn *prev, *next;
 	struct http1_request req; /* the request being served; views are the parser's */
 	struct core_req r;        /* ...and its record */
@@ -283,12 +283,12 @@ static inline bool core_conn_idle(const struct core_conn *c)
 struct core_h2 {
 	struct h2_session *s;
 	struct core *w;
-	struct core_conn *c;          /* NULL once the connection is gone */
-	struct core_stream *streams;  /* started and not ended */
-	unsigned refs;                /* the connection + every started stream */
-	bool holding;                 /* inside h2_session_upgrade: stream 1 is held */
-	bool goaway;                  /* our GOAWAY(NO_ERROR) is queued */
-	int32_t held_id;              /* stream 1 of an upgrade, until the client's */
+	struct core_conn *c;                /* NULL once the connection is gone */
+	struct core_stream *streams;        /* started and not ended */
+	unsigned refs;                      /* the connection + every started stream */
+	bool holding;                       /* inside h2_session_upgrade: stream 1 is held */
+	bool goaway;                        /* our GOAWAY(NO_ERROR) is queued */
+	int32_t held_id;                    /* stream 1 of an upgrade, until the client's */
 	const struct app_request *held_req; /* next bytes (its preface) come */
 };
 

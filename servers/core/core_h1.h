@@ -117,7 +117,8 @@ static inline size_t core_h1_feed(struct core_conn *c, const char *data, size_t 
 		return core_h1_sniff(c, data, len);
 	while (off < len) {
 		size_t used = 0;
-		enum http1_result rc = http1_parse(c->parser, data + off, len - off, &used, &c->req);
+		enum http1_result rc =
+		    http1_parse(c->parser, data + off, len - off, &used, &c->req);
 		off += used;
 		if (rc == HTTP1_NEED_MORE) {
 			core_h1_need_more(c, data + off - used, used);

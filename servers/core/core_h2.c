@@ -276,8 +276,8 @@ void core_stream_end(struct core_stream *st, bool ok)
 	/* Answer even a stream the client reset: that late answer sends
 	 * nothing and releases the request's storage. */
 	if (ok && st->answered)
-		(void)h2_session_respond(h->s, st->id, st->status, st->ans, st->ans + st->ct_len + 1,
-		                         st->len);
+		(void)h2_session_respond(h->s, st->id, st->status, st->ans,
+		                         st->ans + st->ct_len + 1, st->len);
 	else
 		(void)h2_session_reset_stream(h->s, st->id, NGHTTP2_INTERNAL_ERROR);
 	if (st->run) {

@@ -63,7 +63,7 @@ struct conn {
  * be unwinding when the connection's coroutine has ended; the last of them
  * frees it (core_h2_unref). */
 struct h2conn {
-	struct core_h2 h; /* first */
+	struct core_h2 h;     /* first */
 	struct event kick_ev; /* a stream answered: wake the connection to flush */
 	bool kicked;          /* an answer waits to be flushed */
 	bool busy;            /* the connection's coroutine runs; it flushes before it parks */

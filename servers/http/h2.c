@@ -127,7 +127,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 			st->method_off = off;
 			st->method_len = valuelen;
-			st->is_head = app_method_is_head((struct app_str){(const char *)value, valuelen});
+			st->is_head =
+			    app_method_is_head((struct app_str){(const char *)value, valuelen});
 		} else if (lit_eq(name, namelen, ":path", 5)) {
 			if (h2_head_put(st, value, valuelen, &off) != 0)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -462,4 +463,3 @@ size_t h2_session_unanswered_streams(const struct h2_session *s)
 {
 	return s->unanswered;
 }
-

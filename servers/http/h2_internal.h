@@ -93,8 +93,8 @@ int h2_submit(struct h2_session *s, struct h2_stream *st, int status, const char
               const void *body, size_t len);
 /* nghttp2's send_data callback: a DATA frame's header and its body (from
  * the stream's response copy, NGHTTP2_DATA_FLAG_NO_COPY) into s->out. */
-int h2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
-                 size_t length, nghttp2_data_source *src, void *user);
+int h2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                 nghttp2_data_source *src, void *user);
 /* The codec's own 413/431 for st (early_status). */
 void h2_answer_early(struct h2_session *s, struct h2_stream *st);
 

@@ -149,8 +149,7 @@ int h2_head_put(struct h2_stream *st, const void *p, size_t n, size_t *off)
 	return 0;
 }
 
-int h2_span_add(struct h2_stream *st, const void *name, size_t nlen, const void *value,
-                    size_t vlen)
+int h2_span_add(struct h2_stream *st, const void *name, size_t nlen, const void *value, size_t vlen)
 {
 	if (st->nspans == st->span_cap) {
 		void *sp = st->spans;
@@ -230,8 +229,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-int h2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
-                     size_t length, nghttp2_data_source *src, void *user)
+int h2_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                 nghttp2_data_source *src, void *user)
 {
 	(void)ng, (void)frame; /* no padding: we set no select_padding callback */
 	struct h2_session *s = user;
@@ -261,7 +260,7 @@ static void put_decimal(char *buf, size_t *len, size_t v)
 	((nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE})
 
 int h2_submit(struct h2_session *s, struct h2_stream *st, int status, const char *ctype,
-                  const void *body, size_t len)
+              const void *body, size_t len)
 {
 	if (status < 200 || status > 999)
 		status = 500; /* a 1xx cannot end a stream */
@@ -308,4 +307,3 @@ void h2_answer_early(struct h2_session *s, struct h2_stream *st)
 		h2_mark_answered(s, st);
 	}
 }
-

@@ -302,8 +302,9 @@ static enum http1_result fast_parse(struct http1_parser *p, const char *d, size_
 			break;
 		}
 		const char *n = l;
-		while (e - l >= 4 && http1_tchar[(unsigned char)l[0]] && http1_tchar[(unsigned char)l[1]] &&
-		       http1_tchar[(unsigned char)l[2]] && http1_tchar[(unsigned char)l[3]])
+		while (e - l >= 4 && http1_tchar[(unsigned char)l[0]] &&
+		       http1_tchar[(unsigned char)l[1]] && http1_tchar[(unsigned char)l[2]] &&
+		       http1_tchar[(unsigned char)l[3]])
 			l += 4;
 		while (l < e && http1_tchar[(unsigned char)*l])
 			l++;

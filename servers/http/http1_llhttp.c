@@ -255,4 +255,3 @@ const llhttp_settings_t http1_llhttp_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
-

@@ -291,7 +291,7 @@ static void req_put(struct fetcher *f, struct fetch_req *r)
 /* Finish r: recycle it first (the callback may start new transfers and
  * reuse it), then run the callback. */
 void fetch_req_finish(struct fetcher *f, struct fetch_req *r, struct app_fetch_result *res,
-                       void *body)
+                      void *body)
 {
 	fetch_done_fn done = r->done;
 	void *arg = r->arg;

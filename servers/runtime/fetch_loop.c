@@ -164,7 +164,8 @@ static int multi_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void 
 			return 0;
 		s->watched = false;
 		if (!s->ours)
-			fetch_sock_free(f, s); /* e.g. a resolver's socket: we would not see it close */
+			fetch_sock_free(
+			    f, s); /* e.g. a resolver's socket: we would not see it close */
 		else if (s->armed & EV_WRITE)
 			sock_arm(s, 0); /* a writable socket would fire at once */
 		return 0;
@@ -244,4 +245,3 @@ bool fetch_shard_init(struct fetch_shard *sh, struct fetcher *f)
 	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, maxconn);
 	return true;
 }
-

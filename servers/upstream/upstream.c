@@ -34,9 +34,9 @@
 #include <unistd.h>
 
 #define PATTERN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-#define BLOCK (64 * 1024)         /* the pattern block; a multiple of 64 */
-#define IN_CAP (16 * 1024)        /* request head limit (then 431) */
-#define ACCEPT_BURST 64           /* accepts per wake-up, for fairness */
+#define BLOCK (64 * 1024)  /* the pattern block; a multiple of 64 */
+#define IN_CAP (16 * 1024) /* request head limit (then 431) */
+#define ACCEPT_BURST 64    /* accepts per wake-up, for fairness */
 #define IOV_BATCH 64
 
 /* ---- server and connections ---- */

@@ -25,8 +25,7 @@ struct config {
 int upstream_parse_args(struct config *cfg, int argc, char **argv);
 /* Bind HOST:PORT, [V6]:PORT or :PORT and listen. The fd (non-blocking), its
  * address in bound; -1 with *why. */
-int upstream_listen(const char *spec, int backlog, const char **why, char *bound,
-                    size_t boundcap);
+int upstream_listen(const char *spec, int backlog, const char **why, char *bound, size_t boundcap);
 /* p[0..len) as a decimal at most max: true and *out, or false. */
 bool upstream_parse_ulong(const char *p, size_t len, unsigned long max, unsigned long *out);
 

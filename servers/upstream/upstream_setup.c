@@ -40,8 +40,7 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-int upstream_listen(const char *spec, int backlog, const char **why, char *bound,
-                         size_t boundcap)
+int upstream_listen(const char *spec, int backlog, const char **why, char *bound, size_t boundcap)
 {
 	char host[256];
 	const char *port;
@@ -225,4 +224,3 @@ bad:
 	fprintf(stderr, "Try '" PROG " --help'.\n");
 	return -1;
 }
-
