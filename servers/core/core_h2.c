@@ -180,7 +180,10 @@ bool core_h2_closed(const struct core_conn *c)
 
 bool core_h2_busy(const struct core_conn *c)
 {
-	return h2_session_unanswered_streams(c->h2->s) != 0;
+	/* Stream 1 of an upgrade is unanswered while it is held, but what it
+	 * waits for is the client's preface: that is idleness. */
+	const struct core_h2 *h = c->h2;
+	return h2_session_unanswered_streams(h->s) > (h->held_req ? 1u : 0u);
 }
 
 bool core_h2_idle(struct core_conn *c)

@@ -437,6 +437,8 @@ def cases():
         Steps().send(upgrade_req(b"AAIAAAAC")), ok)
     add("h2c upgrade, then HTTP/1.1 instead of the preface", "hello", "up",
         Steps().send(upgrade_req()).wait_for(b"\r\n\r\n").send(get()), None)
+    add("h2c upgrade, then silence (no preface): closed after the read timeout", "slow", "up",
+        Steps().send(upgrade_req()).sleep(KA_SLOW + 1.5), rb"^HTTP/1.1 101")
     add("h2c upgrade after a pipelined GET", "hello", "up",
         Steps().send(get() + upgrade_req()).wait_for(b"Switching").send(h2_hello()), ok)
     add("Upgrade: websocket is plain HTTP/1.1", "hello", "h1",
