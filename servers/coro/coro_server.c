@@ -136,27 +136,36 @@ static void req_wake(struct core_req *r)
 /* Park until the app has answered and nothing it started is pending,
  * running the callbacks of its explicit calls here, on the request's own
  * coroutine, as they come (so a callback may use the blocking calls
- * too). false when the request was cancelled (shutdown out of time, or a
- * stream reset): what it started is cancelled then. */
-static bool req_wait(struct core_req *r)
+ * too). watch: the HTTP/1.1 connection's socket, whose events wake us too:
+ * a client that closes its side meanwhile is gone (as on async-server and
+ * nginx: "client prematurely closed connection"). false when the request
+ * was cancelled (that, a stream reset, or shutdown out of time): what it
+ * started is cancelled then. */
+static bool req_wait(struct core_req *r, struct hub_fd *watch)
 {
 	struct hub *hub = worker_of(r->w)->hub;
+	bool ok = true;
+	if (watch)
+		hub_fd_watch(watch, true);
 	while (!app_ctx_finished(&r->ctx)) {
 		if (core_req_has_done(r)) {
 			core_req_deliver(r);
 			continue;
 		}
-		if (hub_park(hub) != 0) {
+		if ((watch && hub_fd_peer_closed(watch)) || hub_park(hub) != 0) {
 			core_req_cancel(r);
-			return false;
+			ok = false;
+			break;
 		}
 	}
-	return true;
+	if (watch)
+		hub_fd_watch(watch, false);
+	return ok;
 }
 
 static bool h1_wait(struct core_conn *cc)
 {
-	if (req_wait(&cc->r))
+	if (req_wait(&cc->r, &conn_of(cc)->hfd))
 		return true;
 	core_h1_abort(cc);
 	return false;
@@ -334,7 +343,7 @@ static void stream_task(struct hub *hub, void *arg)
 	st.r.waiter = hub_self(hub);
 	core_stream_init(&st, start.h, start.id);
 	core_stream_run(&st, start.req);
-	bool ok = req_wait(&st.r);
+	bool ok = req_wait(&st.r, NULL);
 	struct h2conn *hc = (struct h2conn *)start.h;
 	h2conn_kick(hc); /* before the end, which may free the session */
 	core_stream_end(&st, ok);

@@ -305,6 +305,16 @@ void hub_fd_close(struct hub_fd *f)
 	core_lazy_del(&f->tmo);
 }
 
+void hub_fd_watch(struct hub_fd *f, bool on)
+{
+	f->waiter = on ? f->hub->current : NULL;
+}
+
+bool hub_fd_peer_closed(const struct hub_fd *f)
+{
+	return f->peer_closed;
+}
+
 /* Park the running task on f until an edge, the timeout or a cancel. */
 static int fd_wait(struct hub_fd *f, unsigned timeout_ms)
 {

@@ -98,6 +98,12 @@ int hub_fd_open(struct hub *h, struct hub_fd *f, int fd, unsigned flags);
 /* Unregister; does not close fd. */
 void hub_fd_close(struct hub_fd *f);
 
+/* While the running task waits on something else (hub_park), let f's
+ * read events wake it too (on), or no longer (off). */
+void hub_fd_watch(struct hub_fd *f, bool on);
+/* The peer closed its side (or reset): EPOLLRDHUP was reported. */
+bool hub_fd_peer_closed(const struct hub_fd *f);
+
 /* Read up to len bytes, parking while there are none. timeout_ms 0: no
  * timeout. Returns the bytes read (> 0), 0 at end of stream, or -errno:
  * -ETIMEDOUT, -ECANCELED, or the socket's error. */

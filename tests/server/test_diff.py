@@ -407,6 +407,8 @@ def cases():
         Steps().send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc").shut(), None)
     add("half-close while the app waits (sleep 200 ms)", "sleep", "h1",
         Steps().send(get("/?ms=200")).shut(), ok)
+    add("half-close while proxy-async waits on its upstream", "proxy-async", "h1",
+        Steps().send(get()).sleep(0.1).shut().sleep(0.5), None, ["slow:300"])
     # ---- slow clients (keep-alive timeout KA_SLOW)
     add("slow header: one byte every 0.4 s past the head deadline", "slow", "h1",
         Steps().trickle(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 20, 0.4), None)
