@@ -154,38 +154,11 @@ def norm_h1(data):
     return DATE_RE.sub(b"\r\nDate: <date>\r\n", data)
 
 
-def _hp_int(b, i, prefix):
-    return hw._dec_int(b, i, prefix)  # noqa: SLF001 - the shared HPACK integer decoder
-
-
-def _hp_raw_str(b, i):
-    n, j = _hp_int(b, i, 7)
-    return b[i:j + n], j + n
-
-
 def norm_block(block):
     """A response header block with the date field's value masked (the
     client asked for no dynamic table, so the block is self-contained)."""
-    out, i = [], 0
-    while i < len(block):
-        b = block[i]
-        if b & 0x80:
-            idx, i = _hp_int(block, i, 7)
-            out.append(("idx", idx))
-            continue
-        if b & 0xE0 == 0x20:
-            size, i = _hp_int(block, i, 5)
-            out.append(("size", size))
-            continue
-        idx, i = _hp_int(block, i, 6 if b & 0x40 else 4)
-        name = None
-        if idx == 0:
-            name, i = _hp_raw_str(block, i)
-        value, i = _hp_raw_str(block, i)
-        if idx == 33:  # date, RFC 7541 appendix A
-            value = b"<date>"
-        out.append(("lit", b & 0xF0, idx, name, value))
-    return out
+    return [(kind, idx, name, b"<date>" if idx == 33 and kind not in ("idx", "size") else value)
+            for kind, idx, name, value in hw.block_fields(block)]  # 33: date, RFC 7541
 
 
 def norm_h2(data):
