@@ -34,39 +34,13 @@
 
 #include "core.h"
 
-struct event_base;
-struct async_worker;
-
 struct async_config {
-	const struct server_opts *opts; /* listen, keep-alive, limits, upstream */
-	const struct app *app;
 	unsigned max_inflight; /* --async N */
 };
 
-/* The worker core's class of this worker: core_main() runs it in every
- * worker process with a const struct async_config * (its max_inflight). */
+/* The worker core's class of this worker. core_main() runs it in every
+ * worker process, and core_new() on a loop of one's own (tests), with a
+ * const struct async_config *. */
 extern const struct core_class async_worker_class;
-
-/* A worker on base. listen_fd (non-blocking, listening) may be -1 for a
- * worker fed only through async_worker_adopt(). NULL on failure (errno). */
-struct async_worker *async_worker_new(struct event_base *base, const struct async_config *cfg,
-                                      int listen_fd);
-
-/* Take ownership of a connected socket (made non-blocking here) and serve
- * it. 0, or -1 (the fd is closed) when out of memory. */
-int async_worker_adopt(struct async_worker *w, int fd);
-
-/* Begin a graceful stop: stop accepting, close idle connections, let the
- * requests in flight finish (their answers say "Connection: close"). The
- * loop is broken once no connection is left. */
-void async_worker_stop(struct async_worker *w);
-
-/* Live connections and requests in flight (for tests and the stop logic). */
-unsigned async_worker_conns(const struct async_worker *w);
-unsigned async_worker_inflight(const struct async_worker *w);
-
-/* Close every connection (cancelling what their requests wait on) and free
- * the worker. The event base is the caller's. */
-void async_worker_free(struct async_worker *w);
 
 #endif
