@@ -301,11 +301,7 @@ void core_free(struct core *w)
 	evtimer_del(&w->grace_ev);
 	w->cls->finish(w);
 	fetcher_free(w->fetcher);
-	while (w->free_ops) {
-		struct core_op *op = w->free_ops;
-		w->free_ops = op->next;
-		free(op);
-	}
+	core_calls_free(w);
 	while (w->nparsers)
 		http1_parser_free(w->parsers[--w->nparsers]);
 	free(w);

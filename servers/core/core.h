@@ -114,9 +114,9 @@ struct core_class {
 	/* A stream's request is complete: start it (core_stream_init and
 	 * core_stream_run), queue it, or refuse it (h2_session_reset_stream). */
 	void (*h2_request)(struct core_h2 *h, int32_t id, const struct app_request *req);
-	/* The client reset st while it runs or waits: stop it; it must end
-	 * (core_stream_end) or, if never run, be dropped (core_stream_drop),
-	 * before the call returns. */
+	/* The client reset st, or its connection goes, while it runs or
+	 * waits: stop it; it must end (core_stream_end) or, if never run, be
+	 * dropped (core_stream_drop), before the call returns. */
 	void (*stream_cancel)(struct core_stream *st);
 	/* h's connection is gone and the session with it (h2_size bytes are
 	 * freed right after). NULL: nothing to do. */
@@ -130,7 +130,8 @@ struct core_class {
 	 * now, busy ones after their answer (which says Connection: close),
 	 * HTTP/2 ones after GOAWAY and their streams. */
 	void (*stop)(struct core *w);
-	/* The graceful timeout is (almost) up: cancel what still runs. */
+	/* The graceful timeout is (almost) up, or core_free: cancel what
+	 * still runs; every connection ends. */
 	void (*expire)(struct core *w);
 	/* The gauges only this worker knows (coros, stack_pool); NULL: 0. */
 	void (*fill)(struct core *w, struct worker_stats *out);
@@ -189,23 +190,6 @@ void core_accept_resume(struct core *w);
 /* A connection or task ended: at shutdown, end the loop if it was the last. */
 void core_maybe_done(struct core *w);
 
-/* ---- an explicit call's record (core_calls.c) ---- */
-
-struct core_op {
-	struct core_op *next, *prev; /* the request's list, its queue, or the free list */
-	struct core_req *r;
-	struct fetch_req *freq; /* the fetch in flight, else NULL */
-	bool is_timer;
-	union {
-		app_fetch_cb fetch;
-		app_timer_cb timer;
-	} cb;
-	void *arg;
-	struct app_fetch_result res; /* a completed fetch, until delivered */
-	void *body;
-	struct event timer;
-};
-
 /* ---- a request: HTTP/1.1 (in its connection) or a stream ---- */
 
 struct core_req {
@@ -221,6 +205,8 @@ void core_req_deliver(struct core_req *r);
 /* Cancel what r started and has not delivered: transfers dropped, timers
  * disarmed, bodies freed; no callback will run. */
 void core_req_cancel(struct core_req *r);
+/* Free the worker's pool of call records (at its end). */
+void core_calls_free(struct core *w);
 /* Completed calls wait on r? */
 static inline bool core_req_has_done(const struct core_req *r)
 {

@@ -20,6 +20,22 @@
 
 #include <stdlib.h>
 
+/* An explicit call's record, pooled by the worker. */
+struct core_op {
+	struct core_op *next, *prev; /* the request's list, its queue, or the free list */
+	struct core_req *r;
+	struct fetch_req *freq; /* the fetch in flight, else NULL */
+	bool is_timer;
+	union {
+		app_fetch_cb fetch;
+		app_timer_cb timer;
+	} cb;
+	void *arg;
+	struct app_fetch_result res; /* a completed fetch, until delivered */
+	void *body;
+	struct event timer;
+};
+
 static struct core_op *op_get(struct core *w)
 {
 	struct core_op *op = w->free_ops;
@@ -177,4 +193,13 @@ void core_req_cancel(struct core_req *r)
 	}
 	r->done_tail = NULL;
 	r->ctx.pending = 0;
+}
+
+void core_calls_free(struct core *w)
+{
+	while (w->free_ops) {
+		struct core_op *op = w->free_ops;
+		w->free_ops = op->next;
+		free(op);
+	}
 }
