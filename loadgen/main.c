@@ -8,6 +8,7 @@
 #include "corobench_config.h"
 #include "engine.h"
 #include "opts.h"
+#include "outfile.h"
 #include "report.h"
 #include "request.h"
 
@@ -77,20 +78,20 @@ static double tv_s(struct timeval tv)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* --json's document through outfile (never clobbering what the name is). */
 static int write_json(const char *file, json_t *doc)
 {
-	size_t n = strlen(file);
-	char *tmp = malloc(n + 16);
-	if (!tmp)
+	struct outfile of;
+	if (outfile_open(&of, file))
 		return -1;
-	snprintf(tmp, n + 16, "%s.tmp.%d", file, (int)getpid());
-	int rc = json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-	if (rc == 0 && rename(tmp, file) != 0)
-		rc = -1;
-	if (rc)
-		unlink(tmp);
-	free(tmp);
-	return rc;
+	if (json_dumpf(doc, of.f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0 ||
+	    fputc('\n', of.f) == EOF) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		return -1;
+	}
+	return outfile_close(&of);
 }
 
 /* ab's request (and its HTTP/2 form); exits as ab does when too long. */
@@ -167,16 +168,88 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	freeaddrinfo(res);
 }
 
-/* Opens the -g file with ab's header line; exits as ab does when it cannot. */
+/* -g: the rows go to a scratch file during the run (ab's header line
+ * first) and to the named file, sorted, at the end; exits as ab does when
+ * it cannot. */
 static int open_gnuplot(const char *file)
 {
-	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	int fd = outfile_scratch(file);
 	static const char head[] = "starttime\tseconds\tctime\tdtime\tttime\twait\n";
 	if (fd < 0 || write(fd, head, sizeof head - 1) < 0) {
 		perror("Cannot open gnuplot output file");
 		exit(1);
 	}
 	return fd;
+}
+
+static int write_gnuplot(const char *file, int fd)
+{
+	struct outfile of;
+	int rc = outfile_open(&of, file);
+	if (rc == 0 && report_gnuplot_write(fd, of.f) != 0) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		rc = -1;
+	} else if (rc == 0) {
+		rc = outfile_close(&of);
+	}
+	if (rc)
+		perror("Cannot open gnuplot output file");
+	close(fd);
+	return rc;
+}
+
+static int write_csv(const char *file, const struct lg_result *r)
+{
+	struct outfile of;
+	if (outfile_open(&of, file))
+		return -1;
+	if (report_csv(of.f, r) != 0) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		return -1;
+	}
+	return outfile_close(&of);
+}
+
+/* Before anything runs: every output can be written (one line says why
+ * not), and at most one of them is standard output, whose report then goes
+ * to stderr so that stdout carries the document alone. The exit status,
+ * 0 when all is well. */
+static int check_outputs(const struct lg_opts *o)
+{
+	const struct {
+		const char *flag, *path;
+	} outs[] = {{"--json", o->json_file}, {"-g", o->gnuplot}, {"-e", o->csvperc}};
+	const char *to_stdout = NULL;
+	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		if (!outs[i].path)
+			continue;
+		char why[PATH_MAX + 128];
+		if (outfile_check(outs[i].path, why, sizeof why)) {
+			fprintf(stderr, "%s: %s %s\n", o->prog, outs[i].flag, why);
+			return 1;
+		}
+		if (strcmp(outs[i].path, "-") != 0)
+			continue;
+		if (to_stdout) {
+			fprintf(stderr, "%s: %s - and %s -: only one output can be standard output\n",
+			        o->prog, to_stdout, outs[i].flag);
+			return 1;
+		}
+		to_stdout = outs[i].flag;
+	}
+	if (to_stdout) {
+		int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0 || dup2(2, 1) < 0) {
+			perror("dup");
+			return 1;
+		}
+		outfile_set_stdout(fd);
+	}
+	return 0;
 }
 
 /* One descriptor per connection, SIGPIPE off, Ctrl-C stops the load (the
@@ -281,7 +354,7 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			report_html(stdout, &ro, &r);
 		else
 			report_text(stdout, &ro, &r);
-		if (o->csvperc && r.done > 0 && report_csv(o->csvperc, &r) != 0) {
+		if (o->csvperc && r.done > 0 && write_csv(o->csvperc, &r) != 0) {
 			perror("Cannot open CSV output file");
 			status = 1;
 		}
@@ -346,6 +419,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: --engine uring: io_uring unusable here: %s\n", o.prog, why);
 		return 1;
 	}
+	if (check_outputs(&o))
+		return 1;
 	struct req rq;
 	build_request(&o, &rq);
 
@@ -384,10 +459,8 @@ int main(int argc, char **argv)
 
 	json_t *jlevels = json_array();
 	int status = run_levels(&o, &cf, jlevels);
-	if (cf.gnuplot_fd >= 0) {
-		close(cf.gnuplot_fd);
-		report_gnuplot_sort(o.gnuplot);
-	}
+	if (cf.gnuplot_fd >= 0 && write_gnuplot(o.gnuplot, cf.gnuplot_fd) && !status)
+		status = 1;
 	if (o.json_file && write_doc(&o, used, jlevels) && !status)
 		status = 1;
 	json_decref(jlevels);

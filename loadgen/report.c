@@ -278,11 +278,8 @@ void report_html(FILE *out, const struct report_opts *o, const struct lg_result 
 	fprintf(out, "</table>\n");
 }
 
-int report_csv(const char *file, const struct lg_result *r)
+int report_csv(FILE *out, const struct lg_result *r)
 {
-	FILE *out = fopen(file, "w");
-	if (!out)
-		return -1;
 	uint64_t done = (uint64_t)r->done;
 	fprintf(out, "Percentage served,Time in ms\n");
 	for (int i = 0; i <= 100; i++) {
@@ -295,7 +292,7 @@ int report_csv(const char *file, const struct lg_result *r)
 			v = hist_at_rank(r->total, (uint64_t)(0.5 + (double)done * i / 100.0));
 		fprintf(out, "%d,%.3f\n", i, (double)v / 1000.0);
 	}
-	return fclose(out);
+	return ferror(out) ? -1 : 0;
 }
 
 struct gp_line {
@@ -313,28 +310,23 @@ static int gp_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int report_gnuplot_sort(const char *file)
+/* The rows in completion order, as they were streamed (too many to sort). */
+static int gp_copy(int fd, FILE *out)
 {
-	struct stat st;
-	if (stat(file, &st) || st.st_size > (off_t)256 * 1024 * 1024)
-		return -1; /* too big to sort in memory: leave it in completion order */
-	FILE *f = fopen(file, "r");
-	if (!f)
-		return -1;
-	size_t size = (size_t)st.st_size;
-	char *data = malloc(size + 1);
-	if (!data || fread(data, 1, size, f) != size) {
-		free(data);
-		fclose(f);
-		return -1;
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+		if (fwrite(buf, 1, (size_t)n, out) != (size_t)n)
+			return -1;
+		off += n;
 	}
-	fclose(f);
-	data[size] = 0;
-	char *first = memchr(data, '\n', size);
-	if (!first) {
-		free(data);
-		return 0;
-	}
+	return n < 0 ? -1 : 0;
+}
+
+/* The rows as (start, length, ttime), in the order they came. */
+static struct gp_line *gp_lines(char *data, size_t size, char *first, size_t *count)
+{
 	size_t n = 0, cap = 1024;
 	struct gp_line *lines = malloc(cap * sizeof *lines);
 	for (char *p = first + 1; lines && p < data + size;) {
@@ -345,8 +337,7 @@ int report_gnuplot_sort(const char *file)
 			struct gp_line *nl = realloc(lines, cap * sizeof *lines);
 			if (!nl) {
 				free(lines);
-				lines = NULL;
-				break;
+				return NULL;
 			}
 			lines = nl;
 		}
@@ -361,31 +352,38 @@ int report_gnuplot_sort(const char *file)
 		n++;
 		p += len;
 	}
+	*count = n;
+	return lines;
+}
+
+int report_gnuplot_write(int fd, FILE *out)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return -1;
+	if (st.st_size > (off_t)256 * 1024 * 1024)
+		return gp_copy(fd, out); /* too big to sort in memory */
+	size_t size = (size_t)st.st_size;
+	char *data = malloc(size + 1);
+	if (!data || pread(fd, data, size, 0) != (ssize_t)size) {
+		free(data);
+		return data ? -1 : gp_copy(fd, out);
+	}
+	data[size] = 0;
+	char *first = memchr(data, '\n', size);
+	size_t n = 0;
+	struct gp_line *lines = first ? gp_lines(data, size, first, &n) : NULL;
 	if (!lines) {
 		free(data);
-		return -1;
+		return gp_copy(fd, out);
 	}
 	qsort(lines, n, sizeof *lines, gp_cmp);
-	size_t plen = strlen(file);
-	char *tmp = malloc(plen + 8);
-	int rc = -1;
-	if (tmp) {
-		snprintf(tmp, plen + 8, "%s.sort", file);
-		FILE *o = fopen(tmp, "w");
-		if (o) {
-			fwrite(data, 1, (size_t)(first + 1 - data), o);
-			for (size_t i = 0; i < n; i++)
-				fwrite(lines[i].s, 1, lines[i].len, o);
-			if (fclose(o) == 0 && rename(tmp, file) == 0)
-				rc = 0;
-			else
-				unlink(tmp);
-		}
-		free(tmp);
-	}
+	fwrite(data, 1, (size_t)(first + 1 - data), out);
+	for (size_t i = 0; i < n; i++)
+		fwrite(lines[i].s, 1, lines[i].len, out);
 	free(lines);
 	free(data);
-	return rc;
+	return ferror(out) ? -1 : 0;
 }
 
 static json_t *ms_or_null(const struct hist *h, int what, double p)

@@ -23,11 +23,12 @@ struct report_opts {
 
 void report_text(FILE *out, const struct report_opts *o, const struct lg_result *r);
 void report_html(FILE *out, const struct report_opts *o, const struct lg_result *r);
-/* -e: returns 0, or -1 with errno set when the file cannot be written. */
-int report_csv(const char *file, const struct lg_result *r);
-/* Rewrites a streamed -g file sorted by total time, as ab writes it (only
- * when it fits in memory comfortably); returns 0 or -1. */
-int report_gnuplot_sort(const char *file);
+/* -e: ab's CSV of percentiles; 0, or -1 when writing failed. */
+int report_csv(FILE *out, const struct lg_result *r);
+/* -g: the rows streamed into fd during the run (header first), sorted by
+ * total time as ab writes them (left in completion order when they are
+ * too many to sort in memory comfortably); 0, or -1 when writing failed. */
+int report_gnuplot_write(int fd, FILE *out);
 
 /* One "levels" entry of the JSON contract. concurrency: connections;
  * streams: per connection with --h2 (0 = HTTP/1.x, no "streams" field).
