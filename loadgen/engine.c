@@ -225,12 +225,16 @@ int lge_open(struct thr *t, struct ev_sock *s, const struct ev_handler *h, unsig
 	int fd = lge_socket(t, cf, sa);
 	if (fd < 0)
 		return LGE_FATAL;
-	if (nodelay) {
+	if (nodelay && sa->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 	int rc = connect(fd, sa, cf->addrlens[t->addr]);
 	int e = errno;
+	if (rc != 0 && e == EAGAIN && sa->sa_family == AF_UNIX) {
+		close(fd);
+		return LGE_BUSY;
+	}
 	if (rc == 0 || e == EINPROGRESS) {
 		int r = ev_open(t->ev, s, fd, h, rc == 0 ? watch & ~EV_WRITE : watch);
 		if (r) {

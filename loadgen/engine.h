@@ -57,6 +57,7 @@ struct lg_conf {
 	double rate;         /* --rate: requests/s in total, 0 = closed model */
 	int engine;          /* enum lg_engine: what --engine asked for */
 	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
+	int pipeline;        /* --pipeline: HTTP/1 requests in flight per connection; <= 1 off */
 	/* --h2: HTTP/2 with prior knowledge; req/reqlen are then unused */
 	int h2;
 	int streams;                 /* concurrent streams per connection */

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -142,7 +144,8 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	const char *host = o->isproxy ? o->proxyhost : o->url.host;
 	char port[16];
 	snprintf(port, sizeof port, "%d", o->isproxy ? o->proxyport : o->url.port);
-	int gai = getaddrinfo(host, port, &hints, &res);
+	/* --unix: the socket's path is the address; the URL names the rest */
+	int gai = o->unix_path ? 0 : getaddrinfo(host, port, &hints, &res);
 	copyright(o->use_html);
 	if (!o->use_html) {
 		printf("Benchmarking %s ", o->url.host);
@@ -154,6 +157,15 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	if (o->verbosity >= 2)
 		printf("INFO: %s header == \n---\n%.*s\n---\n", o->method_str, (int)rq->headlen,
 		       rq->bytes);
+	if (o->unix_path) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&cf->addrs[0];
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof un->sun_path, "%s", o->unix_path);
+		cf->addrlens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		                              strlen(un->sun_path) + 1);
+		cf->naddrs = 1;
+		return;
+	}
 	if (gai != 0 || !res) {
 		/* APR reports resolver errors as APR_OS_START_EAIERR (670000) + |EAI_*| */
 		int code = gai == EAI_SYSTEM ? errno : 670000 + (gai < 0 ? -gai : gai);
@@ -306,6 +318,7 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	    .send_body = o->send_body,
 	    .confidence = o->confidence,
 	    .percentile = o->percentile,
+	    .us = o->report_us,
 	    .tablestring = o->tablestring,
 	    .trstring = o->trstring,
 	    .tdstring = o->tdstring,
@@ -314,12 +327,13 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	for (int lj = 0; lj < o->nlevels * o->nslevels; lj++) {
 		int li = lj / o->nslevels;
 		cf->concurrency = o->levels[li];
-		ro.concurrency = o->levels[li];
+		/* ab's concurrency: requests in flight at a time */
+		ro.concurrency = o->levels[li] * o->pipeline;
+		ro.pipeline = o->pipeline;
 		if (o->h2) {
 			cf->streams = o->slevels[lj % o->nslevels];
 			ro.h2conns = o->levels[li];
 			ro.streams = cf->streams;
-			/* ab's concurrency: requests in flight at a time */
 			ro.concurrency = o->levels[li] * cf->streams;
 		}
 		if (o->warmup > 0 && warm_up(cf, o->warmup))
@@ -385,6 +399,8 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jleve
 	json_object_set_new(doc, "http", json_string(o->h2 ? "2" : o->http11 ? "1.1" : "1.0"));
 	json_object_set_new(doc, "threads", json_integer(o->threads));
 	json_object_set_new(doc, "engine", json_string(lg_engine_name(used)));
+	if (o->pipeline > 1)
+		json_object_set_new(doc, "pipeline", json_integer(o->pipeline));
 	json_object_set_new(doc, "levels", json_incref(jlevels));
 	int rc = write_json(o->json_file, doc);
 	if (rc)
@@ -407,6 +423,15 @@ int main(int argc, char **argv)
 		fputs(o.err, stderr);
 		opts_usage(stderr, argv[0]);
 		return EINVAL;
+	case OPTS_HINT:
+		fputs(o.err, stderr);
+		return EINVAL;
+	case OPTS_HELP:
+		opts_usage(stdout, argv[0]);
+		return 0;
+	case OPTS_VERSION_LINE:
+		printf("loadgen %s\n", COROBENCH_VERSION);
+		return 0;
 	case OPTS_FAIL:
 		fputs(o.err, stderr);
 		return 1;
@@ -430,7 +455,7 @@ int main(int argc, char **argv)
 	cf.reqlen = rq.len;
 	cf.threads = o.threads;
 	cf.requests = o.requests;
-	cf.tlimit_us = (uint64_t)o.tlimit * 1000000u;
+	cf.tlimit_us = o.tlimit_us;
 	cf.timeout_us = (uint64_t)(o.timeout_s > 0 ? o.timeout_s : 30) * 1000000u;
 	cf.keepalive = o.keepalive;
 	cf.http11 = o.http11;
@@ -442,6 +467,7 @@ int main(int argc, char **argv)
 	cf.heartbeat = o.heartbeat;
 	cf.rate = o.rate;
 	cf.engine = o.engine;
+	cf.pipeline = o.pipeline;
 	if (o.verbosity >= 2)
 		printf("INFO: engine == %s%s%s\n", lg_engine_name(used),
 		       why[0] ? ", io_uring: " : "", why);

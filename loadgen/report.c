@@ -17,13 +17,14 @@ static long failed_total(const struct lg_result *r)
 }
 
 /* ab's statistics of one column: min, integer mean, sd around that mean,
- * its odd median (the mean of ranks n/2 and n/2+1 when n is odd), max. */
+ * its odd median (the mean of ranks n/2 and n/2+1 when n is odd), max; in
+ * ab's rounded milliseconds, or in microseconds (us). */
 struct col {
 	int64_t min, mean, median, max;
 	double sd;
 };
 
-static struct col column(const struct hist *h, long done)
+static struct col column(const struct hist *h, long done, int us)
 {
 	struct col c;
 	uint64_t n = (uint64_t)done;
@@ -35,6 +36,8 @@ static struct col column(const struct hist *h, long done)
 		c.median = (int64_t)((hist_at_rank(h, n / 2) + hist_at_rank(h, n / 2 + 1)) / 2);
 	else
 		c.median = (int64_t)hist_at_rank(h, n / 2);
+	if (us)
+		return c;
 	c.min = ROUND_MS(c.min);
 	c.mean = ROUND_MS(c.mean);
 	c.median = ROUND_MS(c.median);
@@ -60,6 +63,44 @@ static void sane(FILE *out, const char *what, const struct col *c)
 		        what);
 }
 
+/* --format us: ab's two tables with every time in microseconds, columns
+ * wide enough for them (and no rounding to milliseconds on the way). */
+static void report_us_tables(FILE *out, const struct report_opts *o, const struct lg_result *r,
+                             const struct col *con, const struct col *d, const struct col *w,
+                             const struct col *tot)
+{
+	const struct col *cols[] = {con, d, w, tot};
+	static const char *const names[] = {"Connect:", "Processing:", "Waiting:", "Total:"};
+	if (o->confidence)
+		fprintf(out, "%12s%8s %16s %8s %9s\n", "", "min", "mean[+/-sd]", "median", "max");
+	else
+		fprintf(out, "%12s%8s %8s %9s\n", "", "min", "avg", "max");
+	for (int i = 0; i < 4; i++) {
+		const struct col *c = cols[i];
+		if (o->confidence)
+			fprintf(out, "%-12s%8" PRId64 " %8" PRId64 " %7.1f %8" PRId64 " %9" PRId64 "\n",
+			        names[i], c->min, c->mean, c->sd, c->median, c->max);
+		else
+			fprintf(out, "%-12s%8" PRId64 " %8" PRId64 " %9" PRId64 "\n", names[i], c->min,
+			        c->mean, c->max);
+	}
+	if (o->confidence) {
+		sane(out, "the initial connection time", con);
+		sane(out, "the processing time", d);
+		sane(out, "the waiting time", w);
+		sane(out, "the total time", tot);
+	}
+	long done = r->done;
+	if (o->percentile && done > 1) {
+		static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99};
+		fprintf(out, "\nPercentage of the requests served within a certain time (us)\n");
+		for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++)
+			fprintf(out, "  %d%%  %8" PRIu64 "\n", percs[i],
+			        hist_at_rank(r->total, (uint64_t)done * (uint64_t)percs[i] / 100));
+		fprintf(out, " 100%%  %8" PRIu64 " (longest request)\n", hist_max(r->total));
+	}
+}
+
 void report_text(FILE *out, const struct report_opts *o, const struct lg_result *r)
 {
 	double tt = r->timetaken;
@@ -79,6 +120,9 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	if (o->streams)
 		fprintf(out, "HTTP/2 connections:     %d (up to %d streams each)\n", o->h2conns,
 		        o->streams);
+	if (o->pipeline > 1)
+		fprintf(out, "Pipelined connections:  %d (up to %d requests each)\n",
+		        o->concurrency / o->pipeline, o->pipeline);
 	fprintf(out, "Time taken for tests:   %.3f seconds\n", tt);
 	fprintf(out, "Complete requests:      %ld\n", done);
 	fprintf(out, "Failed requests:        %ld\n", failed_total(r));
@@ -101,14 +145,16 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	if (o->send_body)
 		fprintf(out, "Total body sent:        %" PRId64 "\n", r->totalposted);
 	fprintf(out, "HTML transferred:       %" PRId64 " bytes\n", r->totalbread);
+	const char *unit = o->us ? "us" : "ms";
+	double per_s = o->us ? 1e6 : 1e3;
 	if (tt > 0 && done) {
 		fprintf(out, "Requests per second:    %.2f [#/sec] (mean)\n", (double)done / tt);
-		fprintf(out, "Time per request:       %.3f [ms] (mean)\n",
-		        (double)o->concurrency * tt * 1000 / (double)done);
+		fprintf(out, "Time per request:       %.3f [%s] (mean)\n",
+		        (double)o->concurrency * tt * per_s / (double)done, unit);
 		fprintf(
 		    out,
-		    "Time per request:       %.3f [ms] (mean, across all concurrent requests)\n",
-		    tt * 1000 / (double)done);
+		    "Time per request:       %.3f [%s] (mean, across all concurrent requests)\n",
+		    tt * per_s / (double)done, unit);
 		fprintf(out, "Transfer rate:          %.2f [Kbytes/sec] received\n",
 		        (double)r->totalread / 1024 / tt);
 		if (o->send_body) {
@@ -123,9 +169,13 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 		fprintf(out, "\nNo successful requests: no connection times to report.\n");
 		return;
 	}
-	struct col con = column(r->ctime, done), d = column(r->dtime, done),
-	           w = column(r->wait, done), tot = column(r->total, done);
-	fprintf(out, "\nConnection Times (ms)\n");
+	struct col con = column(r->ctime, done, o->us), d = column(r->dtime, done, o->us),
+	           w = column(r->wait, done, o->us), tot = column(r->total, done, o->us);
+	fprintf(out, "\nConnection Times (%s)\n", unit);
+	if (o->us) {
+		report_us_tables(out, o, r, &con, &d, &w, &tot);
+		return;
+	}
 	if (o->confidence) {
 #define CONF_FMT "%5" PRId64 " %4" PRId64 " %5.1f %6" PRId64 " %7" PRId64 "\n"
 		fprintf(out, "              min  mean[+/-sd] median   max\n");

@@ -17,7 +17,9 @@ struct report_opts {
 	const char *path;
 	int nolength, concurrency, keepalive, send_body;
 	int h2conns, streams;       /* --h2: connections and streams per connection; 0 = HTTP/1.x */
+	int pipeline;               /* --pipeline: requests in flight per connection; <= 1 off */
 	int confidence, percentile; /* -S and -d turn them off */
+	int us;                     /* --format us: the text report's times in microseconds */
 	const char *tablestring, *trstring, *tdstring; /* -x -y -z */
 };
 

@@ -20,30 +20,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
-
-BUILD = os.environ.get("COROBENCH_BUILD", ".")
-LOADGEN = os.path.abspath(os.path.join(BUILD, "loadgen", "loadgen"))
-ENGINE = sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else None
-ENGINE_ARGS = ["--engine", ENGINE] if ENGINE else []
-failures = []
+from harness import check, finish, lg, start  # noqa: E402
 
 # what each output holds, checked on its content
 FLAGS = {"--json": "json", "-g": "gnuplot", "-e": "csv"}
-
-
-def check(name, cond, detail=""):
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[:600]))
-    if not cond:
-        failures.append(name)
-
-
-def lg(args, timeout=30, cwd=None):
-    try:
-        p = subprocess.run([LOADGEN] + ENGINE_ARGS + args, capture_output=True, text=True,
-                           timeout=timeout, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        return -1, "", "(timed out)"
-    return p.returncode, p.stdout, p.stderr
 
 
 def valid(kind, text, n):
@@ -65,14 +45,9 @@ def leftovers(d):
 
 
 def main():
-    if not os.access(LOADGEN, os.X_OK):
-        print("loadgen not built at", LOADGEN)
-        return 1
-    if ENGINE:
-        rc, out, err = lg(["-n", "1", "http://127.0.0.1:1/"], timeout=30)
-        if "unusable here" in err:
-            print("--engine %s unusable here: skipping" % ENGINE)
-            return 77
+    skip = start("outputs")
+    if skip is not None:
+        return skip
     tmp = tempfile.mkdtemp(prefix="loadgen-outputs-")
     srv = httpd.Server().start()
     url = "http://127.0.0.1:%d/" % srv.port
@@ -161,8 +136,7 @@ def main():
     finally:
         srv.stop()
         subprocess.run(["rm", "-rf", tmp])
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":
