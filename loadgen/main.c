@@ -11,7 +11,9 @@
 #include "outfile.h"
 #include "report.h"
 #include "request.h"
+#include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -47,6 +49,8 @@ static void copyright(int html)
 		printf("</p>\n<p>\n");
 	}
 }
+
+static char tls_sni[256]; /* https://: the server name TLS sends, "" for none */
 
 /* The live progress line: stderr on a terminal only, once a second. */
 struct progress {
@@ -112,6 +116,7 @@ static void build_request(const struct lg_opts *o, struct req *rq)
 	    .bodylen = o->send_body ? o->postlen : 0,
 	    .content_type = o->content_type,
 	    .h2 = o->h2,
+	    .tls = o->url.tls,
 	};
 	int rc = req_build(rq, &spec);
 	if (rc == -1) {
@@ -364,6 +369,13 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			else
 				printf("..done\n");
 		}
+		char tls_proto[160], tls_key[96];
+		if (cf->tls) {
+			tls_ctx_info(cf->tls, tls_proto, sizeof tls_proto, tls_key, sizeof tls_key);
+			ro.tls_proto = tls_proto;
+			ro.tls_tmpkey = tls_key;
+			ro.tls_sni = tls_sni;
+		}
 		if (o->use_html)
 			report_html(stdout, &ro, &r);
 		else
@@ -386,8 +398,36 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	return status;
 }
 
+/* https://: the TLS context every connection uses, as ab sets it up: -f's
+ * versions, -Z's ciphers, -E's client certificate, the server name (the
+ * -H Host: value, else the URL's host; none for an address, or with -I)
+ * and, with --h2, h2 by ALPN. Exits 1 with OpenSSL's words when it fails. */
+static struct tls_ctx *tls_setup(const struct lg_opts *o, char *sni, size_t cap)
+{
+	snprintf(sni, cap, "%s", o->opt_host[0] ? o->opt_host : o->url.host);
+	struct in6_addr a;
+	if (o->no_sni || !sni[0] || inet_pton(AF_INET, sni, &a) == 1 ||
+	    inet_pton(AF_INET6, sni, &a) == 1)
+		sni[0] = 0;
+	struct tls_conf tc = {
+	    .proto = (enum tls_proto)o->tls_proto,
+	    .ciphers = o->tls_ciphers,
+	    .certfile = o->tls_cert,
+	    .sni = sni[0] ? sni : NULL,
+	    .alpn_h2 = o->h2,
+	};
+	char err[512];
+	struct tls_ctx *x = tls_ctx_new(&tc, err, sizeof err);
+	if (!x) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	return x;
+}
+
 /* --json: the run's document, written atomically; the exit status. */
-static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jlevels)
+static int write_doc(const struct lg_opts *o, enum lg_engine used, struct tls_ctx *tls,
+                     json_t *jlevels)
 {
 	json_t *doc = json_object();
 	json_object_set_new(doc, "schema", json_string("corobench/loadgen/v1"));
@@ -399,6 +439,12 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jleve
 	json_object_set_new(doc, "http", json_string(o->h2 ? "2" : o->http11 ? "1.1" : "1.0"));
 	json_object_set_new(doc, "threads", json_integer(o->threads));
 	json_object_set_new(doc, "engine", json_string(lg_engine_name(used)));
+	if (tls) {
+		char proto[160], key[96];
+		tls_ctx_info(tls, proto, sizeof proto, key, sizeof key);
+		json_object_set_new(doc, "tls", json_pack("{s:s, s:s}", "protocol", proto,
+		                                          "server_temp_key", key));
+	}
 	if (o->pipeline > 1)
 		json_object_set_new(doc, "pipeline", json_integer(o->pipeline));
 	json_object_set_new(doc, "levels", json_incref(jlevels));
@@ -450,6 +496,8 @@ int main(int argc, char **argv)
 	build_request(&o, &rq);
 
 	static struct lg_conf cf;
+	if (o.url.tls)
+		cf.tls = tls_setup(&o, tls_sni, sizeof tls_sni);
 	resolve(&o, &rq, &cf);
 	cf.req = rq.bytes;
 	cf.reqlen = rq.len;
@@ -487,9 +535,10 @@ int main(int argc, char **argv)
 	int status = run_levels(&o, &cf, jlevels);
 	if (cf.gnuplot_fd >= 0 && write_gnuplot(o.gnuplot, cf.gnuplot_fd) && !status)
 		status = 1;
-	if (o.json_file && write_doc(&o, used, jlevels) && !status)
+	if (o.json_file && write_doc(&o, used, cf.tls, jlevels) && !status)
 		status = 1;
 	json_decref(jlevels);
+	tls_ctx_free(cf.tls);
 	req_free(&rq);
 	opts_free(&o);
 	return status;

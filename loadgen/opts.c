@@ -5,6 +5,7 @@
 #include "opts.h"
 
 #include "engine.h"
+#include "tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -249,6 +250,16 @@ static enum opts_rc set_cookie(struct lg_opts *o, const struct opt *op, const ch
 static enum opts_rc set_header(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
+	if (strncasecmp(arg, "Host:", 5) == 0) {
+		/* ab's opt_host (the TLS server name): the value, trimmed */
+		const char *v = arg + 5;
+		while (isspace((unsigned char)*v))
+			v++;
+		size_t n = strlen(v);
+		while (n && isspace((unsigned char)v[n - 1]))
+			n--;
+		snprintf(o->opt_host, sizeof o->opt_host, "%.*s", (int)n, v);
+	}
 	if (req_add_header(&o->lines, arg))
 		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
 	return OPTS_OK;
@@ -300,14 +311,28 @@ static enum opts_rc set_long_help(struct lg_opts *o, const struct opt *op, const
 	return op->name[0] == 'h' ? OPTS_HELP : OPTS_VERSION_LINE;
 }
 
-static enum opts_rc set_tls(struct lg_opts *o, const struct opt *op, const char *arg)
+/* ab's -f: matched as ab does (case-insensitive prefixes, "TLS1" last);
+ * what this OpenSSL cannot speak, or what ab would silently take as ALL, is
+ * refused. */
+static enum opts_rc set_tls_proto(struct lg_opts *o, const struct opt *op, const char *arg)
 {
-	(void)arg;
-	return fail(o, OPTS_FAIL,
-	            "%s: TLS options (-%c) are not supported: loadgen speaks plain HTTP only\n",
-	            o->prog, op->letter);
+	(void)op;
+	static const struct {
+		const char *name;
+		enum tls_proto p;
+	} protos[] = {{"ALL", TLS_ALL},       {"TLS1.1", TLS_1_1}, {"TLS1.2", TLS_1_2},
+	              {"TLS1.3", TLS_1_3},    {"TLS1", TLS_1_0}};
+	for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++) {
+		if (strncasecmp(arg, protos[i].name, strlen(protos[i].name)) == 0) {
+			o->tls_proto = protos[i].p;
+			return OPTS_OK;
+		}
+	}
+	return fail(o, OPTS_USAGE,
+	            "%s: -f %s: wants TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL (SSL2 and SSL3 are not "
+	            "in this OpenSSL)\n",
+	            o->prog, arg);
 }
-
 static enum opts_rc set_threads(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
@@ -425,12 +450,15 @@ static const struct opt table[] = {
      NULL},
     {'m', NULL, "method", set_method, 0, 0, "Method name", NULL, NULL},
     {'h', NULL, NULL, set_help, 0, 0, "Display usage information (this message)", NULL, NULL},
-    /* ab's TLS options: refused, listed on one line */
-    {'I', NULL, NULL, set_tls, 0, 0, "TLS options: not supported (plain HTTP only)", NULL,
-     "-I -Z -f -E"},
-    {'Z', NULL, "ciphersuite", set_tls, 0, 0, NULL, NULL, NULL},
-    {'f', NULL, "protocol", set_tls, 0, 0, NULL, NULL, NULL},
-    {'E', NULL, "certfile", set_tls, 0, 0, NULL, NULL, NULL},
+    /* ab's TLS options (https:// URLs), in ab's words */
+    {'I', NULL, NULL, set_int_to, TO(no_sni, 1),
+     "Disable TLS Server Name Indication (SNI) extension", NULL, NULL},
+    {'Z', NULL, "ciphersuite", set_str, FIELD(tls_ciphers),
+     "Specify SSL/TLS cipher suite (See openssl ciphers)", NULL, NULL},
+    {'f', NULL, "protocol", set_tls_proto, 0, 0,
+     "Specify SSL/TLS protocol\n(SSL2, TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL)", NULL, NULL},
+    {'E', NULL, "certfile", set_str, FIELD(tls_cert),
+     "Specify optional client certificate chain and private key", NULL, NULL},
     /* beyond ab */
     {0, "threads", "N", set_threads, 0, 0, "Event loops (threads), connections spread over them.",
      "1", NULL},
@@ -573,14 +601,14 @@ static enum opts_rc check(struct lg_opts *o)
 		            "%s: invalid URL '%s': %s (the form is [http[s]://]host[:port]/path, "
 		            "e.g. http://127.0.0.1:8080/)\n",
 		            o->prog, o->fullurl, o->url.why);
-	if (o->url.tls)
-		return fail(o, OPTS_FAIL,
-		            "%s: https is not supported: loadgen speaks plain HTTP only\n",
-		            o->prog);
 	if (o->duration_set)
 		o->requests = o->nflag ? o->nflag : LONG_MAX / 2;
 	if (o->report_us && o->use_html)
 		return fail(o, OPTS_USAGE, "%s: --format us is for the text report, not -w's tables\n",
+		            o->prog);
+	if (o->url.tls && o->isproxy)
+		return fail(o, OPTS_FAIL,
+		            "%s: https:// through -X is not supported (it would need CONNECT)\n",
 		            o->prog);
 	if (o->unix_path && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return fail(o, OPTS_FAIL, "%s: --unix %s: the path is too long for a socket\n",

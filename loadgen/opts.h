@@ -62,6 +62,11 @@ struct lg_opts {
 	/* the long options */
 	int threads, http11, h2, streams, streams_set;
 	int report_us;         /* --format us */
+	/* TLS (https:// URLs): ab's -f, -Z, -E, -I */
+	int tls_proto; /* enum tls_proto */
+	const char *tls_ciphers, *tls_cert;
+	int no_sni;
+	char opt_host[256]; /* the last -H Host: value, as ab keeps it */
 	const char *unix_path; /* --unix */
 	int pipeline;          /* --pipeline: requests in flight per connection */
 	double rate, warmup;

@@ -109,6 +109,12 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	fprintf(out, "Server Software:        %s\n", r->servername);
 	fprintf(out, "Server Hostname:        %s\n", o->hostname);
 	fprintf(out, "Server Port:            %u\n", o->port);
+	if (o->tls_proto && o->tls_proto[0])
+		fprintf(out, "SSL/TLS Protocol:       %s\n", o->tls_proto);
+	if (o->tls_tmpkey && o->tls_tmpkey[0])
+		fprintf(out, "Server Temp Key:        %s\n", o->tls_tmpkey);
+	if (o->tls_sni && o->tls_sni[0])
+		fprintf(out, "TLS Server Name:        %s\n", o->tls_sni);
 	fprintf(out, "\n");
 	fprintf(out, "Document Path:          %s\n", o->path);
 	if (o->nolength)

@@ -20,6 +20,9 @@ struct report_opts {
 	int pipeline;               /* --pipeline: requests in flight per connection; <= 1 off */
 	int confidence, percentile; /* -S and -d turn them off */
 	int us;                     /* --format us: the text report's times in microseconds */
+	/* https://: ab's "SSL/TLS Protocol", "Server Temp Key" and "TLS Server
+	 * Name" lines (NULL or "": not printed) */
+	const char *tls_proto, *tls_tmpkey, *tls_sni;
 	const char *tablestring, *trstring, *tdstring; /* -x -y -z */
 };
 

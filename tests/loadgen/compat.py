@@ -106,8 +106,7 @@ HINT_CASES = {"bad-url": "PROG: invalid URL '127.0.0.1:"}
 def usage_differs(err_a, err_l):
     """ab's messages before the usage line, word for word (ab names itself
     by its base name in apr_getopt()'s messages, by its path elsewhere), and
-    every line of ab's usage text in loadgen's, but for ab's TLS options
-    (listed last; loadgen refuses them) and the https in the usage line."""
+    every line of ab's usage text in loadgen's, its TLS options too."""
     def lines(err, prog):
         base = os.path.basename(prog)
         return [("PROG" + ln[len(base):]) if ln.startswith(base + ": ") else ln
@@ -120,8 +119,7 @@ def usage_differs(err_a, err_l):
         problems.append("messages differ:\n  ab: %r\n  lg: %r" % (ea[:ua], el[:ul]))
     if ul == len(el) or el[ul] != "Usage: PROG [options] [http[s]://]hostname[:port]/path":
         problems.append("no usage line: %r" % el[ul:ul + 1])
-    tls = next((i for i, ln in enumerate(ea) if ln.startswith("-I ")), len(ea))
-    missing = [ln for ln in ea[ua + 1:tls] if ln not in el]
+    missing = [ln for ln in ea[ua + 1:] if ln not in el]
     if missing:
         problems.append("ab's usage lines missing: %r" % missing)
     return problems

@@ -2,7 +2,7 @@
 """Integration tests of what loadgen adds to ab: --json (the contract in the
 README), --sweep with --warmup, --threads, --http1.1 (with chunked bodies),
 --rate, read timeouts, the success-only latency (null, never NaN, when there
-was no success), SIGINT during a sweep, TLS refusals and -g with threads.
+was no success), SIGINT during a sweep and -g with threads.
 Runs the real binary against tests/loadgen/httpd.py on 127.0.0.1.
 `--engine E` runs every case on that event loop (77 when it is unusable)."""
 import json
@@ -192,11 +192,7 @@ def main():
     finally:
         srv.stop()
 
-    # TLS is refused clearly
-    rc, out, err = lg(["-Z", "AES", "http://127.0.0.1:1/"])
-    check("tls option refused", rc == 1 and "not supported" in err, err)
-    rc, out, err = lg(["https://127.0.0.1:1/"])
-    check("https refused", rc == 1 and "not supported" in err, err)
+    # (TLS: tests/loadgen/tls.py)
     rc, out, err = lg(["--bogus", "http://127.0.0.1:1/"])
     check("bad long option", rc == 22 and "Usage:" in err, err[:200])
     rc, out, err = lg(["--help"])
