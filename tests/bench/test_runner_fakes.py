@@ -134,6 +134,34 @@ def main():
         if shutil.which("gnuplot"):
             assert "chart: " in out and "-throughput.png" in out, out
 
+        # 1b. latest.json that the user made a symlink elsewhere stays one and
+        # gets the result through it (scripts/outfile.py's rule); a results
+        # folder that cannot be made stops the run before anything starts
+        rdir = os.path.join(tmp, "results", "fake-tiny")
+        os.makedirs(os.path.join(tmp, "mine"), exist_ok=True)
+        os.unlink(os.path.join(rdir, "latest.json"))
+        os.symlink(os.path.join("..", "..", "mine", "latest-copy.json"),
+                   os.path.join(rdir, "latest.json"))
+        scen1b = scenario(os.path.join(tmp, "tiny1b.json"), levels=(1,), reps=1)
+        rc, out = run(tmp, scen1b, args=["--no-plot"])
+        assert rc == 0, rc
+        stamp = re.search(r"result: (\S+)", out).group(1)
+        with open(os.path.join(tmp, "mine", "latest-copy.json")) as f:
+            mine = f.read()
+        with open(stamp if os.path.isabs(stamp) else os.path.join(os.getcwd(), stamp)) as f:
+            assert mine == f.read(), "latest.json's target lacks the result"
+        assert os.readlink(os.path.join(rdir, "latest.json")).startswith(".."), "link replaced"
+        os.unlink(os.path.join(rdir, "latest.json"))
+        not_dir = os.path.join(tmp, "not-a-folder")
+        with open(not_dir, "w") as f:
+            f.write("x")
+        env = dict(os.environ, CBTEST_TAG=TAG)
+        r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen1b,
+                            "--build", BUILD, "--results", not_dir, "--no-plot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=60)
+        o = r.stdout.decode()
+        assert r.returncode == 1 and "cannot write the result" in o and "== coro" not in o, o
+
         # 2. a wrong answer is refused
         rc, out = run(tmp, scen, {"FAKE_WRONG": "1"}, ["--no-plot"])
         assert rc == 1, rc
