@@ -14,19 +14,15 @@ loadgen with that event loop (epoll or uring; 77 when uring is unusable here).
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
+from harness import ENGINE, ENGINE_ARGS, LOADGEN, free_port  # noqa: E402
 
-BUILD = os.environ.get("COROBENCH_BUILD", ".")
-LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
 AB = shutil.which("ab")
-ENGINE = sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else None
-ENGINE_ARGS = ["--engine", ENGINE] if ENGINE else []
 
 # Figures that must be identical; everything else (times, rates) may differ.
 EXACT = {"Server Software", "Server Hostname", "Document Path",
@@ -41,14 +37,6 @@ BANNER = re.compile(r"^(This is |Copyright 1996|Licensed to|Part of corobench|an
 SANE = re.compile(r"^(ERROR: The median|WARNING: The median|       deviation apart|"
                   r"        These results)")
 NUM = re.compile(r"\d+(\.\d+)?")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def normalize(text, prog):

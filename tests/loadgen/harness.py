@@ -123,11 +123,16 @@ def nginx_start(tmp, servers, wait_for):
     return None
 
 
-def nginx_stop(p):
+def stop(p, sig=signal.SIGTERM, grace=10):
+    """Stops a process the test started, by its PID (killed after grace s)."""
     if p.poll() is None:
-        p.send_signal(signal.SIGQUIT)
+        p.send_signal(sig)
         try:
-            p.wait(10)
+            p.wait(grace)
         except subprocess.TimeoutExpired:
             p.kill()
     p.wait()
+
+
+def nginx_stop(p):
+    stop(p, signal.SIGQUIT)

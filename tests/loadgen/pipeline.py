@@ -15,7 +15,6 @@ that event loop (77 when it is unusable)."""
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
-from harness import BUILD, check, figure, figures, finish, free_port, lg, start  # noqa: E402
+from harness import (BUILD, check, figure, figures, finish, free_port, lg, start,  # noqa: E402
+                     stop)
 
 BODY = b"Hello, world!\n"
 
@@ -59,12 +59,7 @@ def worker_case(kind, n):
         # the stats request itself counts once
         check("%s saw each request once" % kind, after - before == 2 * n + 1, after - before)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
 
 
 def main():
