@@ -9,20 +9,64 @@ non-2xx, POST bodies, a peer that does not speak HTTP/2, a peer that never
 answers (-s timeouts), a refused connection and the option errors. Skipped (77) without nginx."""
 import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LOADGEN, check, figure, finish, free_port, lg, nginx_start,  # noqa: E402
-                     nginx_stop)
+BUILD = os.environ.get("COROBENCH_BUILD", ".")
+LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
+failures = []
 
-SERVERS = """
+
+def check(name, cond, detail=""):
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)))
+    if not cond:
+        failures.append(name)
+
+
+def lg(args, timeout=60):
+    p = subprocess.run([LOADGEN] + args, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def figure(out, label):
+    m = re.search(r"^%s:\s+(\d+)" % re.escape(label), out, re.M)
+    return int(m.group(1)) if m else None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_nginx(tmp, port, port_goaway):
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes 1;
+daemon off;
+master_process off;
+pid %(t)s/nginx.pid;
+error_log %(t)s/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %(t)s;
+  proxy_temp_path %(t)s;
+  fastcgi_temp_path %(t)s;
+  uwsgi_temp_path %(t)s;
+  scgi_temp_path %(t)s;
   server {
     listen 127.0.0.1:%(p)d http2;
+    keepalive_requests 100000000;
     location / { return 200 "hello\\n"; }
     location /reset { return 444; }
     location /missing { return 404; }
@@ -32,7 +76,22 @@ SERVERS = """
     keepalive_requests 50;
     location / { return 200 "hello\\n"; }
   }
-"""
+}
+""" % {"t": tmp, "p": port, "g": port_goaway})
+    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port_goaway), timeout=1).close()
+            return p
+        except OSError:
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+    p.kill()
+    p.wait()
+    return None
 
 
 def not_h2_server():
@@ -66,7 +125,7 @@ def main():
         return 77
     tmp = tempfile.mkdtemp(prefix="loadgen-h2-")
     port, port_g = free_port(), free_port()
-    ng = nginx_start(tmp, SERVERS % {"p": port, "g": port_g}, [port, port_g])
+    ng = start_nginx(tmp, port, port_g)
     if ng is None:
         print("nginx did not start (no http2 cleartext support?): skipped")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -75,9 +134,15 @@ def main():
     try:
         run_tests(tmp, url, port, port_g)
     finally:
-        nginx_stop(ng)
+        ng.send_signal(signal.SIGTERM)
+        try:
+            ng.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            ng.kill()
+            ng.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    return finish()
+    print("%d failure(s)" % len(failures) if failures else "all passed")
+    return 1 if failures else 0
 
 
 def run_tests(tmp, url, port, port_g):

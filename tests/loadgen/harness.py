@@ -1,16 +1,16 @@
 """What loadgen's integration tests share: the binary (from $COROBENCH_BUILD,
 with `--engine E` from the test's command line), running it, reading ab's
-report figures, recording checks, free ports, the engine probe (77 when the
-engine asked for is unusable here), and nginx started on a temporary
-configuration and stopped by PID. Standard library only."""
+report figures, recording checks, free ports (nginx.py's), the engine probe
+(77 when the engine asked for is unusable here), and stopping a process the
+test started by its PID. nginx itself: nginx.py. Standard library only."""
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nginx import free_port  # noqa: E402,F401  (for the tests that import it from here)
 
 BUILD = os.environ.get("COROBENCH_BUILD", ".")
 LOADGEN = os.path.abspath(os.path.join(BUILD, "loadgen", "loadgen"))
@@ -48,14 +48,6 @@ def figures(out):
                                          "Document Length")}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def start(name):
     """The test's preamble: the binary is there, the engine usable. None to
     go on, else the exit status to return (1, or 77 for skipped)."""
@@ -75,54 +67,6 @@ def finish():
     return 1 if failures else 0
 
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-master_process off;
-pid %(t)s/nginx.pid;
-error_log %(t)s/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  client_body_temp_path %(t)s;
-  proxy_temp_path %(t)s;
-  fastcgi_temp_path %(t)s;
-  uwsgi_temp_path %(t)s;
-  scgi_temp_path %(t)s;
-%(servers)s
-}
-"""
-
-
-def nginx_start(tmp, servers, wait_for):
-    """nginx with the server blocks `servers` (text), its files in tmp; waits
-    until every address of wait_for (ports, or Unix socket paths) accepts.
-    The process, or None (no nginx, or it did not start: see tmp/error.log)."""
-    if not shutil.which("nginx"):
-        return None
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF % {"t": tmp, "servers": servers})
-    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            for a in wait_for:
-                if isinstance(a, int):
-                    socket.create_connection(("127.0.0.1", a), timeout=1).close()
-                else:
-                    s = socket.socket(socket.AF_UNIX)
-                    s.connect(a)
-                    s.close()
-            return p
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-    nginx_stop(p)
-    return None
-
-
 def stop(p, sig=signal.SIGTERM, grace=10):
     """Stops a process the test started, by its PID (killed after grace s)."""
     if p.poll() is None:
@@ -133,6 +77,3 @@ def stop(p, sig=signal.SIGTERM, grace=10):
             p.kill()
     p.wait()
 
-
-def nginx_stop(p):
-    stop(p, signal.SIGQUIT)

@@ -24,8 +24,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compat  # noqa: E402  (its normalize(): the report without timings)
-from harness import (LOADGEN, check, figures, finish, free_port, lg, nginx_start,  # noqa: E402
-                     nginx_stop, start)
+import nginx  # noqa: E402
+from harness import LOADGEN, check, figures, finish, free_port, lg, start  # noqa: E402
 
 AB = shutil.which("ab")
 TLS_LINES = ("SSL/TLS Protocol:", "Server Temp Key:", "TLS Server Name:")
@@ -53,7 +53,8 @@ def make_certs(d):
         f.write(open(os.path.join(d, "client.crt")).read() + open(os.path.join(d, "client.key")).read())
 
 
-SERVERS = """
+SERVERS = """  access_log off;
+  keepalive_requests 100000000;
   server {
     listen 127.0.0.1:%(plain)d;
     listen 127.0.0.1:%(tls)d ssl;
@@ -114,7 +115,7 @@ def main():
     make_certs(d)
     ports = {k: free_port() for k in ("plain", "tls", "h2", "mtls")}
     sock = os.path.join(d, "tls.sock")
-    ng = nginx_start(d, SERVERS % dict(ports, d=d, sock=sock),
+    ng = nginx.start(d, SERVERS % dict(ports, d=d, sock=sock),
                      [ports["plain"], ports["tls"], ports["h2"], ports["mtls"], sock])
     if ng is None:
         print("tls: nginx did not start (see its error.log): skipping")
@@ -222,7 +223,7 @@ def main():
         check("https over --unix", rc == 0 and f["Complete requests"] == 500
               and f["Failed requests"] == 0 and len(tls_lines(out)) == 3, (rc, f, err[-300:]))
     finally:
-        nginx_stop(ng)
+        nginx.stop(ng)
         shutil.rmtree(d, ignore_errors=True)
     return finish()
 

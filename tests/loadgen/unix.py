@@ -19,8 +19,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compat  # noqa: E402  (its normalize(): the report without timings)
 import httpd  # noqa: E402
-from harness import (LOADGEN, check, figures, finish, free_port, lg, nginx_start,  # noqa: E402
-                     nginx_stop, start)
+import nginx  # noqa: E402
+from harness import LOADGEN, check, figures, finish, free_port, lg, start  # noqa: E402
 
 
 def python_server(tmp):
@@ -57,7 +57,8 @@ def python_server(tmp):
         srv.stop()
 
 
-SERVERS = """
+SERVERS = """  access_log off;
+  keepalive_requests 100000000;
   server {
     listen 127.0.0.1:%(p)d;
     listen unix:%(u)s;
@@ -73,7 +74,8 @@ SERVERS = """
 def nginx_cases(tmp):
     port = free_port()
     u, u2 = os.path.join(tmp, "ng.sock"), os.path.join(tmp, "ng2.sock")
-    ng = nginx_start(tmp, SERVERS % {"p": port, "u": u, "u2": u2}, [port, u, u2])
+    ng = nginx.start(tmp, SERVERS % {"p": port, "u": u, "u2": u2}, [port, u, u2]) \
+        if shutil.which("nginx") else None
     if ng is None:
         print("skip nginx cases: nginx missing or did not start")
         return
@@ -93,7 +95,7 @@ def nginx_cases(tmp):
               and f["Failed requests"] == 0 and f["HTML transferred"] == 1000 * 20,
               (rc, f, err[-300:]))
     finally:
-        nginx_stop(ng)
+        nginx.stop(ng)
 
 
 def main():
