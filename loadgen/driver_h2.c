@@ -32,7 +32,7 @@
 #define H2_WINDOW ((1 << 30) - 1) /* h2load's default -w 30 / -W 30 */
 #define SCAN_US 1000000           /* -s timeouts are looked for once a second */
 
-enum { H2_UNCONN, H2_CONNECTING, H2_OPEN };
+enum { H2_UNCONN, H2_CONNECTING, H2_OPEN, H2_BUSY /* a Unix listener was full: retry */ };
 
 struct h2s {
 	struct h2s *next; /* free list */
@@ -49,6 +49,7 @@ struct h2c {
 	struct ev_sock s; /* first: the handlers get the connection from it */
 	struct h2t *ht;
 	int state, dirty, fresh;
+	struct ev_timer retry; /* H2_BUSY: the connect is tried again then */
 	int sending; /* out[0..outlen) is with ev_send() */
 	nghttp2_session *sess;
 	struct h2s *slots, *free;
@@ -66,6 +67,7 @@ struct h2t {
 	struct h2c *conns;
 	struct h2c **dirty;
 	int ndirty, nconns, streams;
+	int nretry; /* connections in H2_BUSY */
 	long inflight;
 	uint64_t now; /* of the event being handled: one clock read per read */
 	struct ev_timer scan;
@@ -297,18 +299,35 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 	for (;;) {
 		if (!lge_may_start(t))
 			return;
-		c->connstart = t->last = ev_now_update(t->ev);
+		uint64_t now = t->last = ev_now_update(t->ev);
+		if (c->state != H2_BUSY)
+			c->connstart = now; /* (a wait for a full queue is connect time) */
 		/* TCP_NODELAY: many small writes in flight at once, which Nagle
 		 * would hold back */
 		int rc = lge_open(t, &c->s, &h2_handler, EV_READ | EV_WRITE, 1);
 		if (rc == LGE_REFUSED)
 			continue;
+		if (rc == LGE_BUSY) {
+			c->state = H2_BUSY;
+			ht->nretry++;
+			ev_timer_start(t->ev, &c->retry, now + LGE_BUSY_RETRY_US);
+			return;
+		}
 		if (rc == LGE_CONNECTED)
 			h2_open(ht, c);
 		else if (rc == LGE_CONNECTING)
 			c->state = H2_CONNECTING;
 		return;
 	}
+}
+
+static void h2_busy_due(struct ev_timer *tm, uint64_t now)
+{
+	(void)now;
+	struct h2c *c = (struct h2c *)((char *)tm - offsetof(struct h2c, retry));
+	c->ht->nretry--;
+	if (c->state == H2_BUSY)
+		h2_connect(c->ht, c);
 }
 
 /* The connect failed (refused...): the next address, or ab's answer. */
@@ -500,6 +519,13 @@ static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(t->ev, tm, now + SCAN_US);
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
+		if (c->state == H2_BUSY && now > c->connstart + limit) {
+			/* still no room: a timeout, and the wait starts again */
+			t->r.err_timeout++;
+			lge_publish_failed(t);
+			c->connstart = now;
+			continue;
+		}
 		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
 			t->r.err_timeout++;
 			lge_publish_failed(t);
@@ -566,6 +592,7 @@ static int h2_setup(struct h2t *ht)
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
 		c->ht = ht;
+		c->retry.fire = h2_busy_due;
 		c->s.fd = -1;
 		c->slots = slots + (size_t)i * (size_t)ht->streams;
 		for (int k = ht->streams - 1; k >= 0; k--) {
@@ -629,7 +656,7 @@ void lge_h2_run(struct thr *t)
 		uint64_t now = ev_now_update(t->ev);
 		if (cf->tlimit_us && now >= g->stoptime)
 			break;
-		if (t->active == 0)
+		if (t->active == 0 && !ht.nretry)
 			break; /* nothing left that could finish a request */
 		uint64_t wait_us = 1000000;
 		if (cf->tlimit_us && g->stoptime - now < wait_us)
@@ -642,5 +669,7 @@ void lge_h2_run(struct thr *t)
 		ht.now = ev_now(t->ev); /* the last read's, as the pumps' time */
 	}
 	ev_timer_stop(t->ev, &ht.scan);
+	for (int i = 0; ht.conns && i < ht.nconns; i++)
+		ev_timer_stop(t->ev, &ht.conns[i].retry);
 	h2_free(&ht);
 }

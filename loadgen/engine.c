@@ -4,6 +4,7 @@
  * drivers share (opening a connection, ab's counting rules, the -g rows,
  * the fatal stop); and the exact merge of the threads' results. */
 #include "engine_int.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -54,11 +55,14 @@ void lge_wake_all(struct shared *g)
 void lge_fatal(struct thr *t, const char *prefix, const char *what, int code)
 {
 	struct shared *g = t->g;
+	/* a TLS failure says OpenSSL's reason first, as ab prints it */
+	const char *tls = t->cf->tls && code == EPROTO ? tls_last_error() : "";
 	pthread_mutex_lock(&g->mu);
 	if (!g->fatal) {
 		g->fatal = 1;
 		g->fatal_code = code;
-		snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s%s: %s (%d)", prefix, what,
+		snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s%s%s%s%s: %s (%d)",
+		         tls[0] ? "SSL/TLS failed: " : "", tls, tls[0] ? "\n" : "", prefix, what,
 		         strerror(code), code);
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -225,12 +229,35 @@ int lge_open(struct thr *t, struct ev_sock *s, const struct ev_handler *h, unsig
 	int fd = lge_socket(t, cf, sa);
 	if (fd < 0)
 		return LGE_FATAL;
-	if (nodelay) {
+	if (nodelay && sa->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 	int rc = connect(fd, sa, cf->addrlens[t->addr]);
 	int e = errno;
+	if (rc != 0 && e == EAGAIN && sa->sa_family == AF_UNIX) {
+		close(fd);
+		return LGE_BUSY;
+	}
+	if ((rc == 0 || e == EINPROGRESS) && cf->tls) {
+		/* the driver is "connected" when the handshake is over */
+		int r = ev_open(t->ev, s, fd, h, rc == 0 ? EV_READ : EV_READ | EV_WRITE);
+		if (r) {
+			close(fd);
+			lge_fatal(t, "", t->ev->what, -r);
+			return LGE_FATAL;
+		}
+		if ((r = tls_attach(cf->tls, s, rc == 0)) != 0) {
+			ev_close(s);
+			if (r == -ENOMEM) {
+				lge_fatal(t, "", "SSL_new", ENOMEM);
+				return LGE_FATAL;
+			}
+			return lge_connect_failed(t, -r) ? LGE_REFUSED : LGE_FATAL;
+		}
+		t->active++;
+		return LGE_CONNECTING;
+	}
 	if (rc == 0 || e == EINPROGRESS) {
 		int r = ev_open(t->ev, s, fd, h, rc == 0 ? watch & ~EV_WRITE : watch);
 		if (r) {
@@ -272,6 +299,8 @@ static void *thr_start(void *arg)
 		lge_gp_flush(t);
 	ev_free(t->ev);
 	t->ev = NULL;
+	if (t->cf->tls)
+		tls_thread_done();
 	return NULL;
 }
 

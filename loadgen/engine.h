@@ -19,6 +19,8 @@
 
 #define LG_MAX_ADDRS 8
 
+struct tls_ctx;
+
 /* The event loop's back end (--engine). */
 enum lg_engine {
 	LG_ENGINE_AUTO,  /* io_uring when built in and working, else epoll */
@@ -57,6 +59,8 @@ struct lg_conf {
 	double rate;         /* --rate: requests/s in total, 0 = closed model */
 	int engine;          /* enum lg_engine: what --engine asked for */
 	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
+	int pipeline;        /* --pipeline: HTTP/1 requests in flight per connection; <= 1 off */
+	struct tls_ctx *tls; /* https://: every connection speaks TLS (tls.h); NULL: plain */
 	/* --h2: HTTP/2 with prior knowledge; req/reqlen are then unused */
 	int h2;
 	int streams;                 /* concurrent streams per connection */

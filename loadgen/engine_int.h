@@ -83,11 +83,15 @@ static inline bool lge_may_start(const struct thr *t)
 	return t->started < t->requests && !atomic_load_explicit(&t->g->stop, memory_order_relaxed);
 }
 
-/* The outcomes of lge_open(). */
-enum { LGE_FATAL = -2, LGE_REFUSED = -1, LGE_CONNECTING = 0, LGE_CONNECTED = 1 };
+/* The outcomes of lge_open(). LGE_BUSY: a Unix-domain listener's queue is
+ * full (its connect() says EAGAIN, where TCP would retransmit the SYN and
+ * stay connecting): nothing is open, the driver tries again shortly
+ * (LGE_BUSY_RETRY_US later). */
+enum { LGE_FATAL = -2, LGE_REFUSED = -1, LGE_CONNECTING = 0, LGE_CONNECTED = 1, LGE_BUSY = 2 };
+#define LGE_BUSY_RETRY_US 1000
 
 /* Opens a socket to t's current address (bound with -B, sized with -b,
- * TCP_NODELAY when nodelay) and starts connecting it, watched on t's loop
+ * TCP_NODELAY when nodelay and the address is TCP's) and starts connecting it, watched on t's loop
  * as s for h (watch: what to announce once connected, EV_WRITE for the
  * connect's end). LGE_REFUSED when the connect failed at once: ab's rule
  * is applied and the caller tries again; LGE_FATAL when the run is over. */

@@ -70,13 +70,14 @@ int ev_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h
 	s->slen = 0;
 	s->unread = 0;
 	s->dry = 0;
+	s->xp = NULL;
 	int rc = ev->be->open(ev, s);
 	if (rc)
 		s->fd = -1;
 	return rc;
 }
 
-int ev_sock_error(struct ev_sock *s)
+int ev_fd_error(struct ev_sock *s)
 {
 	int e = 0;
 	socklen_t len = sizeof e;

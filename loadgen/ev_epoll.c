@@ -262,5 +262,6 @@ struct ev *ev_epoll_new(unsigned nsocks, int *err, const char **what)
 	return &ep->ev;
 }
 
-static const struct ev_io ep_io = {ep_recv, ep_send, ep_watch, ep_recheck, ep_close};
+static const struct ev_io ep_io = {ep_recv,    ep_send,  ep_watch,
+                                   ep_recheck, ep_close, ev_fd_error};
 static const struct ev_backend ep_backend = {"epoll", ep_open, ep_wakeup_fd, ep_wait, ep_free};

@@ -17,13 +17,14 @@ static long failed_total(const struct lg_result *r)
 }
 
 /* ab's statistics of one column: min, integer mean, sd around that mean,
- * its odd median (the mean of ranks n/2 and n/2+1 when n is odd), max. */
+ * its odd median (the mean of ranks n/2 and n/2+1 when n is odd), max; in
+ * ab's rounded milliseconds, or in microseconds (us). */
 struct col {
 	int64_t min, mean, median, max;
 	double sd;
 };
 
-static struct col column(const struct hist *h, long done)
+static struct col column(const struct hist *h, long done, int us)
 {
 	struct col c;
 	uint64_t n = (uint64_t)done;
@@ -35,6 +36,8 @@ static struct col column(const struct hist *h, long done)
 		c.median = (int64_t)((hist_at_rank(h, n / 2) + hist_at_rank(h, n / 2 + 1)) / 2);
 	else
 		c.median = (int64_t)hist_at_rank(h, n / 2);
+	if (us)
+		return c;
 	c.min = ROUND_MS(c.min);
 	c.mean = ROUND_MS(c.mean);
 	c.median = ROUND_MS(c.median);
@@ -60,6 +63,44 @@ static void sane(FILE *out, const char *what, const struct col *c)
 		        what);
 }
 
+/* --format us: ab's two tables with every time in microseconds, columns
+ * wide enough for them (and no rounding to milliseconds on the way). */
+static void report_us_tables(FILE *out, const struct report_opts *o, const struct lg_result *r,
+                             const struct col *con, const struct col *d, const struct col *w,
+                             const struct col *tot)
+{
+	const struct col *cols[] = {con, d, w, tot};
+	static const char *const names[] = {"Connect:", "Processing:", "Waiting:", "Total:"};
+	if (o->confidence)
+		fprintf(out, "%12s%8s %16s %8s %9s\n", "", "min", "mean[+/-sd]", "median", "max");
+	else
+		fprintf(out, "%12s%8s %8s %9s\n", "", "min", "avg", "max");
+	for (int i = 0; i < 4; i++) {
+		const struct col *c = cols[i];
+		if (o->confidence)
+			fprintf(out, "%-12s%8" PRId64 " %8" PRId64 " %7.1f %8" PRId64 " %9" PRId64 "\n",
+			        names[i], c->min, c->mean, c->sd, c->median, c->max);
+		else
+			fprintf(out, "%-12s%8" PRId64 " %8" PRId64 " %9" PRId64 "\n", names[i], c->min,
+			        c->mean, c->max);
+	}
+	if (o->confidence) {
+		sane(out, "the initial connection time", con);
+		sane(out, "the processing time", d);
+		sane(out, "the waiting time", w);
+		sane(out, "the total time", tot);
+	}
+	long done = r->done;
+	if (o->percentile && done > 1) {
+		static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99};
+		fprintf(out, "\nPercentage of the requests served within a certain time (us)\n");
+		for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++)
+			fprintf(out, "  %d%%  %8" PRIu64 "\n", percs[i],
+			        hist_at_rank(r->total, (uint64_t)done * (uint64_t)percs[i] / 100));
+		fprintf(out, " 100%%  %8" PRIu64 " (longest request)\n", hist_max(r->total));
+	}
+}
+
 void report_text(FILE *out, const struct report_opts *o, const struct lg_result *r)
 {
 	double tt = r->timetaken;
@@ -68,6 +109,12 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	fprintf(out, "Server Software:        %s\n", r->servername);
 	fprintf(out, "Server Hostname:        %s\n", o->hostname);
 	fprintf(out, "Server Port:            %u\n", o->port);
+	if (o->tls_proto && o->tls_proto[0])
+		fprintf(out, "SSL/TLS Protocol:       %s\n", o->tls_proto);
+	if (o->tls_tmpkey && o->tls_tmpkey[0])
+		fprintf(out, "Server Temp Key:        %s\n", o->tls_tmpkey);
+	if (o->tls_sni && o->tls_sni[0])
+		fprintf(out, "TLS Server Name:        %s\n", o->tls_sni);
 	fprintf(out, "\n");
 	fprintf(out, "Document Path:          %s\n", o->path);
 	if (o->nolength)
@@ -79,6 +126,9 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	if (o->streams)
 		fprintf(out, "HTTP/2 connections:     %d (up to %d streams each)\n", o->h2conns,
 		        o->streams);
+	if (o->pipeline > 1)
+		fprintf(out, "Pipelined connections:  %d (up to %d requests each)\n",
+		        o->concurrency / o->pipeline, o->pipeline);
 	fprintf(out, "Time taken for tests:   %.3f seconds\n", tt);
 	fprintf(out, "Complete requests:      %ld\n", done);
 	fprintf(out, "Failed requests:        %ld\n", failed_total(r));
@@ -101,14 +151,16 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	if (o->send_body)
 		fprintf(out, "Total body sent:        %" PRId64 "\n", r->totalposted);
 	fprintf(out, "HTML transferred:       %" PRId64 " bytes\n", r->totalbread);
+	const char *unit = o->us ? "us" : "ms";
+	double per_s = o->us ? 1e6 : 1e3;
 	if (tt > 0 && done) {
 		fprintf(out, "Requests per second:    %.2f [#/sec] (mean)\n", (double)done / tt);
-		fprintf(out, "Time per request:       %.3f [ms] (mean)\n",
-		        (double)o->concurrency * tt * 1000 / (double)done);
+		fprintf(out, "Time per request:       %.3f [%s] (mean)\n",
+		        (double)o->concurrency * tt * per_s / (double)done, unit);
 		fprintf(
 		    out,
-		    "Time per request:       %.3f [ms] (mean, across all concurrent requests)\n",
-		    tt * 1000 / (double)done);
+		    "Time per request:       %.3f [%s] (mean, across all concurrent requests)\n",
+		    tt * per_s / (double)done, unit);
 		fprintf(out, "Transfer rate:          %.2f [Kbytes/sec] received\n",
 		        (double)r->totalread / 1024 / tt);
 		if (o->send_body) {
@@ -123,9 +175,13 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 		fprintf(out, "\nNo successful requests: no connection times to report.\n");
 		return;
 	}
-	struct col con = column(r->ctime, done), d = column(r->dtime, done),
-	           w = column(r->wait, done), tot = column(r->total, done);
-	fprintf(out, "\nConnection Times (ms)\n");
+	struct col con = column(r->ctime, done, o->us), d = column(r->dtime, done, o->us),
+	           w = column(r->wait, done, o->us), tot = column(r->total, done, o->us);
+	fprintf(out, "\nConnection Times (%s)\n", unit);
+	if (o->us) {
+		report_us_tables(out, o, r, &con, &d, &w, &tot);
+		return;
+	}
 	if (o->confidence) {
 #define CONF_FMT "%5" PRId64 " %4" PRId64 " %5.1f %6" PRId64 " %7" PRId64 "\n"
 		fprintf(out, "              min  mean[+/-sd] median   max\n");
@@ -278,11 +334,8 @@ void report_html(FILE *out, const struct report_opts *o, const struct lg_result 
 	fprintf(out, "</table>\n");
 }
 
-int report_csv(const char *file, const struct lg_result *r)
+int report_csv(FILE *out, const struct lg_result *r)
 {
-	FILE *out = fopen(file, "w");
-	if (!out)
-		return -1;
 	uint64_t done = (uint64_t)r->done;
 	fprintf(out, "Percentage served,Time in ms\n");
 	for (int i = 0; i <= 100; i++) {
@@ -295,7 +348,7 @@ int report_csv(const char *file, const struct lg_result *r)
 			v = hist_at_rank(r->total, (uint64_t)(0.5 + (double)done * i / 100.0));
 		fprintf(out, "%d,%.3f\n", i, (double)v / 1000.0);
 	}
-	return fclose(out);
+	return ferror(out) ? -1 : 0;
 }
 
 struct gp_line {
@@ -313,28 +366,23 @@ static int gp_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-int report_gnuplot_sort(const char *file)
+/* The rows in completion order, as they were streamed (too many to sort). */
+static int gp_copy(int fd, FILE *out)
 {
-	struct stat st;
-	if (stat(file, &st) || st.st_size > (off_t)256 * 1024 * 1024)
-		return -1; /* too big to sort in memory: leave it in completion order */
-	FILE *f = fopen(file, "r");
-	if (!f)
-		return -1;
-	size_t size = (size_t)st.st_size;
-	char *data = malloc(size + 1);
-	if (!data || fread(data, 1, size, f) != size) {
-		free(data);
-		fclose(f);
-		return -1;
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf, sizeof buf, off)) > 0) {
+		if (fwrite(buf, 1, (size_t)n, out) != (size_t)n)
+			return -1;
+		off += n;
 	}
-	fclose(f);
-	data[size] = 0;
-	char *first = memchr(data, '\n', size);
-	if (!first) {
-		free(data);
-		return 0;
-	}
+	return n < 0 ? -1 : 0;
+}
+
+/* The rows as (start, length, ttime), in the order they came. */
+static struct gp_line *gp_lines(char *data, size_t size, char *first, size_t *count)
+{
 	size_t n = 0, cap = 1024;
 	struct gp_line *lines = malloc(cap * sizeof *lines);
 	for (char *p = first + 1; lines && p < data + size;) {
@@ -345,8 +393,7 @@ int report_gnuplot_sort(const char *file)
 			struct gp_line *nl = realloc(lines, cap * sizeof *lines);
 			if (!nl) {
 				free(lines);
-				lines = NULL;
-				break;
+				return NULL;
 			}
 			lines = nl;
 		}
@@ -361,31 +408,38 @@ int report_gnuplot_sort(const char *file)
 		n++;
 		p += len;
 	}
+	*count = n;
+	return lines;
+}
+
+int report_gnuplot_write(int fd, FILE *out)
+{
+	struct stat st;
+	if (fstat(fd, &st))
+		return -1;
+	if (st.st_size > (off_t)256 * 1024 * 1024)
+		return gp_copy(fd, out); /* too big to sort in memory */
+	size_t size = (size_t)st.st_size;
+	char *data = malloc(size + 1);
+	if (!data || pread(fd, data, size, 0) != (ssize_t)size) {
+		free(data);
+		return data ? -1 : gp_copy(fd, out);
+	}
+	data[size] = 0;
+	char *first = memchr(data, '\n', size);
+	size_t n = 0;
+	struct gp_line *lines = first ? gp_lines(data, size, first, &n) : NULL;
 	if (!lines) {
 		free(data);
-		return -1;
+		return gp_copy(fd, out);
 	}
 	qsort(lines, n, sizeof *lines, gp_cmp);
-	size_t plen = strlen(file);
-	char *tmp = malloc(plen + 8);
-	int rc = -1;
-	if (tmp) {
-		snprintf(tmp, plen + 8, "%s.sort", file);
-		FILE *o = fopen(tmp, "w");
-		if (o) {
-			fwrite(data, 1, (size_t)(first + 1 - data), o);
-			for (size_t i = 0; i < n; i++)
-				fwrite(lines[i].s, 1, lines[i].len, o);
-			if (fclose(o) == 0 && rename(tmp, file) == 0)
-				rc = 0;
-			else
-				unlink(tmp);
-		}
-		free(tmp);
-	}
+	fwrite(data, 1, (size_t)(first + 1 - data), out);
+	for (size_t i = 0; i < n; i++)
+		fwrite(lines[i].s, 1, lines[i].len, out);
 	free(lines);
 	free(data);
-	return rc;
+	return ferror(out) ? -1 : 0;
 }
 
 static json_t *ms_or_null(const struct hist *h, int what, double p)

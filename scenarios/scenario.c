@@ -12,6 +12,7 @@
 
 #include "app.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -234,6 +235,70 @@ static bool want_name(struct errs *e, const char *path, const json_t *v, const c
 	}
 	if (s[0] == '.') {
 		err_add(e, path, "'%s' must not start with '.'", s);
+		return false;
+	}
+	*out = s;
+	return true;
+}
+
+/* A request path as the runner sends it: origin-form (RFC 9112 §3.2.1),
+ * absolute-path [ "?" query ], each byte a pchar, '/' or '?' (RFC 3986:
+ * unreserved, sub-delims, ':', '@', or a well-formed %XX). A space, CR, LF
+ * or any control byte would split or corrupt the request line, '#' is never
+ * sent, and the others must be percent-encoded. Reports the first fault. */
+static bool want_origin_form(struct errs *e, const char *path, const json_t *v,
+                             const char **out)
+{
+	const char *s;
+	if (!want_str(e, path, v, 1, 2048, &s))
+		return false;
+	if (s[0] != '/') {
+		err_add(e, path, "must start with '/' (an origin-form request target, RFC 9112 "
+		                 "§3.2.1)");
+		return false;
+	}
+	static const char allowed[] = "-._~!$&'()*+,;=:@/?";
+	for (size_t i = 0; s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (isalnum(c) || (c < 0x80 && strchr(allowed, c)))
+			continue;
+		static const char *const ctl[] = {[' '] = "a space", ['\r'] = "a CR",
+		                                  ['\n'] = "an LF", ['\t'] = "a tab"};
+		if (c == '%') {
+			if (isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+				i += 2;
+				continue;
+			}
+			err_add(e, path,
+			        "'%%' at offset %zu is not followed by two hex digits (percent-encode "
+			        "a '%%' itself as %%25)",
+			        i);
+		} else if (c <= ' ' || c == 0x7f) {
+			if (c < sizeof ctl / sizeof ctl[0] && ctl[c])
+				err_add(e, path,
+				        "%s at offset %zu: a request target cannot hold it (it would "
+				        "split the request line); percent-encode it as %%%02X",
+				        ctl[c], i, c);
+			else
+				err_add(e, path,
+				        "control byte 0x%02x at offset %zu: a request target cannot "
+				        "hold it; percent-encode it as %%%02X",
+				        c, i, c);
+		} else if (c == '#') {
+			err_add(e, path,
+			        "'#' at offset %zu: a fragment is never sent in a request target; "
+			        "percent-encode it as %%23 if it belongs to the path",
+			        i);
+		} else if (c >= 0x80) {
+			err_add(e, path,
+			        "byte 0x%02x at offset %zu is not ASCII: percent-encode it (%%%02X)", c,
+			        i, c);
+		} else {
+			err_add(e, path,
+			        "'%c' at offset %zu is not allowed in a request target unencoded; "
+			        "percent-encode it as %%%02X",
+			        c, i, c);
+		}
 		return false;
 	}
 	*out = s;
@@ -767,12 +832,8 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 
 	path_key(p, path, "path");
 	json_object_set_new(out, "path", json_string(d->path));
-	if ((x = json_object_get(v, "path")) && want_str(e, p, x, 1, 2048, &s)) {
-		if (s[0] != '/')
-			err_add(e, p, "must start with '/'");
-		else
-			json_object_set_new(out, "path", json_string(s));
-	}
+	if ((x = json_object_get(v, "path")) && want_origin_form(e, p, x, &s))
+		json_object_set_new(out, "path", json_string(s));
 
 	path_key(p, path, "expect");
 	if ((x = json_object_get(v, "expect"))) {
@@ -1100,12 +1161,8 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	json_object_set_new(out, "cpus", cpus);
 
 	const char *path = "/";
-	if ((x = json_object_get(root, "path")) && want_str(e, "path", x, 1, 2048, &s)) {
-		if (s[0] != '/')
-			err_add(e, "path", "must start with '/'");
-		else
-			path = s;
-	}
+	if ((x = json_object_get(root, "path")) && want_origin_form(e, "path", x, &s))
+		path = s;
 	json_object_set_new(out, "path", json_string(path));
 
 	json_t *expect = NULL;

@@ -229,6 +229,8 @@ def loadgen(argv):
     with open(tmp, "w") as fh:
         json.dump(doc, fh)
     os.replace(tmp, f["--json"])
+    if stop[0]:
+        sys.exit(1)  # as loadgen (and ab) after SIGINT: the report, then status 1
 
 
 if __name__ == "__main__":

@@ -193,6 +193,61 @@ static void test_bad_cpu_lists(void **state)
 	                 "x.json: cpus.sever: unknown field");
 }
 
+/* A path must be an origin-form request target (RFC 9112 §3.2.1): what
+ * would split the request line (a space, CR, LF, a control byte), a
+ * fragment, a bad %-escape and anything unencoded are refused with the
+ * field and the offset, for the scenario's path and a server's. */
+static void test_paths(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path, *needle;
+	} bad[] = {
+	    {"/a b", "a space at offset 2: a request target cannot hold it"},
+	    {"/a\\r\\nX: y", "a CR at offset 2"},
+	    {"/\\n", "an LF at offset 1"},
+	    {"/\\t", "a tab at offset 1"},
+	    {"/\\u0001", "control byte 0x01 at offset 1"},
+	    {"/\\u007f", "control byte 0x7f at offset 1"},
+	    {"/a#frag", "'#' at offset 2: a fragment is never sent"},
+	    {"/%zz", "'%' at offset 1 is not followed by two hex digits"},
+	    {"/%4", "'%' at offset 1 is not followed by two hex digits"},
+	    {"/a%", "'%' at offset 2"},
+	    {"/<x>", "'<' at offset 1 is not allowed in a request target unencoded; "
+	             "percent-encode it as %3C"},
+	    {"/a\\\\b", "'\\' at offset 2"},
+	    {"/\\u00e9", "byte 0xc3 at offset 1 is not ASCII"},
+	    {"/a|b", "'|' at offset 2"},
+	    {"x/y", "must start with '/'"},
+	    {"http://h/", "must start with '/'"},
+	    {"*", "must start with '/'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char top[128], srv[128], want[256];
+		snprintf(top, sizeof top, "\"path\":\"%s\",\"name\":\"t\"", bad[i].path);
+		snprintf(want, sizeof want, "x.json: path: %s", bad[i].needle);
+		expect_sub_error("\"name\":\"t\"", top, want);
+		snprintf(srv, sizeof srv, "{\"kind\":\"coro\",\"path\":\"%s\",", bad[i].path);
+		snprintf(want, sizeof want, "x.json: servers[0].path: %s", bad[i].needle);
+		expect_sub_error("{\"kind\":\"coro\",", srv, want);
+	}
+	/* what a request target may hold passes, as it is */
+	static const char *const good[] = {"/", "/a/b?c=d&e=f", "/~x/-._!$&'()*+,;=:@/",
+	                                   "/q?x=/y?z", "/%20%2F%7e"};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char top[128], *errors = NULL;
+		snprintf(top, sizeof top, "\"path\":\"%s\",\"name\":\"t\"", good[i]);
+		char *doc = with("\"name\":\"t\"", top);
+		struct scenario *sc = scenario_parse(doc, strlen(doc), "x.json", &errors);
+		if (!sc)
+			fail_msg("%s rejected: %s", good[i], errors);
+		assert_string_equal(json_string_value(json_object_get(scenario_json(sc), "path")),
+		                    good[i]);
+		scenario_free(sc);
+		free(doc);
+	}
+}
+
 static void test_servers(void **state)
 {
 	(void)state;
@@ -517,6 +572,7 @@ int main(void)
 	    cmocka_unit_test(test_valid_normalizes),  cmocka_unit_test(test_missing_fields),
 	    cmocka_unit_test(test_wrong_types),       cmocka_unit_test(test_bad_cpu_lists),
 	    cmocka_unit_test(test_servers),           cmocka_unit_test(test_invalid_json),
+	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_plot_level),        cmocka_unit_test(test_robust),
 	    cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_load_missing_file),
 	    cmocka_unit_test(test_h2_normalizes),     cmocka_unit_test(test_h2_errors),
