@@ -6,7 +6,8 @@ one worker, a temporary config on free ports, stopped by PID. Covers -n with
 "streams"), --threads, --sweep crossed with --sweep-streams, -t, streams
 reset by the server, GOAWAY after keepalive_requests (loadgen reconnects),
 non-2xx, POST bodies, a peer that does not speak HTTP/2, a peer that never
-answers (-s timeouts), a refused connection and the option errors. Skipped (77) without nginx."""
+answers (-s timeouts), a refused connection, --rate and the option errors.
+Skipped (77) without nginx."""
 import json
 import os
 import re
@@ -276,8 +277,9 @@ def run_tests(tmp, url, port, port_g):
     check("streams needs --h2", rc == 22 and "--streams needs --h2" in err, (rc, err))
     rc, out, err = lg(["--h2", "--streams", "0", url])
     check("streams range", rc == 22, (rc, err))
-    rc, out, err = lg(["--h2", "--rate", "100", url])
-    check("rate refused", rc == 1 and "--rate" in err, (rc, err))
+    rc, out, err = lg(["--h2", "--rate", "200", "-n", "40", "-c", "2", "--streams", "2", url])
+    check("rate over h2", rc == 0 and figure(out, "Complete requests") == 40 and
+          "Target rate:            200.00 [#/sec] (kept" in out, (rc, out[-900:], err))
     rc, out, err = lg(["-h"])
     check("help lists --streams", "--streams N" in err and "h2load's -m" in err, err)
 
