@@ -6,7 +6,7 @@
 # chart (results/SCHEMA.md, "Aggregation"). Each series' knee, the highest
 # rate whose p99 stays within knee_factor times its unloaded p99, is circled
 # and labelled with its rate (and, in brackets, the spread of the
-# repetitions' own knees; a "+" where no measured rate went past it); the
+# repetitions' own knees; a "+" where it is the highest rate measured); the
 # thin dash-dotted line is that limit.
 load plotdir.'/common.gp'
 knee(i) = sprintf('%s/knee-%d.dat', datadir, i)

@@ -239,17 +239,19 @@ def main():
                 m = pt["median"]
                 assert m["target_rps"] == pt["level"] and isinstance(m["rate_kept"], bool)
                 assert m["p99_uncorrected_ms"] is not None, m
-        # the knee's rule on its own: the highest rate up to which every rate
-        # was kept and its p99 stayed within the factor of the lowest rate's
+        # the knee's rule on its own: the highest kept rate whose p99 stays
+        # within the factor of the unloaded p99, the smallest of the kept
+        # rates' (a stall at the lowest rate moves neither)
         knee_of = runpy.run_path(os.path.join(SOURCE, "scripts", "bench"))["knee_of"]
         rates = [100, 200, 400, 800]
         assert knee_of(rates, [10, 15, 19, 80], [True] * 4, 2) == (400, 10, True)
         assert knee_of(rates, [10, 15, 19, 20], [True] * 4, 2) == (800, 10, False)
-        assert knee_of(rates, [10, 25, 12, 12], [True] * 4, 2) == (100, 10, True)
-        assert knee_of(rates, [10, 11, 12, 13], [True, True, False, True], 2) == \
+        assert knee_of(rates, [40, 10, 12, 30], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 25, 12, 40], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 11, 12, 13], [True, True, False, False], 2) == \
             (200, 10, True)
-        assert knee_of(rates, [10, 11, None, 13], [True] * 4, 2) == (200, 10, True)
-        assert knee_of(rates, [10, 11, 12, 13], [False] * 4, 2) == (None, 10, True)
+        assert knee_of(rates, [10, 11, None, None], [True] * 4, 2) == (200, 10, False)
+        assert knee_of(rates, [10, 11, 12, 13], [False] * 4, 2) == (None, None, True)
         assert knee_of(rates, [None] * 4, [True] * 4, 2) == (None, None, False)
 
         # 5. Ctrl-C: the result is kept, nothing is left running

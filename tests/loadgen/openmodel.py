@@ -36,11 +36,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nginx  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("COROBENCH_BUILD", ".")
@@ -142,55 +144,21 @@ def stall(tmp):
 PACE_R, PACE_T = 500, 10
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_nginx(tmp, port1, port2):
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""worker_processes 1;
-daemon off;
-master_process off;
-pid %(t)s/nginx.pid;
-error_log %(t)s/error.log;
-events { worker_connections 1024; }
-http {
-  log_format arrival $msec;
-  client_body_temp_path %(t)s;
-  proxy_temp_path %(t)s;
-  fastcgi_temp_path %(t)s;
-  uwsgi_temp_path %(t)s;
-  scgi_temp_path %(t)s;
+    """nginx with an HTTP/1 server on port1 and an HTTP/2 one on port2, each
+    logging every request's time ($msec) to its own access log."""
+    return nginx.start(tmp, """  log_format arrival $msec;
   keepalive_requests 100000000;
   server {
     listen 127.0.0.1:%(p1)d;
-    access_log %(t)s/h1.log arrival;
+    access_log %%(t)s/h1.log arrival;
     location / { return 200 "hello\\n"; }
   }
   server {
     listen 127.0.0.1:%(p2)d http2;
-    access_log %(t)s/h2.log arrival;
+    access_log %%(t)s/h2.log arrival;
     location / { return 200 "hello\\n"; }
-  }
-}
-""" % {"t": tmp, "p1": port1, "p2": port2})
-    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port1), timeout=1).close()
-            socket.create_connection(("127.0.0.1", port2), timeout=1).close()
-            return p
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-    p.kill()
-    p.wait()
-    return None
+  }""" % {"p1": port1, "p2": port2}, (port1, port2))
 
 
 def arrivals(log, since):
@@ -203,7 +171,7 @@ def pacing(tmp):
     if not shutil.which("nginx"):
         print("nginx is not installed: skipping")
         return 77
-    p1, p2 = free_port(), free_port()
+    p1, p2 = nginx.free_port(), nginx.free_port()
     ngx = start_nginx(tmp, p1, p2)
     if ngx is None:
         print("nginx did not start: skipping")
@@ -251,12 +219,7 @@ def pacing(tmp):
                 check("%s: paced: every second holds the target within 20%%" % what,
                       all(within(b, PACE_R, 0.20) for b in bins[:-1]), bins)
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        try:
-            ngx.wait(10)
-        except subprocess.TimeoutExpired:
-            ngx.kill()
-            ngx.wait()
+        nginx.stop(ngx)
     return 0
 
 
