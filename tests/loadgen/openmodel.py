@@ -15,10 +15,12 @@ is the unloaded mean plus S/T * S/2 = 20 ms. The corrected p99 is the latency
 that 1 % of all requests exceed: with S/T above 1 % that lies in the stall's
 profile, at its (1 - 0.01 T/S)-quantile, S (1 - 0.01 T/S) = S - 0.01 T =
 190 ms. Checked within 10 %. The mean is checked from below within 10 % and
-from above only loosely (1.6 times): the requests a stall held back go out
-one after another on their connection afterwards, and how long that takes
-depends on how fast this Python server is on a busy machine; the p99 (at
-u = 10 ms, early in the stall) hardly moves with it. Uncorrected, each connection's one request in flight when a stall
+from above only loosely (2.5 times): the 40 requests a stall held back on
+each connection go out one after another afterwards, each after the last one's
+answer, which adds about 4 round trips to the mean, and a round trip to this
+Python server on a busy machine (a sanitizer build beside other tests) takes
+milliseconds; the p99 (at u = 10 ms, early in the stall, so early in its
+connection's queue) hardly moves with it. Uncorrected, each connection's one request in flight when a stall
 began waits it out and the ones held back are timed from their late send:
 5 of the 1000 requests of each second, 0.5 %, so the uncorrected p99 hides
 the stall (checked below a quarter of S). On each back end.
@@ -119,8 +121,8 @@ def stall(tmp):
             check("%s: corrected p99 within 10%% of S - 0.01 T" % engine,
                   within(cor["p99"], p99_theory, 0.10), cor["p99"])
             check("%s: corrected mean at least S/T * S/2 above the unloaded, within 10%%, "
-                  "and at most 1.6 times that" % engine,
-                  0.9 * mean_theory <= cor["mean"] <= 1.6 * mean_theory, cor["mean"])
+                  "and at most 2.5 times that" % engine,
+                  0.9 * mean_theory <= cor["mean"] <= 2.5 * mean_theory, cor["mean"])
             check("%s: the uncorrected p99 hides the stall" % engine,
                   unc["p99"] < S * 1000 / 4, unc["p99"])
             check("%s: the stall is in the uncorrected maximum" % engine,
