@@ -52,8 +52,17 @@ struct conn {
 	int cbx;
 	char *cbuff; /* allocated only when a head arrives in pieces */
 	uint64_t start, connect, endwrite, beginread;
-	uint64_t intended;    /* --rate: when this request should start */
-	struct ev_timer rate; /* --rate: fires at intended */
+	/* --rate (engine_int.h's schedule): start is when the request really
+	 * started, its connect or (on a connection opened before it was due)
+	 * its send */
+	uint64_t intended;    /* when the request in flight was due */
+	uint64_t due;         /* when the next one is: request k of connection j */
+	uint64_t k;           /* requests this connection sent on its schedule */
+	uint64_t free_at;     /* when its last request ended */
+	uint32_t j;           /* the connection's number in the run */
+	int opened_for;       /* the connection was opened for a request already due */
+	int busy;             /* still busy with the previous request when this one was due */
+	struct ev_timer rate; /* fires at due */
 	struct resp_chunked ch;
 	struct ev_timer retry; /* ST_BUSY: fires when the connect is tried again */
 	/* --pipeline: the requests in flight, oldest (the one being answered)
@@ -80,7 +89,6 @@ struct h1t {
 	struct pl_req *plmem;
 	struct conn **plq; /* --pipeline: connections to refill after the batch of events */
 	int nplq;
-	uint64_t interval; /* --rate: per connection, microseconds */
 	struct ev_timer scan;
 };
 
@@ -102,7 +110,12 @@ static void reset_conn(struct conn *c)
 
 static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, int ok)
 {
-	lge_save(t, c->start, c->connect, c->endwrite, c->beginread, now, ka, ok);
+	uint64_t start = c->start;
+	if (t->cf->rate > 0) {
+		lge_save_rate(t, c->intended, c->start, c->busy, now, ok);
+		start = c->intended; /* the corrected time */
+	}
+	lge_save(t, start, c->connect, c->endwrite, c->beginread, now, ka, ok);
 }
 
 static inline int check_length(struct thr *t, struct conn *c)
@@ -120,13 +133,13 @@ static void drop(struct h1t *h, struct conn *c)
 	lge_close(h->t, &c->s);
 }
 
-/* --rate: c waits for its intended start. */
+/* --rate: c waits for its next request's due time. */
 static void rate_wait(struct h1t *h, struct conn *c)
 {
 	c->state = ST_RATEWAIT;
 	if (!ev_timer_armed(&c->rate))
 		h->nratewait++;
-	ev_timer_start(h->ev, &c->rate, c->intended);
+	ev_timer_start(h->ev, &c->rate, c->due);
 }
 
 static void rate_due(struct ev_timer *tm, uint64_t now)
@@ -161,6 +174,7 @@ static void close_connection(struct h1t *h, struct conn *c, int eof)
 		save_request(t, c, now, 0,
 		             eof && !failed && c->gotheader && c->status >= 200 && c->status < 300);
 	}
+	c->free_at = ev_now(h->ev);
 	lge_publish_failed(t);
 	if (c->s.fd >= 0)
 		drop(h, c);
@@ -195,9 +209,17 @@ static void start_connect(struct h1t *h, struct conn *c)
 			return;
 		reset_conn(c);
 		uint64_t now = ev_now_update(h->ev);
-		if (h->cf->rate > 0 && c->intended > now) {
-			rate_wait(h, c);
-			return;
+		if (h->cf->rate > 0) {
+			if (c->due >= t->g->sched_end)
+				return; /* the schedule is over */
+			/* a kept connection is opened at once and its requests
+			 * wait for their time on it (as wrk2's do); without -k the
+			 * connect is the request's start */
+			if (!h->cf->keepalive && c->due > now) {
+				rate_wait(h, c);
+				return;
+			}
+			c->opened_for = c->due <= now;
 		}
 		if (c->state != ST_BUSY)
 			c->start = now; /* (a wait for a full queue is connect time) */
@@ -240,10 +262,34 @@ static inline void request_sent(struct h1t *h, struct conn *c, uint64_t now)
 	c->endwrite = h->t->last = now;
 	if (h->cf->keepalive && (c->s.watch & EV_WRITE))
 		ev_watch(&c->s, EV_READ); /* once per connection; not worth it when it closes */
-	if (h->cf->rate > 0)
-		c->intended += h->interval;
 	c->state = ST_READ;
 	ev_recheck(&c->s); /* what came while it went out */
+}
+
+/* --rate: whether c's next request may go out now; else it waits for its
+ * time, or (the schedule is over) c idles. */
+static bool rate_start(struct h1t *h, struct conn *c, uint64_t now)
+{
+	struct thr *t = h->t;
+	if (!lge_may_start(t) || !lge_rate_may_send(t, c->due, c->free_at, now)) {
+		c->state = ST_IDLE;
+		ev_recheck(&c->s);
+		return false;
+	}
+	if (c->due > now) {
+		rate_wait(h, c);
+		return false;
+	}
+	/* on a connection opened before it was due, a request starts with
+	 * its send */
+	if (!c->opened_for)
+		c->start = now;
+	c->opened_for = 0;
+	c->intended = c->due;
+	c->busy = c->free_at > c->intended;
+	c->due = lge_due(t, c->j, ++c->k);
+	lge_rate_started(t, c->start);
+	return true;
 }
 
 static void write_request(struct h1t *h, struct conn *c, uint64_t now)
@@ -255,13 +301,8 @@ static void write_request(struct h1t *h, struct conn *c, uint64_t now)
 		ev_recheck(&c->s); /* read as an idle socket is read */
 		return;
 	}
-	if (cf->rate > 0) {
-		if (c->intended > now) {
-			rate_wait(h, c);
-			return;
-		}
-		c->start = c->intended;
-	}
+	if (cf->rate > 0 && !rate_start(h, c, now))
+		return;
 	c->connect = now;
 	c->state = ST_WRITE;
 	/* counted as started now, so that no other connection sends past -n
@@ -308,7 +349,7 @@ static void keepalive_done(struct h1t *h, struct conn *c, uint64_t now)
 	save_request(t, c, now, 1, !failed && c->status >= 200 && c->status < 300);
 	lge_publish_failed(t);
 	reset_conn(c);
-	c->start = c->connect = t->last = now;
+	c->start = c->connect = t->last = c->free_at = now;
 	c->state = ST_WRITE;
 	/* Sent after the whole batch of events is read, as wrk does: the
 	 * server then finds several requests per wake-up instead of one. */
@@ -564,9 +605,19 @@ static void on_event(struct ev_sock *s, unsigned ev)
 			h->t->r.err_except++;
 		}
 		return;
+	case ST_RATEWAIT:
+		/* --rate: a kept connection waiting for its next request's time
+		 * has nothing to read; the server closed it (its keep-alive
+		 * timeout) or broke it: open another now, quietly, no request
+		 * was lost */
+		if (c->s.fd >= 0 && (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))) {
+			lge_close(h->t, &c->s);
+			start_connect(h, c);
+		}
+		return;
 	default:
-		/* the request is not out yet (or waits for --rate): what came is
-		 * read once it is, by request_sent()'s ev_recheck() */
+		/* the request is not out yet: what came is read once it is, by
+		 * request_sent()'s ev_recheck() */
 		return;
 	}
 }
@@ -876,6 +927,7 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 		if (now > since + h->cf->timeout_us) {
 			h->t->r.err_timeout++;
 			lge_publish_failed(h->t);
+			c->free_at = now;
 			drop(h, c);
 			c->state = ST_UNCONN;
 			start_connect(h, c);
@@ -909,27 +961,46 @@ static int h1_setup(struct h1t *h, struct thr *t)
 		for (int k = 0; k < h->nconns; k++)
 			h->conns[k].pl = h->plmem + (size_t)k * (size_t)h->pipe;
 	}
-	if (h->cf->rate > 0) {
-		double per_thread = h->cf->rate / t->nthreads;
-		h->interval = (uint64_t)(1e6 * h->nconns / per_thread);
-		if (!h->interval)
-			h->interval = 1;
-	}
 	for (int k = 0; k < h->nconns; k++) {
-		h->conns[k].s.fd = -1;
-		h->conns[k].h = h;
-		h->conns[k].rate.fire = rate_due;
-		h->conns[k].retry.fire = busy_due;
+		struct conn *c = &h->conns[k];
+		c->s.fd = -1;
+		c->h = h;
+		c->rate.fire = rate_due;
+		c->retry.fire = busy_due;
+		if (h->cf->rate > 0) {
+			c->j = lge_conn_index(t, k);
+			c->due = lge_due(t, c->j, 0);
+		}
 	}
 	h->scan.fire = check_timeouts;
 	return 0;
 }
 
-/* --rate: each connection's first start, spread over one interval. */
-static void spread_starts(struct h1t *h, uint64_t from)
+/* --rate, after -t: whether a request is still on its way, or due within
+ * the schedule and about to go (the drain waits for it). */
+static bool in_flight(const struct h1t *h)
 {
-	for (int i = 0; i < h->nconns; i++)
-		h->conns[i].intended = from + (uint64_t)i * h->interval / (uint64_t)h->nconns;
+	for (int i = 0; i < h->nconns; i++) {
+		const struct conn *c = &h->conns[i];
+		if (c->state == ST_CONNECTING || c->state == ST_WRITE || c->state == ST_READ ||
+		    (c->state == ST_RATEWAIT && c->due < h->t->g->sched_end))
+			return true;
+	}
+	return false;
+}
+
+/* --rate: the drain lasted -s; what is still on its way was sent before the
+ * schedule's end, so it is older than -s: a timeout, as the -s scan (once
+ * a second) would have found it. */
+static void drain_expired(struct h1t *h)
+{
+	for (int i = 0; i < h->nconns; i++) {
+		const struct conn *c = &h->conns[i];
+		if (c->state == ST_WRITE || c->state == ST_READ ||
+		    (c->state == ST_CONNECTING && (!h->cf->keepalive || c->opened_for)))
+			h->t->r.err_timeout++;
+	}
+	lge_publish_failed(h->t);
 }
 
 void lge_h1_run(struct thr *t)
@@ -941,33 +1012,42 @@ void lge_h1_run(struct thr *t)
 		lge_fatal(t, "", "malloc", ENOMEM);
 		goto out;
 	}
-	if (t->id != 0) {
+	if (cf->rate > 0) {
+		/* the schedule is the run's: every connection follows it from
+		 * the start, none waits for a first answer */
+		start_others(&h);
+	} else if (t->id != 0) {
 		/* the others start once the first head arrived, as ab's
 		 * connections after its first */
 		pthread_mutex_lock(&g->mu);
 		while (!g->go && !atomic_load(&g->stop))
 			pthread_cond_wait(&g->cv, &g->mu);
 		pthread_mutex_unlock(&g->mu);
-		if (cf->rate > 0)
-			spread_starts(&h, ev_now_update(h.ev));
 		start_others(&h);
-	} else if (cf->rate > 0) {
-		spread_starts(&h, g->start);
 	}
 	start_connect(&h, &h.conns[0]);
 	ev_timer_start(h.ev, &h.scan, ev_now_update(h.ev) + SCAN_US);
 	while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
 		if (t->r.done >= t->requests)
 			break;
-		if (cf->tlimit_us && t->last >= g->stoptime)
+		if (cf->tlimit_us && t->last >= g->stoptime && cf->rate <= 0)
 			break;
 		uint64_t now = ev_now_update(h.ev);
-		if (cf->tlimit_us && now >= g->stoptime)
-			break;
+		if (cf->tlimit_us && now >= g->stoptime) {
+			/* --rate: the schedule is over; the answers to what it
+			 * sent still count (at most -s more), else a run would
+			 * leave out its slowest requests */
+			if (cf->rate <= 0 || !in_flight(&h))
+				break;
+			if (now >= g->stoptime + cf->timeout_us) {
+				drain_expired(&h);
+				break;
+			}
+		}
 		if (t->active == 0 && !h.nratewait && !h.nretry)
 			break; /* nothing left that could finish a request */
 		uint64_t wait_us = 1000000;
-		if (cf->tlimit_us && g->stoptime - now < wait_us)
+		if (cf->tlimit_us && now < g->stoptime && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
 		int n = ev_run_once(h.ev, wait_us);
 		if (n < 0) {

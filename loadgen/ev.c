@@ -175,7 +175,12 @@ int ev_run_once(struct ev *ev, uint64_t max_us)
 	if (ev->err)
 		return -ev->err;
 	uint64_t wait = max_us;
-	if (ev->ntimers && ev->heap[0]->when - ev->now < wait)
-		wait = ev->heap[0]->when - ev->now;
+	if (ev->ntimers) {
+		/* a timer fire() re-armed for a time already past: no wait */
+		uint64_t when = ev->heap[0]->when;
+		uint64_t due = when > ev->now ? when - ev->now : 0;
+		if (due < wait)
+			wait = due;
+	}
 	return ev->be->wait(ev, wait);
 }

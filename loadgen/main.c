@@ -324,6 +324,7 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	    .confidence = o->confidence,
 	    .percentile = o->percentile,
 	    .us = o->report_us,
+	    .rate = o->rate,
 	    .tablestring = o->tablestring,
 	    .trstring = o->trstring,
 	    .tdstring = o->tdstring,
@@ -386,9 +387,10 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 		}
 		if (!r.interrupted)
 			json_array_append_new(
-			    jlevels, report_json_level(&r, o->levels[li], o->h2 ? cf->streams : 0,
-			                               tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
-			                               tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
+			    jlevels,
+			    report_json_level(&r, o->levels[li], o->h2 ? cf->streams : 0, o->rate,
+			                      tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
+			                      tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
 		int stopped = r.interrupted;
 		lg_result_free(&r);
 		fflush(stdout);
@@ -482,8 +484,8 @@ int main(int argc, char **argv)
 		fputs(o.err, stderr);
 		return 1;
 	}
-	/* --h2 and --rate run on epoll whatever --engine says (README) */
-	struct lg_conf want = {.engine = o.engine, .h2 = o.h2, .rate = o.rate};
+	/* --h2 runs on epoll whatever --engine says (README) */
+	struct lg_conf want = {.engine = o.engine, .h2 = o.h2};
 	char why[160];
 	enum lg_engine used = lg_engine_pick(&want, why, sizeof why);
 	if (o.engine == LG_ENGINE_URING && used != LG_ENGINE_URING && why[0]) {

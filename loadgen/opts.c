@@ -465,8 +465,9 @@ static const struct opt table[] = {
     {0, "http1.1", NULL, set_int_to, TO(http11, 1), "Send HTTP/1.1 requests.", "HTTP/1.0, like ab",
      NULL},
     {0, "rate", "R", set_rate, 0, 0,
-     "Open model: R requests/s in total; latency counted from each\n"
-     "request's intended start (coordinated omission).",
+     "Open model: R requests/s in total, R/c per connection; latency\n"
+     "counted from each request's intended start (corrected for\n"
+     "coordinated omission) and from its send (uncorrected).",
      "off", NULL},
     {0, "sweep", "LIST", set_str, FIELD(sweep),
      "Run each concurrency level of LIST (e.g. 1,2,5,10) in turn,\n"
@@ -491,7 +492,7 @@ static const struct opt table[] = {
      "off", NULL},
     {0, "engine", "E", set_engine, 0, 0,
      "HTTP/1 event loop: epoll, uring (io_uring) or auto (uring\n"
-     "when the kernel has it; --rate and --h2 use epoll).",
+     "when the kernel has it; --h2 uses epoll).",
      "auto", NULL},
     {0, "duration", "T", set_duration, 0, 0,
      "Run for T (10s, 1m, 500ms, 1.5s), with no cap on requests\n"
@@ -624,9 +625,12 @@ static enum opts_rc check(struct lg_opts *o)
 	if (!o->h2 && (o->sweep_streams || o->streams_set))
 		return fail(o, OPTS_USAGE, "%s: %s needs --h2\n", o->prog,
 		            o->sweep_streams ? "--sweep-streams" : "--streams");
-	if (o->h2 && (o->isproxy || o->rate > 0))
-		return fail(o, OPTS_FAIL, "%s: --h2 does not support %s\n", o->prog,
-		            o->isproxy ? "-X (a proxy)" : "--rate");
+	if (o->h2 && o->isproxy)
+		return fail(o, OPTS_FAIL, "%s: --h2 does not support -X (a proxy)\n", o->prog);
+	/* --rate with -t alone: the schedule is the time, not ab's 50000
+	 * requests (as with --sweep) */
+	if (o->rate > 0 && o->tlimit_us && !o->requests_set_last)
+		o->requests = LONG_MAX / 2;
 	o->slevels[0] = o->streams;
 	o->nslevels = 1;
 	if (o->sweep_streams &&

@@ -46,6 +46,60 @@ static struct col column(const struct hist *h, long done, int us)
 	return c;
 }
 
+/* ab's percentage lines of the samples in h. */
+static void percent_lines(FILE *out, const struct hist *h)
+{
+	static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99, 100};
+	uint64_t n = hist_count(h);
+	for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++) {
+		if (percs[i] >= 100)
+			fprintf(out, " 100%%  %5" PRId64 " (longest request)\n",
+			        ROUND_MS((int64_t)hist_max(h)));
+		else
+			fprintf(out, "  %d%%  %5" PRId64 "\n", percs[i],
+			        ROUND_MS((int64_t)hist_at_rank(h, n * (uint64_t)percs[i] / 100)));
+	}
+}
+
+static double mean_ms(const struct hist *h)
+{
+	uint64_t n = hist_count(h);
+	return n ? (double)hist_sum(h) / (double)n / 1000.0 : 0.0;
+}
+
+#define RATE_TIMES_NOTE                                                                            \
+	"(--rate: Connect is the time from each request's intended start to its send,\n"           \
+	" Total the time from its intended start: corrected for coordinated omission)\n"
+
+#define RATE_UNCORRECTED_NOTE                                                                      \
+	"\nUncorrected: the same from each request's actual start, as a closed-loop client\n"      \
+	"would report them (a stall's waiting requests left out)\n"
+
+/* --rate: the target, whether it was kept, how late requests started, the
+ * drain. */
+static void rate_lines(FILE *out, const struct report_opts *o, const struct lg_result *r)
+{
+	fprintf(out,
+	        "Target rate:            %.2f [#/sec] (%s: %ld of the %ld requests due in the %.3f "
+	        "s schedule started in it)\n",
+	        o->rate, lg_rate_kept(r) ? "kept" : "NOT kept", r->sent, r->scheduled,
+	        r->schedule_s);
+	uint64_t n = hist_count(r->late);
+	fprintf(out,
+	        "Started late:           %ld (%.2f%%) more than %d ms after their intended start",
+	        r->late_n, n ? 100.0 * (double)r->late_n / (double)n : 0.0, LG_LATE_US / 1000);
+	if (r->late_n)
+		fprintf(out,
+		        ", %ld of them with their connection still busy; the latest by %.3f ms",
+		        r->late_busy, (double)hist_max(r->late) / 1000.0);
+	fprintf(out, "\n");
+	if (r->drain_s >= 0.0005)
+		fprintf(out,
+		        "Drain:                  %.3f seconds after the schedule, for the answers "
+		        "to what it sent\n",
+		        r->drain_s);
+}
+
 static void sane(FILE *out, const char *what, const struct col *c)
 {
 	double d = (double)c->mean - (double)c->median;
@@ -65,6 +119,17 @@ static void sane(FILE *out, const char *what, const struct col *c)
 
 /* --format us: ab's two tables with every time in microseconds, columns
  * wide enough for them (and no rounding to milliseconds on the way). */
+/* --format us: ab's percentage lines in microseconds, unrounded */
+static void percent_lines_us(FILE *out, const struct hist *h)
+{
+	static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99};
+	uint64_t n = hist_count(h);
+	for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++)
+		fprintf(out, "  %d%%  %8" PRIu64 "\n", percs[i],
+		        hist_at_rank(h, n * (uint64_t)percs[i] / 100));
+	fprintf(out, " 100%%  %8" PRIu64 " (longest request)\n", hist_max(h));
+}
+
 static void report_us_tables(FILE *out, const struct report_opts *o, const struct lg_result *r,
                              const struct col *con, const struct col *d, const struct col *w,
                              const struct col *tot)
@@ -90,14 +155,15 @@ static void report_us_tables(FILE *out, const struct report_opts *o, const struc
 		sane(out, "the waiting time", w);
 		sane(out, "the total time", tot);
 	}
-	long done = r->done;
-	if (o->percentile && done > 1) {
-		static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99};
+	if (o->rate > 0)
+		fprintf(out, RATE_TIMES_NOTE);
+	if (o->percentile && r->done > 1) {
 		fprintf(out, "\nPercentage of the requests served within a certain time (us)\n");
-		for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++)
-			fprintf(out, "  %d%%  %8" PRIu64 "\n", percs[i],
-			        hist_at_rank(r->total, (uint64_t)done * (uint64_t)percs[i] / 100));
-		fprintf(out, " 100%%  %8" PRIu64 " (longest request)\n", hist_max(r->total));
+		percent_lines_us(out, r->total);
+		if (o->rate > 0 && hist_count(r->unc) > 1) {
+			fprintf(out, RATE_UNCORRECTED_NOTE);
+			percent_lines_us(out, r->unc);
+		}
 	}
 }
 
@@ -155,8 +221,22 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 	double per_s = o->us ? 1e6 : 1e3;
 	if (tt > 0 && done) {
 		fprintf(out, "Requests per second:    %.2f [#/sec] (mean)\n", (double)done / tt);
-		fprintf(out, "Time per request:       %.3f [%s] (mean)\n",
-		        (double)o->concurrency * tt * per_s / (double)done, unit);
+		if (o->rate > 0) {
+			/* ab's concurrency x time / requests holds for a closed loop
+			 * only: the measured means instead, both ways */
+			double k = o->us ? 1000.0 : 1.0;
+			fprintf(out,
+			        "Time per request:       %.3f [%s] (mean, from each request's "
+			        "intended start)\n",
+			        mean_ms(r->total) * k, unit);
+			fprintf(out,
+			        "Time per request:       %.3f [%s] (mean, from each request's "
+			        "actual start: uncorrected)\n",
+			        mean_ms(r->unc) * k, unit);
+		} else {
+			fprintf(out, "Time per request:       %.3f [%s] (mean)\n",
+			        (double)o->concurrency * tt * per_s / (double)done, unit);
+		}
 		fprintf(
 		    out,
 		    "Time per request:       %.3f [%s] (mean, across all concurrent requests)\n",
@@ -170,6 +250,8 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 			        (double)(r->totalread + r->totalposted) / 1024 / tt);
 		}
 	}
+	if (o->rate > 0)
+		rate_lines(out, o, r);
 	if (done <= 0) {
 		/* ab prints nothing here; say why rather than leave a gap */
 		fprintf(out, "\nNo successful requests: no connection times to report.\n");
@@ -192,6 +274,8 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 		fprintf(out, "Total:      " CONF_FMT, tot.min, tot.mean, tot.sd, tot.median,
 		        tot.max);
 #undef CONF_FMT
+		if (o->rate > 0)
+			fprintf(out, RATE_TIMES_NOTE);
 		sane(out, "the initial connection time", &con);
 		sane(out, "the processing time", &d);
 		sane(out, "the waiting time", &w);
@@ -204,18 +288,15 @@ void report_text(FILE *out, const struct report_opts *o, const struct lg_result 
 		fprintf(out, "Waiting:    " CONF_FMT, w.min, w.mean, w.max);
 		fprintf(out, "Total:      " CONF_FMT, tot.min, tot.mean, tot.max);
 #undef CONF_FMT
+		if (o->rate > 0)
+			fprintf(out, RATE_TIMES_NOTE);
 	}
 	if (o->percentile && done > 1) {
-		static const int percs[] = {50, 66, 75, 80, 90, 95, 98, 99, 100};
 		fprintf(out, "\nPercentage of the requests served within a certain time (ms)\n");
-		for (size_t i = 0; i < sizeof percs / sizeof percs[0]; i++) {
-			if (percs[i] >= 100)
-				fprintf(out, " 100%%  %5" PRId64 " (longest request)\n",
-				        ROUND_MS((int64_t)hist_max(r->total)));
-			else
-				fprintf(out, "  %d%%  %5" PRId64 "\n", percs[i],
-				        ROUND_MS((int64_t)hist_at_rank(
-				            r->total, (uint64_t)done * (uint64_t)percs[i] / 100)));
+		percent_lines(out, r->total);
+		if (o->rate > 0 && hist_count(r->unc) > 1) {
+			fprintf(out, RATE_UNCORRECTED_NOTE);
+			percent_lines(out, r->unc);
 		}
 	}
 }
@@ -294,6 +375,11 @@ void report_html(FILE *out, const struct report_opts *o, const struct lg_result 
 		        "<tr %s><th colspan=2 %s>Transfer rate:</th><td colspan=2 %s>%.2f kb/s "
 		        "received</td></tr>\n",
 		        tr, td, td, (double)r->totalread / 1024 / tt);
+		if (o->rate > 0)
+			fprintf(out,
+			        "<tr %s><th colspan=2 %s>Target rate:</th><td colspan=2 %s>%.2f "
+			        "(%s)</td></tr>\n",
+			        tr, td, td, o->rate, lg_rate_kept(r) ? "kept" : "NOT kept");
 		if (o->send_body) {
 			fprintf(out,
 			        "<tr %s><td colspan=2 %s>&nbsp;</td><td colspan=2 %s>%.2f kb/s "
@@ -463,22 +549,76 @@ static json_t *ms_or_null(const struct hist *h, int what, double p)
 	}
 }
 
-json_t *report_json_level(const struct lg_result *r, int concurrency, int streams, double cpu_user,
-                          double cpu_sys)
+/* The latency_ms object of the samples in h. */
+static json_t *latency_json(const struct hist *h)
+{
+	json_t *lat = json_object();
+	json_object_set_new(lat, "min", ms_or_null(h, 0, 0));
+	json_object_set_new(lat, "mean", ms_or_null(h, 1, 0));
+	json_object_set_new(lat, "stdev", ms_or_null(h, 2, 0));
+	json_object_set_new(lat, "p50", ms_or_null(h, 4, 50));
+	json_object_set_new(lat, "p90", ms_or_null(h, 4, 90));
+	json_object_set_new(lat, "p99", ms_or_null(h, 4, 99));
+	json_object_set_new(lat, "p999", ms_or_null(h, 4, 99.9));
+	json_object_set_new(lat, "max", ms_or_null(h, 3, 0));
+	return lat;
+}
+
+/* The histogram object of the samples in h: [upper_us, count] per
+ * non-empty bucket. */
+static json_t *histogram_json(const struct hist *h)
+{
+	json_t *buckets = json_array();
+	unsigned pos = 0;
+	uint64_t upper, count;
+	while (hist_next_bucket(h, &pos, &upper, &count)) {
+		json_t *b = json_array();
+		json_array_append_new(b, json_integer((json_int_t)upper));
+		json_array_append_new(b, json_integer((json_int_t)count));
+		json_array_append_new(buckets, b);
+	}
+	json_t *hist = json_object();
+	json_object_set_new(hist, "unit", json_string("us"));
+	json_object_set_new(hist, "buckets", buckets);
+	return hist;
+}
+
+/* --rate: the open model's figures (README, "JSON"). */
+static json_t *rate_json(const struct lg_result *r, int concurrency, double rate)
+{
+	json_t *late = json_object();
+	json_object_set_new(late, "threshold_ms", json_real(LG_LATE_US / 1000.0));
+	json_object_set_new(late, "count", json_integer(r->late_n));
+	json_object_set_new(late, "busy", json_integer(r->late_busy));
+	json_object_set_new(late, "mean_ms", ms_or_null(r->late, 1, 0));
+	json_object_set_new(late, "p50_ms", ms_or_null(r->late, 4, 50));
+	json_object_set_new(late, "p99_ms", ms_or_null(r->late, 4, 99));
+	json_object_set_new(late, "max_ms", ms_or_null(r->late, 3, 0));
+	json_t *o = json_object();
+	json_object_set_new(o, "corrected", json_true());
+	json_object_set_new(o, "target_rps", json_real(rate));
+	json_object_set_new(o, "per_connection_rps", json_real(rate / concurrency));
+	json_object_set_new(o, "schedule_s", json_real(r->schedule_s));
+	json_object_set_new(o, "scheduled", json_integer(r->scheduled));
+	json_object_set_new(o, "sent", json_integer(r->sent));
+	json_object_set_new(o, "sent_rps",
+	                    json_real(r->schedule_s > 0 ? (double)r->sent / r->schedule_s : 0.0));
+	json_object_set_new(o, "kept", json_boolean(lg_rate_kept(r)));
+	json_object_set_new(o, "late", late);
+	json_object_set_new(o, "drain_s", json_real(r->drain_s));
+	json_object_set_new(o, "latency_ms_uncorrected", latency_json(r->unc_ok));
+	json_object_set_new(o, "histogram_uncorrected", histogram_json(r->unc_ok));
+	return o;
+}
+
+json_t *report_json_level(const struct lg_result *r, int concurrency, int streams, double rate,
+                          double cpu_user, double cpu_sys)
 {
 	double tt = r->timetaken;
 	long not_complete = r->err_conn + r->err_except + r->err_timeout;
-	json_t *lat = json_object();
 	/* latency of the successful requests only: a refused connection or an
 	 * error page answered in 50 us would flatter the figures */
-	json_object_set_new(lat, "min", ms_or_null(r->ok, 0, 0));
-	json_object_set_new(lat, "mean", ms_or_null(r->ok, 1, 0));
-	json_object_set_new(lat, "stdev", ms_or_null(r->ok, 2, 0));
-	json_object_set_new(lat, "p50", ms_or_null(r->ok, 4, 50));
-	json_object_set_new(lat, "p90", ms_or_null(r->ok, 4, 90));
-	json_object_set_new(lat, "p99", ms_or_null(r->ok, 4, 99));
-	json_object_set_new(lat, "p999", ms_or_null(r->ok, 4, 99.9));
-	json_object_set_new(lat, "max", ms_or_null(r->ok, 3, 0));
+	json_t *lat = latency_json(r->ok);
 
 	json_t *fail = json_object();
 	json_object_set_new(fail, "connect", json_integer(r->err_conn));
@@ -491,18 +631,7 @@ json_t *report_json_level(const struct lg_result *r, int concurrency, int stream
 	if (streams)
 		json_object_set_new(fail, "reset", json_integer(r->err_reset));
 
-	json_t *buckets = json_array();
-	unsigned pos = 0;
-	uint64_t upper, count;
-	while (hist_next_bucket(r->ok, &pos, &upper, &count)) {
-		json_t *b = json_array();
-		json_array_append_new(b, json_integer((json_int_t)upper));
-		json_array_append_new(b, json_integer((json_int_t)count));
-		json_array_append_new(buckets, b);
-	}
-	json_t *hist = json_object();
-	json_object_set_new(hist, "unit", json_string("us"));
-	json_object_set_new(hist, "buckets", buckets);
+	json_t *hist = histogram_json(r->ok);
 
 	json_t *cpu = json_object();
 	json_object_set_new(cpu, "user_s", json_real(cpu_user));
@@ -527,5 +656,7 @@ json_t *report_json_level(const struct lg_result *r, int concurrency, int stream
 	json_object_set_new(l, "latency_ms", lat);
 	json_object_set_new(l, "cpu", cpu);
 	json_object_set_new(l, "histogram", hist);
+	if (rate > 0)
+		json_object_set_new(l, "rate", rate_json(r, concurrency, rate));
 	return l;
 }

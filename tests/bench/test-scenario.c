@@ -458,8 +458,9 @@ static void test_h2_errors(void **state)
 	                "x.json: protocol: unknown protocol 'h3' (one of: h1, h2)");
 	expect_h2_error("\"protocol\":\"h2\"", "\"protocol\":2",
 	                "x.json: protocol: must be a string, not an integer");
-	expect_h2_error("\"sweep\":\"streams\"", "\"sweep\":\"stream\"",
-	                "x.json: sweep: unknown sweep 'stream' (one of: connections, streams)");
+	expect_h2_error(
+	    "\"sweep\":\"streams\"", "\"sweep\":\"stream\"",
+	    "x.json: sweep: unknown sweep 'stream' (one of: connections, streams, rate)");
 	expect_h2_error("\"connections\":4,", "",
 	                "x.json: connections: missing (with \"sweep\": \"streams\"");
 	expect_h2_error("\"connections\":4,", "\"connections\":0,",
@@ -566,6 +567,87 @@ static void test_style_and_runtime(void **state)
 	                 "x.json: servers[2].runtime_version: only for external servers");
 }
 
+/* rates: the open model's levels, their connections, the knee's factor */
+static void test_rates(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	char *doc = with("\"levels\":[1,2,5]", "\"rates\":[100,500,2000],\"connections\":[5,20,60],"
+	                                       "\"knee_factor\":3,\"plot_level\":500");
+	struct scenario *s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	const json_t *d = scenario_json(s);
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "rate");
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "levels"), 2)), 2000);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "rates"), 0)), 100);
+	assert_int_equal(
+	    json_integer_value(json_array_get(json_object_get(d, "rate_connections"), 1)), 20);
+	assert_true(json_is_null(json_object_get(d, "connections")));
+	assert_true(json_real_value(json_object_get(d, "knee_factor")) == 3.0);
+	assert_int_equal(json_integer_value(json_object_get(d, "plot_level")), 500);
+	scenario_free(s);
+	free(doc);
+
+	/* one number for every rate; the knee factor's default */
+	doc = with("\"levels\":[1,2,5]", "\"rates\":[10,20],\"connections\":8");
+	s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	d = scenario_json(s);
+	assert_int_equal(json_array_size(json_object_get(d, "rate_connections")), 2);
+	assert_int_equal(
+	    json_integer_value(json_array_get(json_object_get(d, "rate_connections"), 1)), 8);
+	assert_true(json_real_value(json_object_get(d, "knee_factor")) == 2.0);
+	scenario_free(s);
+	free(doc);
+
+	/* a concurrency sweep has none of it */
+	s = scenario_parse(valid, strlen(valid), "x.json", &errors);
+	assert_non_null(s);
+	d = scenario_json(s);
+	assert_true(json_is_null(json_object_get(d, "rates")));
+	assert_true(json_is_null(json_object_get(d, "rate_connections")));
+	assert_true(json_is_null(json_object_get(d, "knee_factor")));
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "connections");
+	scenario_free(s);
+
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10,20]",
+	                 "x.json: connections: missing (with rates: the connections");
+	expect_sub_error("\"levels\":[1,2,5]",
+	                 "\"levels\":[1,2,5],\"rates\":[10],\"connections\":2",
+	                 "x.json: rates: give either levels (connections) or rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[20,10],\"connections\":2",
+	                 "x.json: rates[1]: 10 must be above the previous rate 20 (rates rise)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[0],\"connections\":2",
+	                 "x.json: rates[0]: 0 is out of range (1..10000000)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":\"10\",\"connections\":2",
+	                 "x.json: rates: must be an array of rates (requests/s), not a string");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10,20],\"connections\":[2]",
+	                 "x.json: connections: has 1 numbers for 2 rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":[0]",
+	                 "x.json: connections[0]: 0 is out of range (1..100000)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":\"2\"",
+	                 "x.json: connections: must be a number of connections or an array");
+	expect_sub_error("\"levels\":[1,2,5],\"seconds\":2",
+	                 "\"rates\":[10],\"connections\":2,\"requests\":100",
+	                 "x.json: requests: not with rates");
+	expect_sub_error("\"levels\":[1,2,5]",
+	                 "\"rates\":[10],\"connections\":2,\"sweep\":\"streams\"",
+	                 "x.json: sweep: is 'streams', but rates make it a rate sweep");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,2,5],\"sweep\":\"rate\"",
+	                 "x.json: sweep: 'rate' needs rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,2,5],\"knee_factor\":2",
+	                 "x.json: knee_factor: only with rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":2,\"knee_factor\":1",
+	                 "x.json: knee_factor: 1 is out of range (above 1..1000)");
+	/* Little's law: 4000 requests/s through the 20 ms upstream keep 80 in
+	 * flight */
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[100,4000],\"connections\":[10,50]",
+	                 "x.json: connections[1]: 50 connections cannot carry 4000 requests/s "
+	                 "through a 20 ms upstream: Little's law keeps 80 requests in flight");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,7 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_plot_level),        cmocka_unit_test(test_robust),
 	    cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_load_missing_file),
 	    cmocka_unit_test(test_h2_normalizes),     cmocka_unit_test(test_h2_errors),
-	    cmocka_unit_test(test_style_and_runtime),
+	    cmocka_unit_test(test_style_and_runtime), cmocka_unit_test(test_rates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

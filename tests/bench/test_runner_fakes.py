@@ -14,12 +14,16 @@ whatever state the real binaries are in:
     the run succeeds; an external server's build command runs before it
     starts (a failing one fails that server only); every series records its
     style and runtime;
+  - a rate scenario: one loadgen run per rate with its connections, the
+    rate figures, one histogram per repetition (corrected and uncorrected),
+    the table and each server's knee; the knee's rule on its own (knee_of);
   - Ctrl-C (SIGINT) or SIGTERM stops the run, keeps the result, says it was
     interrupted (not that loadgen failed), and leaves no process.
 """
 import json
 import os
 import re
+import runpy
 import shutil
 import signal
 import subprocess
@@ -250,6 +254,48 @@ def main():
         rc, out = run(tmp, os.path.join(tmp, "tiny4d.json"), args=["--no-plot"])
         assert rc == 1 and time.monotonic() - t0 < 15, (rc, time.monotonic() - t0)
         assert "tiny4d.json: path: a space at offset 2" in out and "== coro" not in out, out
+
+        # 7. a rate scenario: the open model, its figures and knees
+        with open(os.path.join(tmp, "rates.json"), "w") as f:
+            json.dump({"name": "fake-tiny", "purpose": "rates against stand-ins",
+                       "upstream": {"delay_ms": 2, "size": 64}, "rates": [20, 40],
+                       "connections": [2, 4], "knee_factor": 3, "seconds": 1,
+                       "warmup_s": 0, "repetitions": 2,
+                       "expect": {"status": 200, "body_upstream": 1},
+                       "servers": [{"kind": "coro", "app": "proxy"},
+                                   {"kind": "async", "app": "proxy-async"}]}, f)
+        rc, out = run(tmp, os.path.join(tmp, "rates.json"), args=["--no-plot"])
+        assert rc == 0, rc
+        assert re.search(r"coro rep 2/2: rate=40: the rate was (kept|NOT kept)", out), out
+        assert re.search(r"^server +rate +req/s +kept +p50 ms +p99 ms +p99 unc ms +late "
+                         r"+failed +srv µs/req$", out, re.M), out
+        assert re.search(r"^async +knee: (40|20) requests/s \(p99 within 3x the unloaded", out,
+                         re.M) or "knee: none" in out, out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert doc["sweep"] == "rate" and doc["levels"] == [20, 40], doc["levels"]
+        for s in doc["series"]:
+            assert s["knee"]["factor"] == 3 and len(s["knee"]["repetitions"]) == 2, s["knee"]
+            for pt, conns in zip(s["points"], (2, 4)):
+                assert pt["target_rps"] == pt["level"] and pt["connections"] == conns, pt
+                assert len(pt["histograms"]) == len(pt["histograms_uncorrected"]) == 2
+                m = pt["median"]
+                assert m["target_rps"] == pt["level"] and isinstance(m["rate_kept"], bool)
+                assert m["p99_uncorrected_ms"] is not None, m
+        # the knee's rule on its own: the highest kept rate whose p99 stays
+        # within the factor of the unloaded p99, the smallest of the kept
+        # rates' (a stall at the lowest rate moves neither)
+        knee_of = runpy.run_path(os.path.join(SOURCE, "scripts", "bench"))["knee_of"]
+        rates = [100, 200, 400, 800]
+        assert knee_of(rates, [10, 15, 19, 80], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 15, 19, 20], [True] * 4, 2) == (800, 10, False)
+        assert knee_of(rates, [40, 10, 12, 30], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 25, 12, 40], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 11, 12, 13], [True, True, False, False], 2) == \
+            (200, 10, True)
+        assert knee_of(rates, [10, 11, None, None], [True] * 4, 2) == (200, 10, False)
+        assert knee_of(rates, [10, 11, 12, 13], [False] * 4, 2) == (None, None, True)
+        assert knee_of(rates, [None] * 4, [True] * 4, 2) == (None, None, False)
 
         # 5. Ctrl-C (SIGINT) and SIGTERM: the result is kept, says "interrupted"
         # (not that loadgen failed), nothing is left running

@@ -8,6 +8,7 @@ Runs the real binary against tests/loadgen/httpd.py on 127.0.0.1.
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +35,9 @@ def no_nan(doc):
     return walk(doc)
 
 
+RATE_KEYS = {"corrected", "target_rps", "per_connection_rps", "schedule_s", "scheduled", "sent",
+             "sent_rps", "kept", "late", "drain_s", "latency_ms_uncorrected",
+             "histogram_uncorrected"}
 LEVEL_KEYS = {"concurrency", "requests", "complete", "failed", "failures", "non2xx",
               "keepalive_requests", "duration_s", "rps", "bytes_total", "bytes_html",
               "transfer_kbps", "latency_ms", "cpu", "histogram"}
@@ -105,6 +109,43 @@ def main():
         el = time.time() - t0
         check("rate paced", rc == 0 and figure(out, "Complete requests") == 100 and 0.4 <= el < 5,
               (rc, el))
+        lv = json.load(open(jr))["levels"][0]
+        check_level("rate level", {k: v for k, v in lv.items() if k != "rate"}, 100)
+        rate = lv.get("rate") or {}
+        check("rate json keys", set(rate) == RATE_KEYS, sorted(set(rate) ^ RATE_KEYS))
+        check("rate json figures", rate.get("corrected") is True and rate["target_rps"] == 200
+              and rate["per_connection_rps"] == 50 and rate["scheduled"] == 100
+              and rate["sent"] == 100 and abs(rate["schedule_s"] - 0.5) < 1e-9
+              and rate["kept"] is True and set(rate["late"]) == {
+                  "threshold_ms", "count", "busy", "mean_ms", "p50_ms", "p99_ms", "max_ms"}
+              and sum(c for _, c in rate["histogram_uncorrected"]["buckets"]) == 100
+              and rate["latency_ms_uncorrected"]["p50"] <= lv["latency_ms"]["p50"], rate)
+        # the text report: measured means, no closed-loop formula
+        check("rate report", not re.search(r"^Time per request:.*\(mean\)$", out, re.M) and
+              "(mean, from each request's intended start)" in out and
+              "actual start: uncorrected" in out and "Target rate:            200.00" in out and
+              "\nUncorrected: the same" in out, out[-2500:])
+        # -t with --rate: the schedule is -t long, not capped at ab's 50000
+        rc, out, err = lg(["-k", "-t", "1", "-c", "2", "--rate", "300", "--json", jr, url])
+        lv = json.load(open(jr))["levels"][0]
+        check("rate -t schedule", rc == 0 and lv["rate"]["scheduled"] == 300
+              and lv["duration_s"] == 1.0 and lv["rate"]["kept"] is True
+              and lv["complete"] == lv["rate"]["sent"], (rc, lv.get("rate", {}).get("sent")))
+        # a rate the connections cannot carry (a server that never answers):
+        # reported not kept, the sent ones waited for up to -s, no NaN
+        mute = socket.socket()
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        rc, out, err = lg(["-k", "-t", "1", "-c", "2", "-s", "1", "--rate", "100", "--json", jr,
+                           "http://127.0.0.1:%d/" % mute.getsockname()[1]], timeout=20)
+        mute.close()
+        doc = json.load(open(jr))
+        lv = doc["levels"][0]
+        check("rate not kept", rc == 0 and lv["rate"]["kept"] is False
+              and lv["rate"]["scheduled"] == 100 and 2 <= lv["rate"]["sent"] <= 6
+              and lv["complete"] == 0 and lv["requests"] == lv["failures"]["timeout"] >= 2
+              and "NOT kept" in out and no_nan(doc),
+              (rc, lv.get("rate", {}).get("sent"), lv["failures"], out[-800:]))
     finally:
         srv.stop()
 
