@@ -1087,7 +1087,8 @@ static void check_little(struct errs *e, const json_t *out, const json_t *levels
 	for (size_t i = 0; i < json_array_size(servers); i++) {
 		const json_t *srv = json_array_get(servers, i);
 		const char *kind = json_string_value(json_object_get(srv, "kind"));
-		const struct app *a = app_find(json_string_value(json_object_get(srv, "app")));
+		const char *app = json_string_value(json_object_get(srv, "app"));
+		const struct app *a = app ? app_find(app) : NULL;
 		if (kind && (strcmp(kind, "coro") == 0 || strcmp(kind, "async") == 0) && a &&
 		    (a->flags & APP_USES_UPSTREAM))
 			waits = true;
