@@ -469,8 +469,8 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 		double cpu[2] = {tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
 		                 tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)};
 		json_t *per_rank = NULL;
-		int bad = nranks > 1 ? ranks_failed(&r, err, sizeof err) : 0;
-		if (bad == 0 && nranks > 1) {
+		int bad = o->mpi ? ranks_failed(&r, err, sizeof err) : 0;
+		if (bad == 0 && o->mpi) {
 			int any;
 			if (rank_max(r.interrupted, &any, err, sizeof err) ||
 			    ranks_merge(&r, cf, cpu, &per_rank, err, sizeof err))
