@@ -579,13 +579,13 @@ static int start_ranks(const struct lg_opts *o, json_t **hosts)
 	if (!o->mpi && world && atoi(world) > 1) {
 		fprintf(stderr,
 		        "%s: started as one of %s ranks of an MPI job without --mpi: each would run "
-		        "the whole load; add --mpi to split it over the ranks\\n",
+		        "the whole load; add --mpi to split it over the ranks\n",
 		        o->prog, world);
 		return 1;
 	}
 	char err[512];
 	if (rank_init(o->mpi, err, sizeof err)) {
-		fprintf(stderr, "%s: %s\\n", o->prog, err);
+		fprintf(stderr, "%s: %s\n", o->prog, err);
 		return 1;
 	}
 	if (!o->mpi)
@@ -597,13 +597,13 @@ static int start_ranks(const struct lg_opts *o, json_t **hosts)
 		if (self == 0)
 			fprintf(stderr,
 			        "%s: -c %d is fewer connections than the %d ranks: every rank needs at "
-			        "least one (ask for -c >= %d, or fewer ranks)\\n",
+			        "least one (ask for -c >= %d, or fewer ranks)\n",
 			        o->prog, o->levels[i], n, n);
 		return 1;
 	}
 	char **all;
 	if (rank_gather(rank_host(), &all, err, sizeof err)) {
-		fprintf(stderr, "%s: %s\\n", o->prog, err);
+		fprintf(stderr, "%s: %s\n", o->prog, err);
 		return 1;
 	}
 	if (self == 0) {
