@@ -12,17 +12,10 @@ import subprocess
 import sys
 import tempfile
 
-BUILD = os.environ.get("COROBENCH_BUILD", ".")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loadgen_mpi import BUILD, check, finish, skip_reason  # noqa: E402
+
 SOURCE = os.environ.get("COROBENCH_SOURCE", ".")
-LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
-failures = []
-
-
-def check(name, cond, detail=""):
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else ": " + str(detail)[-1500:]))
-    if not cond:
-        failures.append(name)
-    return cond
 
 
 def bench(tmp, name, scenario, extra):
@@ -34,20 +27,16 @@ def bench(tmp, name, scenario, extra):
                         "--no-plot", "--no-icount"] + extra,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
     out = r.stdout.decode("utf-8", "replace")
-    if not check(name + ": scripts/bench exits 0", r.returncode == 0, out):
+    if not check(name + ": scripts/bench exits 0", r.returncode == 0, out[-1500:]):
         return None
     with open(os.path.join(tmp, "results", name, "latest.json")) as f:
         return json.load(f)
 
 
 def main():
-    if not shutil.which("mpirun"):
-        print("skipped: mpirun not found (Debian openmpi-bin, scripts/deps --mpi)")
-        return 77
-    p = subprocess.run([LOADGEN, "--mpi", "-n", "1", "http://127.0.0.1:1/"],
-                       capture_output=True, text=True, timeout=60)
-    if "built without Open MPI" in p.stderr:
-        print("skipped: " + p.stderr.strip())
+    why = skip_reason()
+    if why:
+        print("skipped: " + why)
         return 77
     tmp = tempfile.mkdtemp(prefix="corobench-test-bench-mpi-")
     try:
@@ -75,8 +64,7 @@ def main():
                   and all(pt.get("median") for pt in pts), pts)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % len(failures))
-    return 1 if failures else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loadgen"))
-from harness import LOADGEN, BUILD, check, finish, free_port, stop  # noqa: E402
+from harness import LOADGEN, BUILD, check, finish, free_port, stop  # noqa: E402,F401
 
 UPSTREAM = os.path.abspath(os.path.join(BUILD, "servers", "upstream", "upstream"))
 MPIRUN = shutil.which("mpirun")
@@ -80,18 +80,24 @@ def check_level(name, level, n, requests, conc):
           level["duration_s"] == max(p["duration_s"] for p in per))
 
 
-def main():
+def skip_reason():
+    """Why this suite cannot run here (mpirun missing, loadgen built without
+    Open MPI), or None."""
     if not MPIRUN:
-        print("skipped: mpirun not found (Debian openmpi-bin, scripts/deps --mpi)")
-        return 77
+        return "mpirun not found (Debian openmpi-bin, scripts/deps --mpi)"
+    rc = subprocess.run([LOADGEN, "--mpi", "-n", "1", "http://127.0.0.1:1/"],
+                        capture_output=True, text=True, timeout=60)
+    return rc.stderr.strip() if "built without Open MPI" in rc.stderr else None
+
+
+def main():
     for path in (LOADGEN, UPSTREAM):
         if not os.access(path, os.X_OK):
             print("not built:", path)
             return 1
-    rc = subprocess.run([LOADGEN, "--mpi", "-n", "1", "http://127.0.0.1:1/"],
-                        capture_output=True, text=True, timeout=60)
-    if "built without Open MPI" in rc.stderr:
-        print("skipped: " + rc.stderr.strip())
+    why = skip_reason()
+    if why:
+        print("skipped: " + why)
         return 77
     tmp = tempfile.mkdtemp(prefix="lg-mpi-")
     port = free_port()
