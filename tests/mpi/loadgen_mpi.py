@@ -2,7 +2,8 @@
 stub: 1, 2 and 4 ranks (--oversubscribe, loopback; --allow-run-as-root, as
 CI runs as root). Checks that the total of requests is exact and split as
 rank_share() says (remainders to the first ranks), that -c and --rate are
-split too, that the merged histogram is the sum of the ranks' own (the JSON's
+split too (and --h2's connections, --streams kept per connection, against
+nginx when it is installed), that the merged histogram is the sum of the ranks' own (the JSON's
 per_rank) with their extremes, that rank 0's report keeps ab's layout (the
 same labels, in the same order, as one process's), the refusals (-c fewer
 than the ranks, -g, mpirun without --mpi), a server that refuses every rank
@@ -21,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loadgen"))
 from harness import LOADGEN, BUILD, check, finish, free_port, stop  # noqa: E402,F401
+import nginx  # noqa: E402
 
 UPSTREAM = os.path.abspath(os.path.join(BUILD, "servers", "upstream", "upstream"))
 MPIRUN = shutil.which("mpirun")
@@ -161,6 +163,8 @@ def run(tmp, url, port):
               and sum(q["rate"]["scheduled"] for q in per) == 201, lvl["rate"])
         check_level("--rate", lvl, 2, 201, 3)
 
+    h2(tmp)
+
     # refusals
     rc, so, se = mpirun(4, ["-n", "100", "-c", "3", url])
     check("-c 3 on 4 ranks: refused, once, with the reason",
@@ -209,6 +213,40 @@ def run(tmp, url, port):
           re.search(r"rank 1 .*exited on signal 9", se) is not None, se)
     check("killed rank: no report presented", "Requests per second" not in so
           and "Complete requests" not in so, so)
+
+
+def h2(tmp):
+    """--h2 on 2 ranks against nginx's cleartext HTTP/2 (skipped without
+    nginx): the connections split, --streams per connection on each rank."""
+    if not shutil.which("nginx"):
+        print("skip --h2: nginx not installed")
+        return
+    port = free_port()
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(d)
+    ng = nginx.start(d, """  access_log off;
+  server {
+    listen 127.0.0.1:%d http2;
+    keepalive_requests 100000000;
+    location / { return 200 "hello\\n"; }
+  }""" % port, (port,))
+    if ng is None:
+        print("skip --h2: nginx did not start (no cleartext HTTP/2?)")
+        return
+    try:
+        out = os.path.join(tmp, "h2.json")
+        rc, so, se = mpirun(2, ["--h2", "-n", "999", "-c", "3", "--streams", "4", "--json",
+                                out, "http://127.0.0.1:%d/" % port])
+        if check("--h2 on 2 ranks: exit 0", rc == 0, se):
+            lvl = json.load(open(out))["levels"][0]
+            check("--h2: streams per connection on every rank",
+                  lvl["streams"] == 4 and [q["streams"] for q in lvl["per_rank"]] == [4, 4],
+                  lvl["per_rank"])
+            check("--h2: report's streams in flight the total",
+                  re.search(r"^Concurrency Level:\s+12$", so, re.M) is not None, so)
+            check_level("--h2", lvl, 2, 999, 3)
+    finally:
+        nginx.stop(ng)
 
 
 def rank_pid(parent, rank):
