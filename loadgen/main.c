@@ -311,9 +311,9 @@ static int warm_up(const struct lg_conf *cf, double seconds)
 /* One level's outputs (rank 0's alone with --mpi): ab's report, -e's
  * CSV, the level's JSON object (with each rank's own, per_rank, which it
  * takes). 0, or 1 when an output failed. */
-static int report_level(const struct lg_opts *o, const struct lg_conf *cf,
-                        struct report_opts *ro, const struct lg_result *r, int li,
-                        const double cpu[2], json_t *per_rank, json_t *jlevels)
+static int report_level(const struct lg_opts *o, const struct lg_conf *cf, struct report_opts *ro,
+                        const struct lg_result *r, int li, const double cpu[2], json_t *per_rank,
+                        json_t *jlevels)
 {
 	int status = 0;
 	if (!r->interrupted) {
@@ -577,10 +577,11 @@ static int start_ranks(const struct lg_opts *o, json_t **hosts)
 {
 	const char *world = getenv("OMPI_COMM_WORLD_SIZE");
 	if (!o->mpi && world && atoi(world) > 1) {
-		fprintf(stderr,
-		        "%s: started as one of %s ranks of an MPI job without --mpi: each would run "
-		        "the whole load; add --mpi to split it over the ranks\n",
-		        o->prog, world);
+		fprintf(
+		    stderr,
+		    "%s: started as one of %s ranks of an MPI job without --mpi: each would run "
+		    "the whole load; add --mpi to split it over the ranks\n",
+		    o->prog, world);
 		return 1;
 	}
 	char err[512];
@@ -595,10 +596,11 @@ static int start_ranks(const struct lg_opts *o, json_t **hosts)
 		if (o->levels[i] >= n)
 			continue;
 		if (self == 0)
-			fprintf(stderr,
-			        "%s: -c %d is fewer connections than the %d ranks: every rank needs at "
-			        "least one (ask for -c >= %d, or fewer ranks)\n",
-			        o->prog, o->levels[i], n, n);
+			fprintf(
+			    stderr,
+			    "%s: -c %d is fewer connections than the %d ranks: every rank needs at "
+			    "least one (ask for -c >= %d, or fewer ranks)\n",
+			    o->prog, o->levels[i], n, n);
 		return 1;
 	}
 	char **all;

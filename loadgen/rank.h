@@ -24,8 +24,8 @@ int rank_init(int want, char *err, size_t cap);
 /* Leaves the job (every rank calls it before exiting normally). */
 void rank_end(void);
 
-int rank_self(void);  /* this process's rank, 0 .. rank_count() - 1 */
-int rank_count(void); /* how many ranks */
+int rank_self(void);         /* this process's rank, 0 .. rank_count() - 1 */
+int rank_count(void);        /* how many ranks */
 const char *rank_host(void); /* this rank's host name */
 
 /* Rank self's part of total over count ranks: total / count, one more for

@@ -81,8 +81,8 @@ int rank_max(int v, int *out, char *err, size_t cap)
 	*out = v;
 	if (!started)
 		return 0;
-	return failed(MPI_Allreduce(&v, out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD),
-	              "MPI_Allreduce", err, cap);
+	return failed(MPI_Allreduce(&v, out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce",
+	              err, cap);
 }
 
 /* MPI_Reduce onto rank 0, in place there. */
@@ -106,14 +106,14 @@ int rank_merge(struct lg_result *r, char *err, size_t cap)
 {
 	if (!started)
 		return 0;
-	long *sums[] = {&r->done,         &r->doneka,       &r->good,       &r->bad,
-	                &r->epipe,        &r->err_length,   &r->err_conn,   &r->err_recv,
-	                &r->err_except,   &r->err_response, &r->err_timeout, &r->err_truncated,
-	                &r->err_status,   &r->err_reset,    &r->late_n,     &r->late_busy,
-	                &r->sent,         &r->scheduled};
+	long *sums[] = {&r->done,       &r->doneka,       &r->good,        &r->bad,
+	                &r->epipe,      &r->err_length,   &r->err_conn,    &r->err_recv,
+	                &r->err_except, &r->err_response, &r->err_timeout, &r->err_truncated,
+	                &r->err_status, &r->err_reset,    &r->late_n,      &r->late_busy,
+	                &r->sent,       &r->scheduled};
 	int64_t *bytes[] = {&r->totalread, &r->totalbread, &r->totalposted};
 	double *longest[] = {&r->timetaken, &r->schedule_s, &r->drain_s};
-	struct hist *h[NHIST] = {r->ctime, r->dtime, r->wait, r->total,
+	struct hist *h[NHIST] = {r->ctime, r->dtime, r->wait,   r->total,
 	                         r->ok,    r->unc,   r->unc_ok, r->late};
 	enum { NS = sizeof sums / sizeof sums[0], NB = 3, NL = 3 };
 
@@ -193,9 +193,9 @@ int rank_gather(const char *s, char ***all, char *err, size_t cap)
 			MPI_Abort(MPI_COMM_WORLD, 1);
 	}
 	if (!rc)
-		rc = failed(MPI_Gatherv(s, len, MPI_CHAR, buf, lens, offs, MPI_CHAR, 0,
-		                        MPI_COMM_WORLD),
-		            "MPI_Gatherv", err, cap);
+		rc = failed(
+		    MPI_Gatherv(s, len, MPI_CHAR, buf, lens, offs, MPI_CHAR, 0, MPI_COMM_WORLD),
+		    "MPI_Gatherv", err, cap);
 	if (!rc && self == 0) {
 		for (int i = 0; i < count && !rc; i++)
 			if (!((*all)[i] = strdup(buf + offs[i]))) {

@@ -17,13 +17,13 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "rank %d: FAIL %s:%d: %s\n", rank_self(), __FILE__,       \
-			        __LINE__, #cond);                                            \
-			failures++;                                                          \
-		}                                                                            \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "rank %d: FAIL %s:%d: %s\n", rank_self(), __FILE__,        \
+			        __LINE__, #cond);                                                  \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static uint64_t next(uint64_t *s)
@@ -77,7 +77,7 @@ int main(void)
 	int self = rank_self(), n = rank_count();
 	struct lg_result r;
 	memset(&r, 0, sizeof r);
-	struct hist **hs[] = {&r.ctime, &r.dtime, &r.wait, &r.total,
+	struct hist **hs[] = {&r.ctime, &r.dtime, &r.wait,   &r.total,
 	                      &r.ok,    &r.unc,   &r.unc_ok, &r.late};
 	for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
 		*hs[i] = hist_new();
