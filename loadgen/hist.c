@@ -172,3 +172,41 @@ int hist_next_bucket(const struct hist *h, unsigned *pos, uint64_t *upper, uint6
 	*pos = HIST_SIZE;
 	return 0;
 }
+
+/* count, sum (two 32-bit limbs each), sumsq (four), then the buckets */
+#define HIST_HEAD 8u
+
+size_t hist_words(void)
+{
+	return HIST_HEAD + HIST_SIZE;
+}
+
+void hist_to_words(const struct hist *h, uint64_t *w)
+{
+	w[0] = h->count & 0xffffffffu;
+	w[1] = h->count >> 32;
+	w[2] = h->sum & 0xffffffffu;
+	w[3] = h->sum >> 32;
+	for (unsigned i = 0; i < 4; i++)
+		w[4 + i] = (uint64_t)(h->sumsq >> (32 * i)) & 0xffffffffu;
+	memcpy(w + HIST_HEAD, h->counts, sizeof h->counts);
+}
+
+uint64_t hist_min_raw(const struct hist *h)
+{
+	return h->min;
+}
+
+void hist_from_words(struct hist *h, const uint64_t *w, uint64_t min_raw, uint64_t max)
+{
+	/* each limb holds a sum of 32-bit values: shifting it into place and
+	 * adding carries what overflowed its 32 bits */
+	h->count = w[0] + (w[1] << 32);
+	h->sum = w[2] + (w[3] << 32);
+	h->sumsq = 0;
+	for (unsigned i = 0; i < 4; i++)
+		h->sumsq += (unsigned __int128)w[4 + i] << (32 * i);
+	memcpy(h->counts, w + HIST_HEAD, sizeof h->counts);
+	h->min = min_raw;
+	h->max = max;
+}

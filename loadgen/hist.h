@@ -11,6 +11,7 @@
 #ifndef LOADGEN_HIST_H
 #define LOADGEN_HIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct hist;
@@ -42,5 +43,18 @@ uint64_t hist_percentile(const struct hist *h, double p);
  * returns 0 when done, else 1 with the bucket's inclusive upper bound and
  * count. */
 int hist_next_bucket(const struct hist *h, unsigned *pos, uint64_t *upper, uint64_t *count);
+
+/* The histogram as hist_words() unsigned 64-bit words whose element-wise
+ * sum over several histograms is the words of their merge, so that a plain
+ * sum-reduction (MPI_Reduce with MPI_SUM over MPI_UINT64_T, issue 17)
+ * merges them exactly: the buckets, the count, the sum and the sum of
+ * squares (in 32-bit limbs, so the sum carries nothing out of a word for up
+ * to 2^32 histograms). Min and max are not sums: they travel apart, reduced
+ * with MPI_MIN/MPI_MAX from hist_min_raw() (UINT64_MAX when empty) and
+ * hist_max(). hist_from_words() makes h exactly that merge. */
+size_t hist_words(void);
+void hist_to_words(const struct hist *h, uint64_t *w);
+uint64_t hist_min_raw(const struct hist *h);
+void hist_from_words(struct hist *h, const uint64_t *w, uint64_t min_raw, uint64_t max);
 
 #endif

@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "opts.h"
 #include "outfile.h"
+#include "rank.h"
 #include "report.h"
 #include "request.h"
 #include "tls.h"
@@ -307,8 +308,104 @@ static int warm_up(const struct lg_conf *cf, double seconds)
 	return stopped;
 }
 
+/* One level's outputs (rank 0's alone with --mpi): ab's report, -e's
+ * CSV, the level's JSON object (with each rank's own, per_rank, which it
+ * takes). 0, or 1 when an output failed. */
+static int report_level(const struct lg_opts *o, const struct lg_conf *cf, struct report_opts *ro,
+                        const struct lg_result *r, int li, const double cpu[2], json_t *per_rank,
+                        json_t *jlevels)
+{
+	int status = 0;
+	if (!r->interrupted) {
+		if (o->heartbeat)
+			fprintf(stderr, "Finished %ld requests\n", r->done);
+		else
+			printf("..done\n");
+	}
+	char tls_proto[160], tls_key[96];
+	if (cf->tls) {
+		tls_ctx_info(cf->tls, tls_proto, sizeof tls_proto, tls_key, sizeof tls_key);
+		ro->tls_proto = tls_proto;
+		ro->tls_tmpkey = tls_key;
+		ro->tls_sni = tls_sni;
+	}
+	if (o->use_html)
+		report_html(stdout, ro, r);
+	else
+		report_text(stdout, ro, r);
+	ro->tls_proto = ro->tls_tmpkey = ro->tls_sni = NULL;
+	if (o->csvperc && r->done > 0 && write_csv(o->csvperc, r) != 0) {
+		perror("Cannot open CSV output file");
+		status = 1;
+	}
+	if (!r->interrupted) {
+		json_t *l = report_json_level(r, o->levels[li], o->h2 ? cf->streams : 0, o->rate,
+		                              cpu[0], cpu[1]);
+		if (per_rank)
+			json_object_set_new(l, "per_rank", per_rank);
+		json_array_append_new(jlevels, l);
+	} else {
+		json_decref(per_rank);
+	}
+	return status;
+}
+
+/* --mpi, after a level: when any rank failed, rank 0 says which and why
+ * (no report of the others' part is presented as the whole); 1 then, else
+ * 0; -1 when the ranks could not even agree (err says why). */
+static int ranks_failed(const struct lg_result *r, char *err, size_t cap)
+{
+	int any = 0;
+	if (rank_max(r->fatal, &any, err, cap))
+		return -1;
+	if (!any)
+		return 0;
+	char mine[sizeof r->fatal_msg + 320] = "";
+	if (r->fatal)
+		snprintf(mine, sizeof mine, "rank %d of %d on %s failed after %ld requests: %s",
+		         rank_self(), rank_count(), rank_host(), r->done, r->fatal_msg);
+	char **all;
+	if (rank_gather(mine, &all, err, cap))
+		return -1;
+	for (int i = 0; all && all[i]; i++)
+		if (all[i][0])
+			fprintf(stderr, "%s\n", all[i]);
+	rank_strings_free(all);
+	return 1;
+}
+
+/* --mpi, after a level: every rank's own level object onto rank 0 (as
+ * "per_rank" there, with its rank and host), then the merge of their
+ * results and CPU times. 0, or -1 with why in err. */
+static int ranks_merge(struct lg_result *r, const struct lg_conf *cf, double cpu[2],
+                       json_t **per_rank, char *err, size_t cap)
+{
+	json_t *own = report_json_level(r, cf->concurrency, cf->h2 ? cf->streams : 0, cf->rate,
+	                                cpu[0], cpu[1]);
+	json_object_set_new(own, "rank", json_integer(rank_self()));
+	json_object_set_new(own, "host", json_string(rank_host()));
+	char *text = json_dumps(own, JSON_COMPACT);
+	json_decref(own);
+	char **all = NULL;
+	int rc = text ? rank_gather(text, &all, err, cap) : -1;
+	free(text);
+	if (rc == 0 && rank_self() == 0) {
+		*per_rank = json_array();
+		for (int i = 0; all && all[i]; i++)
+			json_array_append_new(*per_rank, json_loads(all[i], 0, NULL));
+	}
+	rank_strings_free(all);
+	if (rc == 0)
+		rc = rank_merge(r, err, cap);
+	if (rc == 0)
+		rc = rank_sum(cpu, 2, err, cap);
+	return rc;
+}
+
 /* Every level of the sweep (one level without --sweep), each with ab's
- * report; each finished level goes into jlevels. The exit status. */
+ * report; each finished level goes into jlevels. With --mpi every rank
+ * runs its share of each level, all starting together, and rank 0 alone
+ * reports the merge. The exit status. */
 static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jlevels)
 {
 	struct progress prog = {0};
@@ -329,10 +426,11 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	    .trstring = o->trstring,
 	    .tdstring = o->tdstring,
 	};
-	int status = 0;
+	int status = 0, self = rank_self(), nranks = rank_count();
+	char err[512];
 	for (int lj = 0; lj < o->nlevels * o->nslevels; lj++) {
 		int li = lj / o->nslevels;
-		cf->concurrency = o->levels[li];
+		cf->concurrency = (int)rank_share(o->levels[li], self, nranks);
 		/* ab's concurrency: requests in flight at a time */
 		ro.concurrency = o->levels[li] * o->pipeline;
 		ro.pipeline = o->pipeline;
@@ -342,20 +440,49 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			ro.streams = cf->streams;
 			ro.concurrency = o->levels[li] * cf->streams;
 		}
-		if (o->warmup > 0 && warm_up(cf, o->warmup))
-			return 1;
+		if (o->warmup > 0) {
+			if (rank_barrier(err, sizeof err))
+				goto mpi_error;
+			int stopped = warm_up(cf, o->warmup), any;
+			if (rank_max(stopped, &any, err, sizeof err))
+				goto mpi_error;
+			if (any)
+				return 1;
+		}
 		struct lg_result r;
 		if (lg_result_init(&r)) {
 			fprintf(stderr, "Could not allocate memory\n\n");
 			exit(1);
 		}
 		struct rusage ru0, ru1;
+		/* --mpi: every rank starts the timed load at once */
+		if (rank_barrier(err, sizeof err)) {
+			lg_result_free(&r);
+			goto mpi_error;
+		}
 		getrusage(RUSAGE_SELF, &ru0);
 		prog = (struct progress){0};
 		lg_run(cf, &r);
 		getrusage(RUSAGE_SELF, &ru1);
 		if (prog.shown)
 			fprintf(stderr, "\r\033[K");
+		double cpu[2] = {tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
+		                 tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)};
+		json_t *per_rank = NULL;
+		int bad = o->mpi ? ranks_failed(&r, err, sizeof err) : 0;
+		if (bad == 0 && o->mpi) {
+			int any;
+			if (rank_max(r.interrupted, &any, err, sizeof err) ||
+			    ranks_merge(&r, cf, cpu, &per_rank, err, sizeof err))
+				bad = -1;
+			r.interrupted = any;
+		}
+		if (bad) {
+			lg_result_free(&r);
+			if (bad < 0)
+				goto mpi_error;
+			return 1;
+		}
 		if (r.fatal) {
 			fprintf(stderr, "%s\n", r.fatal_msg);
 			if (r.done)
@@ -364,33 +491,8 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			lg_result_free(&r);
 			return status;
 		}
-		if (!r.interrupted) {
-			if (o->heartbeat)
-				fprintf(stderr, "Finished %ld requests\n", r.done);
-			else
-				printf("..done\n");
-		}
-		char tls_proto[160], tls_key[96];
-		if (cf->tls) {
-			tls_ctx_info(cf->tls, tls_proto, sizeof tls_proto, tls_key, sizeof tls_key);
-			ro.tls_proto = tls_proto;
-			ro.tls_tmpkey = tls_key;
-			ro.tls_sni = tls_sni;
-		}
-		if (o->use_html)
-			report_html(stdout, &ro, &r);
-		else
-			report_text(stdout, &ro, &r);
-		if (o->csvperc && r.done > 0 && write_csv(o->csvperc, &r) != 0) {
-			perror("Cannot open CSV output file");
-			status = 1;
-		}
-		if (!r.interrupted)
-			json_array_append_new(
-			    jlevels,
-			    report_json_level(&r, o->levels[li], o->h2 ? cf->streams : 0, o->rate,
-			                      tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
-			                      tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
+		if (self == 0)
+			status |= report_level(o, cf, &ro, &r, li, cpu, per_rank, jlevels);
 		int stopped = r.interrupted;
 		lg_result_free(&r);
 		fflush(stdout);
@@ -398,6 +500,9 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			return 1; /* ab exits 1 after printing the report on SIGINT */
 	}
 	return status;
+mpi_error:
+	fprintf(stderr, "%s: %s\n", o->prog, err);
+	return 1;
 }
 
 /* https://: the TLS context every connection uses, as ab sets it up: -f's
@@ -427,9 +532,10 @@ static struct tls_ctx *tls_setup(const struct lg_opts *o, char *sni, size_t cap)
 	return x;
 }
 
-/* --json: the run's document, written atomically; the exit status. */
+/* --json: the run's document, written atomically; the exit status. With
+ * --mpi, hosts lists each rank's host. */
 static int write_doc(const struct lg_opts *o, enum lg_engine used, struct tls_ctx *tls,
-                     json_t *jlevels)
+                     json_t *jlevels, json_t *hosts)
 {
 	json_t *doc = json_object();
 	json_object_set_new(doc, "schema", json_string("corobench/loadgen/v1"));
@@ -449,6 +555,10 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, struct tls_ct
 	}
 	if (o->pipeline > 1)
 		json_object_set_new(doc, "pipeline", json_integer(o->pipeline));
+	if (hosts) {
+		json_object_set_new(doc, "ranks", json_integer((json_int_t)json_array_size(hosts)));
+		json_object_set_new(doc, "hosts", json_incref(hosts));
+	}
 	json_object_set_new(doc, "levels", json_incref(jlevels));
 	int rc = write_json(o->json_file, doc);
 	if (rc)
@@ -456,6 +566,62 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, struct tls_ct
 		        strerror(errno));
 	json_decref(doc);
 	return rc ? 1 : 0;
+}
+
+/* --mpi: joins the job, checks that every rank gets a connection at every
+ * level, silences the other ranks' stdout (rank 0 alone reports) and, on
+ * rank 0, lists the ranks' hosts into *hosts. The exit status, 0 to go on.
+ * Without --mpi under a launcher of several ranks, refuses: each would run
+ * the whole load. */
+static int start_ranks(const struct lg_opts *o, json_t **hosts)
+{
+	const char *world = getenv("OMPI_COMM_WORLD_SIZE");
+	if (!o->mpi && world && atoi(world) > 1) {
+		fprintf(
+		    stderr,
+		    "%s: started as one of %s ranks of an MPI job without --mpi: each would run "
+		    "the whole load; add --mpi to split it over the ranks\n",
+		    o->prog, world);
+		return 1;
+	}
+	char err[512];
+	if (rank_init(o->mpi, err, sizeof err)) {
+		fprintf(stderr, "%s: %s\n", o->prog, err);
+		return 1;
+	}
+	if (!o->mpi)
+		return 0;
+	int n = rank_count(), self = rank_self();
+	for (int i = 0; i < o->nlevels; i++) {
+		if (o->levels[i] >= n)
+			continue;
+		if (self == 0)
+			fprintf(
+			    stderr,
+			    "%s: -c %d is fewer connections than the %d ranks: every rank needs at "
+			    "least one (ask for -c >= %d, or fewer ranks)\n",
+			    o->prog, o->levels[i], n, n);
+		return 1;
+	}
+	char **all;
+	if (rank_gather(rank_host(), &all, err, sizeof err)) {
+		fprintf(stderr, "%s: %s\n", o->prog, err);
+		return 1;
+	}
+	if (self == 0) {
+		*hosts = json_array();
+		for (int i = 0; all[i]; i++)
+			json_array_append_new(*hosts, json_string(all[i]));
+	} else {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd < 0 || dup2(fd, 1) < 0) {
+			perror("/dev/null");
+			return 1;
+		}
+		close(fd);
+	}
+	rank_strings_free(all);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -484,16 +650,34 @@ int main(int argc, char **argv)
 		fputs(o.err, stderr);
 		return 1;
 	}
+	json_t *hosts = NULL;
+	int status = start_ranks(&o, &hosts);
+	if (status) {
+		rank_end();
+		return status;
+	}
 	/* --h2 runs on epoll whatever --engine says (README) */
 	struct lg_conf want = {.engine = o.engine, .h2 = o.h2};
 	char why[160];
 	enum lg_engine used = lg_engine_pick(&want, why, sizeof why);
+	int bad = 0;
 	if (o.engine == LG_ENGINE_URING && used != LG_ENGINE_URING && why[0]) {
 		fprintf(stderr, "%s: --engine uring: io_uring unusable here: %s\n", o.prog, why);
+		bad = 1;
+	}
+	if (!bad && rank_self() == 0)
+		bad = check_outputs(&o);
+	/* --mpi: one rank's refusal stops them all, none left waiting */
+	char err[512];
+	if (rank_max(bad, &bad, err, sizeof err)) {
+		fprintf(stderr, "%s: %s\n", o.prog, err);
+		bad = 1;
+	}
+	if (bad) {
+		json_decref(hosts);
+		rank_end();
 		return 1;
 	}
-	if (check_outputs(&o))
-		return 1;
 	struct req rq;
 	build_request(&o, &rq);
 
@@ -504,7 +688,7 @@ int main(int argc, char **argv)
 	cf.req = rq.bytes;
 	cf.reqlen = rq.len;
 	cf.threads = o.threads;
-	cf.requests = o.requests;
+	cf.requests = rank_share(o.requests, rank_self(), rank_count());
 	cf.tlimit_us = o.tlimit_us;
 	cf.timeout_us = (uint64_t)(o.timeout_s > 0 ? o.timeout_s : 30) * 1000000u;
 	cf.keepalive = o.keepalive;
@@ -514,8 +698,9 @@ int main(int argc, char **argv)
 	cf.recverrok = o.recverrok;
 	cf.verbosity = o.verbosity;
 	cf.windowsize = o.windowsize;
-	cf.heartbeat = o.heartbeat;
-	cf.rate = o.rate;
+	/* --mpi: "Completed N requests" would count one rank's part */
+	cf.heartbeat = rank_count() > 1 ? 0 : o.heartbeat;
+	cf.rate = o.rate / rank_count();
 	cf.engine = o.engine;
 	cf.pipeline = o.pipeline;
 	if (o.verbosity >= 2)
@@ -527,19 +712,22 @@ int main(int argc, char **argv)
 	cf.h2nhdrs = rq.nh2;
 	cf.body = o.send_body ? o.postdata : NULL;
 	cf.bodylen = o.send_body ? o.postlen : 0;
-	if (isatty(2) && !o.quiet && o.requests > 1) {
+	if (isatty(2) && !o.quiet && o.requests > 1 && rank_count() == 1) {
 		cf.progress = progress_cb;
 		cf.clear_line = 1;
 	}
 	process_setup();
 
 	json_t *jlevels = json_array();
-	int status = run_levels(&o, &cf, jlevels);
+	status = run_levels(&o, &cf, jlevels);
 	if (cf.gnuplot_fd >= 0 && write_gnuplot(o.gnuplot, cf.gnuplot_fd) && !status)
 		status = 1;
-	if (o.json_file && write_doc(&o, used, cf.tls, jlevels) && !status)
+	if (o.json_file && rank_self() == 0 && write_doc(&o, used, cf.tls, jlevels, hosts) &&
+	    !status)
 		status = 1;
 	json_decref(jlevels);
+	json_decref(hosts);
+	rank_end();
 	tls_ctx_free(cf.tls);
 	req_free(&rq);
 	opts_free(&o);

@@ -510,6 +510,11 @@ static const struct opt table[] = {
      "With -k: N HTTP/1.x requests in flight on each connection,\n"
      "answers matched in order (HTTP/1.1 pipelining).",
      "1", NULL},
+    {0, "mpi", NULL, set_int_to, TO(mpi, 1),
+     "Run as one rank of an Open MPI job (mpirun -np N [-H hosts]):\n"
+     "-n, -c, --rate (and so the streams) are split over the ranks,\n"
+     "the histograms merged exactly; rank 0 reports.",
+     "off", NULL},
     {0, "help", NULL, set_long_help, 0, 0, "This message, on stdout.", NULL, NULL},
     {0, "version", NULL, set_long_help, 0, 0, "Print the version and exit.", NULL, NULL},
 };
@@ -622,6 +627,10 @@ static enum opts_rc check(struct lg_opts *o)
 		            o->h2      ? "is HTTP/1.x's; with --h2 use --streams"
 		            : o->rate > 0 ? "does not go with --rate"
 		                        : "needs -k (requests follow each other on kept connections)");
+	if (o->mpi && o->gnuplot)
+		return fail(o, OPTS_FAIL,
+		            "%s: -g does not go with --mpi (its rows stay on each rank's host)\n",
+		            o->prog);
 	if (!o->h2 && (o->sweep_streams || o->streams_set))
 		return fail(o, OPTS_USAGE, "%s: %s needs --h2\n", o->prog,
 		            o->sweep_streams ? "--sweep-streams" : "--streams");

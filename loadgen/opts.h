@@ -72,6 +72,7 @@ struct lg_opts {
 	double rate, warmup;
 	int engine; /* enum lg_engine */
 	const char *json_file, *sweep, *sweep_streams;
+	int mpi; /* --mpi: one rank of an MPI job (rank.h) */
 	/* derived from the above by opts_parse() */
 	const char *fullurl;
 	struct url url;

@@ -1119,11 +1119,11 @@ static void check_little(struct errs *e, const json_t *out, const json_t *levels
 static json_t *check_doc(struct errs *e, const json_t *root)
 {
 	static const char *const known[] = {
-	    "schema",      "name",     "purpose",     "upstream",  "levels",           "seconds",
-	    "requests",    "warmup_s", "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
-	    "workers",     "cpus",     "path",        "expect",    "servers",          "plot_level",
-	    "protocol",    "sweep",    "connections", "streams",   "h2load_reference", "rates",
-	    "knee_factor", NULL,
+	    "schema",      "name",       "purpose",     "upstream",  "levels",           "seconds",
+	    "requests",    "warmup_s",   "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
+	    "workers",     "cpus",       "path",        "expect",    "servers",          "plot_level",
+	    "protocol",    "sweep",      "connections", "streams",   "h2load_reference", "rates",
+	    "knee_factor", "load_hosts", "load_ranks",  NULL,
 	};
 	if (!json_is_object(root)) {
 		err_add(e, "", "the scenario must be a JSON object, not %s", type_name(root));
@@ -1264,6 +1264,22 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	if ((x = json_object_get(root, "loadgen_threads")))
 		want_int(e, "loadgen_threads", x, 1, 256, &n);
 	json_object_set_new(out, "loadgen_threads", json_integer(n));
+
+	/* several load hosts (issue 17): loadgen --mpi through mpirun over this
+	 * hostfile, load_ranks ranks (0: the hostfile's slots); absent: one
+	 * loadgen on this machine */
+	const char *hostfile;
+	if ((x = json_object_get(root, "load_hosts")) &&
+	    want_str(e, "load_hosts", x, 1, 4096, &hostfile))
+		json_object_set_new(out, "load_hosts", json_string(hostfile));
+	if ((x = json_object_get(root, "load_ranks"))) {
+		n = 0;
+		if (!json_object_get(root, "load_hosts"))
+			err_add(e, "load_ranks",
+			        "needs load_hosts (the hostfile the ranks run on)");
+		else if (want_int(e, "load_ranks", x, 0, 4096, &n))
+			json_object_set_new(out, "load_ranks", json_integer(n));
+	}
 
 	d = 30;
 	if ((x = json_object_get(root, "timeout_s")))

@@ -118,20 +118,14 @@ static void test_empty(void **state)
 	hist_free(h);
 }
 
-static void test_merge_is_exact(void **state)
+/* a and b hold the same samples: every figure and every bucket agree */
+static void assert_same_hist(const struct hist *a, const struct hist *all)
 {
-	(void)state;
-	struct hist *a = hist_new(), *b = hist_new(), *all = hist_new();
-	for (int i = 0; i < 20000; i++) {
-		uint64_t x = rng() % 2000000;
-		hist_record(i % 3 ? a : b, x);
-		hist_record(all, x);
-	}
-	hist_merge(a, b);
 	assert_int_equal(hist_count(a), hist_count(all));
 	assert_int_equal(hist_sum(a), hist_sum(all));
 	assert_int_equal(hist_min(a), hist_min(all));
 	assert_int_equal(hist_max(a), hist_max(all));
+	assert_true(hist_sq_dev(a, 1000.0) == hist_sq_dev(all, 1000.0));
 	for (int p = 1; p <= 100; p++)
 		assert_int_equal(hist_percentile(a, p), hist_percentile(all, p));
 	unsigned pa = 0, pb = 0;
@@ -142,10 +136,69 @@ static void test_merge_is_exact(void **state)
 		assert_int_equal(ca, cb);
 		total += ca;
 	}
+	assert_int_equal(hist_next_bucket(all, &pb, &ub, &cb), 0);
 	assert_int_equal(total, hist_count(all));
+}
+
+static void test_merge_is_exact(void **state)
+{
+	(void)state;
+	struct hist *a = hist_new(), *b = hist_new(), *all = hist_new();
+	for (int i = 0; i < 20000; i++) {
+		uint64_t x = rng() % 2000000;
+		hist_record(i % 3 ? a : b, x);
+		hist_record(all, x);
+	}
+	hist_merge(a, b);
+	assert_same_hist(a, all);
 	hist_free(a);
 	hist_free(b);
 	hist_free(all);
+}
+
+/* What loadgen --mpi does (issue 17): the words of four histograms summed
+ * element by element, min and max reduced apart, give the histogram of all
+ * their samples; one of the four stays empty, and the samples are large
+ * enough that the sum of squares needs more than 64 bits. */
+static void test_words_sum_is_merge(void **state)
+{
+	(void)state;
+	enum { N = 4 };
+	size_t nw = hist_words();
+	struct hist *part[N], *all = hist_new(), *back = hist_new();
+	uint64_t *w = calloc(nw, sizeof *w), *sum = calloc(nw, sizeof *sum);
+	assert_non_null(w);
+	assert_non_null(sum);
+	for (int k = 0; k < N; k++)
+		part[k] = hist_new();
+	for (int i = 0; i < 30000; i++) {
+		uint64_t x = rng() % (i % 7 ? 5000000u : 4000000000000u);
+		hist_record(part[i % (N - 1)], x);
+		hist_record(all, x);
+	}
+	uint64_t mn = UINT64_MAX, mx = 0;
+	for (int k = 0; k < N; k++) {
+		hist_to_words(part[k], w);
+		for (size_t i = 0; i < nw; i++)
+			sum[i] += w[i];
+		if (hist_min_raw(part[k]) < mn)
+			mn = hist_min_raw(part[k]);
+		if (hist_max(part[k]) > mx)
+			mx = hist_max(part[k]);
+	}
+	hist_from_words(back, sum, mn, mx);
+	assert_same_hist(back, all);
+	/* an empty histogram's words make an empty histogram */
+	hist_to_words(part[N - 1], w);
+	hist_from_words(back, w, hist_min_raw(part[N - 1]), hist_max(part[N - 1]));
+	assert_int_equal(hist_count(back), 0);
+	assert_int_equal(hist_min(back), 0);
+	for (int k = 0; k < N; k++)
+		hist_free(part[k]);
+	hist_free(all);
+	hist_free(back);
+	free(w);
+	free(sum);
 }
 
 static void test_huge_values(void **state)
@@ -167,6 +220,7 @@ int main(void)
 	    cmocka_unit_test(test_small_values_exact),
 	    cmocka_unit_test(test_empty),
 	    cmocka_unit_test(test_merge_is_exact),
+	    cmocka_unit_test(test_words_sum_is_merge),
 	    cmocka_unit_test(test_huge_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
