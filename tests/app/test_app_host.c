@@ -432,7 +432,7 @@ static void test_registry(void **state)
 	assert_int_equal(app_find("json")->flags, 0);
 	assert_int_equal(app_find("echo")->flags, 0);
 	assert_int_equal(app_find("cpu")->flags, 0);
-	assert_int_equal(app_find("sleep")->flags, APP_USES_BLOCKING);
+	assert_int_equal(app_find("sleep")->flags, APP_USES_BLOCKING | APP_USES_SLEEP);
 	assert_int_equal(app_find("proxy")->flags, APP_USES_BLOCKING | APP_USES_UPSTREAM);
 	assert_int_equal(app_find("proxy-async")->flags, APP_USES_UPSTREAM);
 	assert_int_equal(app_find("fanout")->flags, APP_USES_UPSTREAM);
