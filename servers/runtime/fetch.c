@@ -254,10 +254,19 @@ static void fail_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct fetch_req *req_get(struct fetcher *f)
 {
-	struct fetch_shard *sh = &f->shard[0];
-	for (unsigned i = 1; i < f->nshards; i++)
-		if (f->shard[i].ninflight < sh->ninflight)
+	/* The first handle with room (FETCH_SHARD_FILL); all full: one more
+	 * handle, or when none can be had, the least busy. */
+	struct fetch_shard *sh = NULL, *least = &f->shard[0];
+	for (unsigned i = 0; i < f->nshards && !sh; i++) {
+		if (f->shard[i].ninflight < FETCH_SHARD_FILL)
 			sh = &f->shard[i];
+		else if (f->shard[i].ninflight < least->ninflight)
+			least = &f->shard[i];
+	}
+	if (!sh && f->nshards < f->maxshards && fetch_shard_init(&f->shard[f->nshards], f))
+		sh = &f->shard[f->nshards++];
+	if (!sh)
+		sh = least;
 	struct fetch_req *r = sh->free_list;
 	if (r) {
 		sh->free_list = r->next;
@@ -345,16 +354,15 @@ struct fetcher *fetcher_new(struct event_base *base, const struct fetch_opts *op
 		return NULL;
 	f->base = base;
 	f->opts = opts ? *opts : fetch_opts_default();
-	/* A per-host cap holds per multi handle: one handle keeps it exact. */
-	f->nshards = f->opts.max_host_connections ? 1 : FETCH_SHARDS;
-	for (unsigned i = 0; i < f->nshards; i++) {
-		if (!fetch_shard_init(&f->shard[i], f)) {
-			f->nshards = i;
-			fetcher_free(f);
-			errno = ENOMEM;
-			return NULL;
-		}
+	/* A per-host cap holds per multi handle: one handle keeps it exact.
+	 * The first handle now, the others as the load grows (req_get). */
+	f->maxshards = f->opts.max_host_connections ? 1 : FETCH_SHARDS;
+	if (!fetch_shard_init(&f->shard[0], f)) {
+		fetcher_free(f);
+		errno = ENOMEM;
+		return NULL;
 	}
+	f->nshards = 1;
 	return f;
 }
 
