@@ -11,10 +11,12 @@ import json
 import os
 import runpy
 import shutil
-import subprocess
 import sys
 import tempfile
 import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import costtool  # noqa: E402  (what the two cost-script tests share)
 
 BUILD = os.environ.get("COROBENCH_BUILD")
 SOURCE = os.environ.get("COROBENCH_SOURCE")
@@ -47,14 +49,6 @@ def check_summary():
     print("ok: medians, per-repetition ratios, short rates and failures")
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def main():
     if not BUILD or not SOURCE:
         print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
@@ -67,20 +61,10 @@ def main():
     tool = os.path.join(SOURCE, "scripts", "costratio")
     tmp = tempfile.mkdtemp(prefix="corobench-test-costratio-")
     try:
-        scen = os.path.join(tmp, "tiny-ratio.json")
-        with open(scen, "w") as f:
-            json.dump({"name": "tiny-ratio", "purpose": "costratio, briefly",
-                       "upstream": {"delay_ms": 5, "size": 512}, "levels": [8],
-                       "seconds": 1, "warmup_s": 0.5, "repetitions": 1, "keepalive": True,
-                       "expect": {"status": 200, "body_upstream": 1},
-                       "servers": [{"kind": "coro", "app": "proxy"},
-                                   {"kind": "async", "app": "proxy-async"}]}, f)
+        scen = costtool.tiny_scenario(tmp, "tiny-ratio", "costratio, briefly")
 
         def run(*args):
-            r = subprocess.run([sys.executable, tool] + list(args) + ["--build", BUILD],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150,
-                               check=False)
-            return r.returncode, r.stdout.decode("utf-8", "replace")
+            return costtool.run_tool(tool, BUILD, *args)
 
         rc, out = run(scen, "--rates", "0")
         assert rc == 2 and "positive integers" in out, (rc, out)
@@ -108,13 +92,13 @@ def main():
             for r in s["runs"]:
                 assert r["rps"] > 200 and r["failed"] == 0 and r["worker_us"] > 0, r
                 for pid in (r["worker_pid"], r["master_pid"]):
-                    assert not alive(pid), "pid %d left running" % pid
+                    assert not costtool.alive(pid), "pid %d left running" % pid
             assert prox["upstream_us"] > 0, prox
             row = s["rows"][0]
             assert abs(row["ratio"] - prox["worker_us"] / hello["worker_us"]) < 1e-9, row
             assert abs(row["upstream_ratio"] -
                        prox["upstream_us"] / hello["worker_us"]) < 1e-9, row
-        assert not alive(doc["servers"][0]["runs"][1]["upstream_pid"]), "upstream left"
+        assert not costtool.alive(doc["servers"][0]["runs"][1]["upstream_pid"]), "upstream left"
         print("ok")
         return 0
     finally:
