@@ -1,10 +1,30 @@
-"""costtool.py — what test_costbreak.py and test_costratio.py share: the
-tiny proxy scenario both scripts run briefly, running a script of scripts/
-on it, and whether a process they started is still there."""
+"""costtool.py — what test_costbreak.py and test_costratio.py share: what
+they need built, the tiny proxy scenario both scripts run briefly, running a
+script of scripts/ on it, the refusal of an unknown server, and whether a
+process they started is still there."""
 import json
 import os
 import subprocess
 import sys
+
+
+BUILD = os.environ.get("COROBENCH_BUILD")
+SOURCE = os.environ.get("COROBENCH_SOURCE")
+NEEDED = ("servers/coro/coro-server", "servers/async/async-server",
+          "servers/upstream/upstream", "loadgen/loadgen", "scenarios/scenario-check")
+
+
+def not_ready():
+    """None when the tests can run, else their exit status (1: not run by
+    meson test; 77: skipped, not built yet), with one line said."""
+    if not BUILD or not SOURCE:
+        print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
+        return 1
+    missing = [b for b in NEEDED if not os.access(os.path.join(BUILD, b), os.X_OK)]
+    if missing:
+        print("skipped: not built yet: %s" % ", ".join(missing))
+        return 77
+    return None
 
 
 def tiny_scenario(tmp, name, purpose):
@@ -27,6 +47,12 @@ def run_tool(tool, build, *args):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150,
                        check=False)
     return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+def refuses_unknown_server(run, scen):
+    rc, out = run(scen, "--servers", "nginx")
+    assert rc == 1 and "no coro or async server nginx" in out, (rc, out)
+    print("ok: bad usage and an unknown server refused")
 
 
 def alive(pid):
