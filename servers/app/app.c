@@ -19,6 +19,7 @@ void app_ctx_init(struct app_ctx *ctx, const struct app_ctx_ops *ops, const char
 	ctx->ops = ops;
 	ctx->upstream = upstream ? upstream : "";
 	ctx->mem = NULL;
+	ctx->owned = NULL;
 	ctx->pending = 0;
 	ctx->responded = false;
 	ctx->running = false;
@@ -26,6 +27,8 @@ void app_ctx_init(struct app_ctx *ctx, const struct app_ctx_ops *ops, const char
 
 void app_ctx_release(struct app_ctx *ctx)
 {
+	free(ctx->owned);
+	ctx->owned = NULL;
 	struct app_mem *m = ctx->mem;
 	while (m) {
 		struct app_mem *next = m->next;
@@ -40,6 +43,10 @@ int app_ctx_own(struct app_ctx *ctx, void *block)
 {
 	if (!block)
 		return 0;
+	if (!ctx->owned) {
+		ctx->owned = block;
+		return 0;
+	}
 	struct app_mem *m = malloc(sizeof(*m));
 	if (!m) {
 		/* Cannot track it: free now rather than leak. */

@@ -155,6 +155,7 @@ unsigned long app_query_ulong(const struct app_request *req, const char *name, u
 enum app_flags {
 	APP_USES_BLOCKING = 1u << 0, /* calls app_fetch / app_sleep_ms */
 	APP_USES_UPSTREAM = 1u << 1, /* needs --upstream */
+	APP_USES_SLEEP = 1u << 2,    /* calls app_sleep_ms / app_sleep_async: precise timers */
 };
 
 struct app {

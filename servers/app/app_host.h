@@ -35,6 +35,8 @@ struct app_ctx {
 	const struct app_ctx_ops *ops;
 	const char *upstream;
 	struct app_mem *mem; /* app_alloc blocks and owned fetch bodies */
+	void *owned;         /* the first owned block: a proxied request's body
+	                      * needs no list node (one malloc and free fewer) */
 	unsigned pending;    /* async calls started, not yet delivered */
 	bool responded;
 	bool running;        /* inside the handler */

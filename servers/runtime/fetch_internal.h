@@ -15,13 +15,30 @@
 #include <time.h>
 
 /* libcurl finds an idle connection for a transfer by walking every
- * connection to that host in its cache (url.c, ConnectionExists): with 500
- * transfers in flight the walk cost a sixth of a request. Transfers are
- * therefore spread over a few multi handles, each with its own cache and so
- * a walk this many times shorter: each goes to the one with the fewest in
- * flight (the first of those), so that a steady load finds its connections
- * where it left them and a single client uses a single connection. */
-#define FETCH_SHARDS 8
+ * connection to that host in its cache (url.c, ConnectionExists), and
+ * curl_multi_remove_handle walks the cache again for the one the transfer
+ * used (multi.c, close_connect_only): both walks grow with the connections
+ * a cache holds, which at a steady load is its transfers in flight.
+ * Transfers are therefore spread over many multi handles, each with its
+ * own cache: each goes to the first handle with fewer than
+ * FETCH_SHARD_FILL in flight, so that a steady load finds its connections
+ * where it left them (the same handles fill in the same order) and a
+ * single client uses a single connection; when all are full, to the one
+ * with the fewest. With 8 of them a proxied
+ * request cost 5% more instructions at c = 500 and 11% more at c = 1000
+ * than at c = 10 (callgrind, worker saturated); with 64, within 2%. A cache
+ * walk costs more than the extra timer callbacks of a busy loop turn that
+ * spreads its new transfers over more handles.
+ *
+ * Each multi handle also holds two descriptors (libcurl 7.68+ opens a
+ * socket pair per handle for curl_multi_wakeup), so they are opened as the
+ * load needs them, not up front: 64 of them at start-up were 128 of a
+ * worker's descriptors before its first connection (under a low
+ * RLIMIT_NOFILE, all it had). A new one is opened when every open one has
+ * FETCH_SHARD_FILL transfers in flight: c = 1000 uses 63 of them, as
+ * many connections per cache as 64 handles shared evenly. */
+#define FETCH_SHARDS 64
+#define FETCH_SHARD_FILL 16
 
 /* One upstream socket libcurl told us about. Sockets we opened ourselves
  * (CURLOPT_OPENSOCKETFUNCTION) stay registered with libevent for reading
@@ -78,7 +95,8 @@ struct fetch_shard {
 struct fetcher {
 	struct event_base *base;
 	struct fetch_shard shard[FETCH_SHARDS];
-	unsigned nshards;
+	unsigned nshards;   /* opened so far */
+	unsigned maxshards; /* at most this many */
 	struct fetch_opts opts;
 	struct fetch_req *inflight; /* doubly linked */
 	unsigned ninflight, nfree;

@@ -5,6 +5,16 @@
  * curl_multi_socket_action(), and finished transfers are read off
  * curl_multi_info_read(). Sockets we open ourselves stay registered while
  * their connection idles (see struct fetch_sock).
+ *
+ * A proxied request still costs two poll() calls, both libcurl's (7.88) and
+ * both on this path, not a curl_multi_perform one: reusing a cached
+ * connection checks it is alive (url.c ConnectionExists -> extract_if_dead
+ * -> cf-socket.c cf_socket_conn_is_alive, poll with timeout 0), and the
+ * first pass through the PERFORMING state, right after the request is sent
+ * in the pass libcurl makes for a new transfer's 0 ms timer, has no socket
+ * event bits and asks poll() whether to read (transfer.c Curl_readwrite:
+ * conn->cselect_bits, which only a socket event sets). No option turns
+ * either off.
  */
 #include "fetch_internal.h"
 

@@ -1,10 +1,14 @@
 /* upstream.c — the stub "remote site" the proxy apps fetch from: every GET
- * is answered 200 with a body of exactly --size bytes after --delay-ms, the
- * wait being a libevent timer so that thousands of delayed answers cost only
- * their timers. It must never be the bottleneck of a benchmark, hence a
- * small HTTP/1.x server of its own on raw libevent events: one read per
- * wake-up, one writev per answer, headers of the common answer built once,
- * and the body sent straight from one preallocated pattern block.
+ * is answered 200 with a body of exactly --size bytes after --delay-ms. It
+ * must never be the bottleneck of a benchmark (nor take CPU from the load
+ * generator it shares a core with), hence a small HTTP/1.x server of its own
+ * on raw libevent events whose steady state makes no system call it can
+ * avoid and allocates nothing per request: a connection's read event stays
+ * registered from accept to close (no epoll_ctl per request), one read per
+ * wake-up, every delayed answer waits in one sorted list behind one timerfd
+ * that wakes the loop once per batch of due answers (see "the answers
+ * waiting"), and the common answer, headers and body, is built once at
+ * start-up and leaves in one write.
  *
  * The query overrides the defaults per request, so tests can provoke every
  * upstream failure: ?delay=MS ?size=BYTES ?status=CODE, ?close=1 (drop the
@@ -29,8 +33,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATTERN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -38,20 +45,39 @@
 #define IN_CAP (16 * 1024) /* request head limit (then 431) */
 #define ACCEPT_BURST 64    /* accepts per wake-up, for fairness */
 #define IOV_BATCH 64
+/* An answer leaves at most 1/GRAIN_DIV of --delay-ms late (and at most
+ * GRAIN_MAX_NS), never early: the timer is armed on that grain, so answers
+ * due within one grain leave in one wake-up. At 20 ms that is 156 µs, less
+ * than 0.8% of the delay, which is all it can take from Little's bound. */
+#define GRAIN_DIV 128
+#define GRAIN_MAX_NS 1000000u
 
 /* ---- server and connections ---- */
 
 enum mode { M_ANSWER, M_CLOSE, M_RESET, M_STALL };
+
+/* The common answer (200, --size bytes) in its three framings. */
+enum framing { F_KEEP, F_CLOSE, F_KEEP10, F_COUNT };
 
 struct server {
 	struct event_base *base;
 	int lfd;
 	struct event accept_ev, accept_pause, sigterm, sigint;
 	struct config cfg;
-	const struct timeval *delay_tv; /* libevent common timeout for --delay-ms */
-	char *block;                    /* BLOCK bytes of PATTERN */
-	char hdr_keep[160], hdr_close[160], hdr_keep10[160];
-	size_t hdr_keep_len, hdr_close_len, hdr_keep10_len;
+	char *block; /* BLOCK bytes of PATTERN */
+	/* The common answer's headers; with its body too (whole) when the body
+	 * fits in BLOCK, so that it leaves in one write of one buffer. */
+	char hdr[F_COUNT][160];
+	size_t hdr_len[F_COUNT];
+	char *whole[F_COUNT];
+	size_t whole_len[F_COUNT];
+	/* the answers waiting for their delay, sorted by due time */
+	struct conn *wait_head, *wait_tail;
+	int tfd;            /* timerfd (CLOCK_MONOTONIC), armed for wait_head */
+	struct event tev;   /* tfd readable: answers are due */
+	uint64_t armed;     /* the time tfd is armed for, 0: disarmed */
+	bool fired;         /* tfd expired and stays readable until re-armed */
+	uint64_t grain;     /* ns; due times are rounded up to it */
 	struct conn *conns; /* open connections, for shutdown */
 	unsigned long accepted, requests, open;
 };
@@ -59,10 +85,14 @@ struct server {
 struct conn {
 	struct server *s;
 	int fd;
-	struct event rev, wev, timer;
+	struct event rev, wev;
 	struct conn *prev, *next;
-	bool busy;    /* a request is being answered */
-	bool reading; /* rev is armed */
+	uint64_t due;               /* while waiting: when the answer may leave */
+	struct conn *wprev, *wnext; /* the wait list */
+	bool waiting;               /* in the wait list */
+	bool busy;                  /* a request is being answered */
+	bool reading; /* rev is registered (from accept on, but for back-pressure and EOF) */
+	bool eof;     /* the client's side ended while its answer was pending */
 	bool keep;    /* keep the connection after this answer */
 	enum mode mode;
 	unsigned long skip; /* request body bytes still to discard */
@@ -139,12 +169,109 @@ static size_t format_head(char *out, size_t cap, int status, unsigned long len,
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
+/* ---- the answers waiting for their delay ----
+ *
+ * A delayed answer is due at the time its request was read (the clock is
+ * read after read(2) returned, so never before the request arrived) plus its
+ * delay. The waiting connections form one list sorted by due time: with the
+ * one --delay-ms every new entry goes to the tail (O(1)); a ?delay= override
+ * walks back from the tail to its place. One timerfd (CLOCK_MONOTONIC,
+ * absolute) is armed for the head's due time rounded up to the grain; when it
+ * fires, everything due by then is answered in that one wake-up and the timer
+ * is armed once for the new head. This replaces a libevent timer per request
+ * and libevent's precise-timer mode, which re-armed a timerfd on every loop
+ * turn. */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Arm the timer for the head (or disarm it) unless it already is. After it
+ * fired it must be set again either way: an expired timerfd stays readable. */
+static void wait_arm(struct server *s)
+{
+	uint64_t want = 0;
+	if (s->wait_head) {
+		want = s->wait_head->due;
+		if (s->grain)
+			want = (want + s->grain - 1) / s->grain * s->grain;
+	}
+	if (want == s->armed && !s->fired)
+		return;
+	struct itimerspec its = {
+	    .it_value = {(time_t)(want / 1000000000u), (long)(want % 1000000000u)}};
+	if (timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0) {
+		s->armed = want;
+		s->fired = false;
+	}
+}
+
+static void wait_add(struct conn *c, uint64_t due)
+{
+	struct server *s = c->s;
+	struct conn *after = s->wait_tail;
+	while (after && after->due > due)
+		after = after->wprev;
+	c->due = due;
+	c->wprev = after;
+	c->wnext = after ? after->wnext : s->wait_head;
+	if (c->wnext)
+		c->wnext->wprev = c;
+	else
+		s->wait_tail = c;
+	if (after)
+		after->wnext = c;
+	else
+		s->wait_head = c;
+	c->waiting = true;
+	if (!after) /* the new head */
+		wait_arm(s);
+}
+
+/* Out of the list. The timer stays as it is: if c was the head it fires
+ * for nothing and is armed again then. */
+static void wait_remove(struct conn *c)
+{
+	struct server *s = c->s;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		s->wait_head = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		s->wait_tail = c->wprev;
+	c->wprev = c->wnext = NULL;
+	c->waiting = false;
+}
+
+static int send_answer(struct conn *c);
+
+static void wait_fire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *s = arg;
+	s->fired = true;
+	uint64_t now = mono_ns();
+	while (s->wait_head && s->wait_head->due <= now) {
+		struct conn *c = s->wait_head;
+		wait_remove(c);
+		(void)send_answer(c); /* may queue c's next (pipelined) request */
+	}
+	wait_arm(s);
+}
+
 static void conn_close(struct conn *c)
 {
 	struct server *s = c->s;
+	if (c->waiting)
+		wait_remove(c);
 	event_del(&c->rev);
 	event_del(&c->wev);
-	event_del(&c->timer);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -219,7 +346,7 @@ static int answered(struct conn *c, int flushed)
 	}
 	c->busy = false;
 	c->text = NULL;
-	set_reading(c, true);
+	set_reading(c, !c->eof);               /* back on after back-pressure; no call when on */
 	return c->in_process ? 0 : process(c); /* a pipelined request may wait */
 }
 
@@ -230,17 +357,13 @@ static int send_answer(struct conn *c)
 	struct server *s = c->s;
 	if (c->status == 200 && c->size == s->cfg.size && !c->text && c->mode == M_ANSWER &&
 	    !c->head) {
-		/* The common answer: headers built once at start-up. */
-		if (!c->keep) {
-			c->hdr = s->hdr_close;
-			c->hdr_len = s->hdr_close_len;
-		} else if (c->http10) {
-			c->hdr = s->hdr_keep10;
-			c->hdr_len = s->hdr_keep10_len;
-		} else {
-			c->hdr = s->hdr_keep;
-			c->hdr_len = s->hdr_keep_len;
-		}
+		/* The common answer, built at start-up: whole (one buffer, one
+		 * write) when it fits, else its headers and the pattern block. */
+		enum framing fr = !c->keep ? F_CLOSE : c->http10 ? F_KEEP10 : F_KEEP;
+		bool whole = s->whole[fr] != NULL;
+		c->hdr = whole ? s->whole[fr] : s->hdr[fr];
+		c->hdr_len = whole ? s->whole_len[fr] : s->hdr_len[fr];
+		c->body_out = whole ? 0 : c->size;
 	} else {
 		const char *connection = !c->keep || c->mode == M_RESET ? "Connection: close\r\n"
 		                         : c->http10 ? "Connection: keep-alive\r\n"
@@ -248,19 +371,12 @@ static int send_answer(struct conn *c)
 		c->hdr = c->hdr_buf;
 		c->hdr_len =
 		    format_head(c->hdr_buf, sizeof(c->hdr_buf), c->status, c->size, connection);
+		bool no_body = c->head || c->status == 204 || c->status == 304;
+		c->body_out = no_body ? 0 : c->mode == M_RESET ? c->size / 2 : c->size;
 	}
-	bool no_body = c->head || c->status == 204 || c->status == 304;
-	c->body_out = no_body ? 0 : c->mode == M_RESET ? c->size / 2 : c->size;
 	c->sent = 0;
 	int rc = flush(c);
 	return rc != 0 ? answered(c, rc) : 0;
-}
-
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)send_answer(arg);
 }
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
@@ -462,16 +578,12 @@ static int start_request(struct conn *c, size_t head_end)
 	case M_RESET:
 		break;
 	}
-	set_reading(c, false);
 	if (o.delay == 0)
 		return send_answer(c);
-	if (o.delay == s->cfg.delay_ms && s->delay_tv) {
-		evtimer_add(&c->timer, s->delay_tv);
-	} else {
-		struct timeval tv = {(time_t)(o.delay / 1000),
-		                     (suseconds_t)(o.delay % 1000) * 1000};
-		evtimer_add(&c->timer, &tv);
-	}
+	/* Reading goes on meanwhile: a registered event costs nothing, taking
+	 * it off and back two epoll_ctl() per request. A pipelined request is
+	 * kept in c->in until this answer is out. */
+	wait_add(c, mono_ns() + (uint64_t)o.delay * 1000000u);
 	return 0;
 }
 
@@ -526,6 +638,14 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
+		if (n == 0 && c->busy && c->mode != M_STALL) {
+			/* The client's side ended (perhaps only half) with its
+			 * answer pending: it still gets it, then the close. */
+			c->eof = true;
+			c->keep = false;
+			set_reading(c, false);
+			return;
+		}
 		conn_close(c);
 		return;
 	}
@@ -564,7 +684,6 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		c->fd = fd;
 		event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, read_cb, c);
 		event_assign(&c->wev, s->base, fd, EV_WRITE, write_cb, c);
-		evtimer_assign(&c->timer, s->base, timer_cb, c);
 		c->next = s->conns;
 		if (s->conns)
 			s->conns->prev = c;
@@ -617,33 +736,46 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	s.block = malloc(BLOCK);
-	/* Precise timers (timerfd): epoll_wait's millisecond timeout would
-	 * round every delay up by up to 1 ms, which the proxy benchmarks
-	 * would then charge to the servers under test. */
+	/* No precise-timer mode: answers wait on our own timerfd (see "the
+	 * answers waiting"), so libevent's timers (the accept pause) may be
+	 * coarse, and its loop needs no timerfd_settime() per turn. */
 	struct event_config *ec = event_config_new();
 	if (ec)
-		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	s.base = ec ? event_base_new_with_config(ec) : NULL;
 	if (ec)
 		event_config_free(ec);
+	s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s.tfd < 0) {
+		fprintf(stderr, PROG ": timerfd_create: %s\n", strerror(errno));
+		return 1;
+	}
 	if (!s.block || !s.base) {
 		fprintf(stderr, PROG ": out of memory\n");
 		return 1;
 	}
 	for (size_t i = 0; i < BLOCK; i++)
 		s.block[i] = PATTERN[i % 64];
-	s.hdr_keep_len = format_head(s.hdr_keep, sizeof(s.hdr_keep), 200, s.cfg.size, "");
-	s.hdr_close_len =
-	    format_head(s.hdr_close, sizeof(s.hdr_close), 200, s.cfg.size, "Connection: close\r\n");
-	s.hdr_keep10_len = format_head(s.hdr_keep10, sizeof(s.hdr_keep10), 200, s.cfg.size,
-	                               "Connection: keep-alive\r\n");
-	if (s.cfg.delay_ms) {
-		/* Every default-delay timer has the same duration: libevent keeps
-		 * those in a queue instead of its heap, O(1) per timer. */
-		struct timeval tv = {(time_t)(s.cfg.delay_ms / 1000),
-		                     (suseconds_t)(s.cfg.delay_ms % 1000) * 1000};
-		s.delay_tv = event_base_init_common_timeout(s.base, &tv);
+	static const char *const connection[F_COUNT] = {[F_KEEP] = "",
+	                                                [F_CLOSE] = "Connection: close\r\n",
+	                                                [F_KEEP10] = "Connection: keep-alive\r\n"};
+	for (int f = 0; f < F_COUNT; f++) {
+		s.hdr_len[f] =
+		    format_head(s.hdr[f], sizeof(s.hdr[f]), 200, s.cfg.size, connection[f]);
+		if (s.cfg.size > BLOCK)
+			continue;
+		/* without it, the answer leaves from hdr and block (two iovecs) */
+		s.whole[f] = malloc(s.hdr_len[f] + s.cfg.size);
+		if (s.whole[f]) {
+			memcpy(s.whole[f], s.hdr[f], s.hdr_len[f]);
+			memcpy(s.whole[f] + s.hdr_len[f], s.block, s.cfg.size);
+			s.whole_len[f] = s.hdr_len[f] + s.cfg.size;
+		}
 	}
+	uint64_t grain = (uint64_t)s.cfg.delay_ms * 1000000u / GRAIN_DIV;
+	s.grain = grain < GRAIN_MAX_NS ? grain : GRAIN_MAX_NS;
+	event_assign(&s.tev, s.base, s.tfd, EV_READ | EV_PERSIST, wait_fire_cb, &s);
+	event_add(&s.tev, NULL);
 	event_assign(&s.accept_ev, s.base, s.lfd, EV_READ | EV_PERSIST, accept_cb, &s);
 	event_add(&s.accept_ev, NULL);
 	evtimer_assign(&s.accept_pause, s.base, accept_resume_cb, &s);
@@ -668,8 +800,12 @@ int main(int argc, char **argv)
 	event_del(&s.accept_pause);
 	event_del(&s.sigterm);
 	event_del(&s.sigint);
+	event_del(&s.tev);
+	close(s.tfd);
 	close(s.lfd);
 	event_base_free(s.base);
+	for (int f = 0; f < F_COUNT; f++)
+		free(s.whole[f]);
 	free(s.block);
 	return 0;
 }

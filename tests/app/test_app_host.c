@@ -259,6 +259,10 @@ static void alloc_handle(struct app_ctx *ctx, const struct app_request *req)
 	assert_null(app_alloc(ctx, SIZE_MAX)); /* no overflow into a small block */
 	assert_non_null(app_alloc(ctx, 0));
 	app_ctx_own(ctx, NULL); /* harmless */
+	/* the first owned block needs no node, the next ones do: all freed */
+	assert_int_equal(app_ctx_own(ctx, malloc(16)), 0);
+	assert_int_equal(app_ctx_own(ctx, malloc(32)), 0);
+	assert_int_equal(app_ctx_own(ctx, malloc(48)), 0);
 	app_respond(ctx, 200, NULL, "ok", 2);
 }
 
@@ -273,6 +277,7 @@ static void test_request_memory(void **state)
 	assert_int_equal(f.status, 200);
 	fake_finish(&f);
 	assert_null(f.ctx.mem);
+	assert_null(f.ctx.owned);
 	app_ctx_release(&f.ctx); /* twice is harmless */
 }
 
@@ -432,7 +437,7 @@ static void test_registry(void **state)
 	assert_int_equal(app_find("json")->flags, 0);
 	assert_int_equal(app_find("echo")->flags, 0);
 	assert_int_equal(app_find("cpu")->flags, 0);
-	assert_int_equal(app_find("sleep")->flags, APP_USES_BLOCKING);
+	assert_int_equal(app_find("sleep")->flags, APP_USES_BLOCKING | APP_USES_SLEEP);
 	assert_int_equal(app_find("proxy")->flags, APP_USES_BLOCKING | APP_USES_UPSTREAM);
 	assert_int_equal(app_find("proxy-async")->flags, APP_USES_UPSTREAM);
 	assert_int_equal(app_find("fanout")->flags, APP_USES_UPSTREAM);

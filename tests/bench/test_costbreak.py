@@ -12,15 +12,14 @@ import json
 import os
 import runpy
 import shutil
-import subprocess
 import sys
 import tempfile
 import types
 
-BUILD = os.environ.get("COROBENCH_BUILD")
-SOURCE = os.environ.get("COROBENCH_SOURCE")
-NEEDED = ("servers/coro/coro-server", "servers/async/async-server",
-          "servers/upstream/upstream", "loadgen/loadgen", "scenarios/scenario-check")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import costtool  # noqa: E402  (what the two cost-script tests share)
+
+BUILD, SOURCE = costtool.BUILD, costtool.SOURCE
 
 # `perf script -F comm,tid,time,period,ip,sym,dso --ns` of a -g recording
 CRAFTED = """coro-server  7  10.000000000:    1000000 
@@ -74,49 +73,25 @@ def check_parsing():
     return cb
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def main():
-    if not BUILD or not SOURCE:
-        print("COROBENCH_BUILD and COROBENCH_SOURCE must be set (meson test does)")
-        return 1
+    status = costtool.not_ready()
+    if status is not None:
+        return status
     if not shutil.which("perf"):
         print("skipped: perf is not installed (scripts/deps --perf)")
-        return 77
-    missing = [b for b in NEEDED if not os.access(os.path.join(BUILD, b), os.X_OK)]
-    if missing:
-        print("skipped: not built yet: %s" % ", ".join(missing))
         return 77
     cb = check_parsing()
     tool = os.path.join(SOURCE, "scripts", "costbreak")
     tmp = tempfile.mkdtemp(prefix="corobench-test-costbreak-")
     try:
-        scen = os.path.join(tmp, "tiny-cost.json")
-        with open(scen, "w") as f:
-            json.dump({"name": "tiny-cost", "purpose": "costbreak, briefly",
-                       "upstream": {"delay_ms": 5, "size": 512}, "levels": [8],
-                       "seconds": 1, "warmup_s": 0.5, "repetitions": 1, "keepalive": True,
-                       "expect": {"status": 200, "body_upstream": 1},
-                       "servers": [{"kind": "coro", "app": "proxy"},
-                                   {"kind": "async", "app": "proxy-async"}]}, f)
+        scen = costtool.tiny_scenario(tmp, "tiny-cost", "costbreak, briefly")
 
         def run(*args):
-            r = subprocess.run([sys.executable, tool] + list(args) + ["--build", BUILD],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=150,
-                               check=False)
-            return r.returncode, r.stdout.decode("utf-8", "replace")
+            return costtool.run_tool(tool, BUILD, *args)
 
         rc, out = run(scen, "--level", "0")
         assert rc == 2 and "must be positive" in out, (rc, out)
-        rc, out = run(scen, "--servers", "nginx")
-        assert rc == 1 and "no coro or async server nginx" in out, (rc, out)
-        print("ok: bad usage and an unknown server refused")
+        costtool.refuses_unknown_server(run, scen)
 
         out_json = os.path.join(tmp, "cost.json")
         rc, out = run(scen, "--level", "8", "--seconds", "1", "--warmup", "0.5",
@@ -147,7 +122,7 @@ def main():
             assert abs(s["accounting_pp"]) < 25, s["accounting_pp"]
             assert cats["kernel"]["share"] > 0, cats
             for pid in (s["worker_pid"], s["master_pid"]):
-                assert not alive(pid), "pid %d left running" % pid
+                assert not costtool.alive(pid), "pid %d left running" % pid
         assert doc["gap"] is not None and "pp" in doc["gap"], doc["gap"]
         print("ok")
         return 0

@@ -354,6 +354,70 @@ class Answers(unittest.TestCase):
             for s in socks:
                 s.close()
 
+    def test_never_early(self):
+        # Requests with different delays in flight together, on separate
+        # connections and pipelined on one: an answer can leave the stub only
+        # after its request arrived, which was after the client sent it, so
+        # each must take its full delay as the client measures it.
+        delays = (30, 0, 45, 5, 30, 12, 60, 1)
+        socks = []
+        try:
+            t0 = []
+            for d in delays:
+                s = socket.create_connection(("127.0.0.1", self.u.port), timeout=5)
+                t0.append(time.monotonic())
+                s.sendall(b"GET /?delay=%d&size=3 HTTP/1.1\r\nHost: x\r\n\r\n" % d)
+                socks.append(s)
+            for d, s, t in zip(delays, socks, t0):
+                data = b""
+                while not data.endswith(b"ABC"):
+                    data += s.recv(4096)
+                self.assertGreaterEqual(time.monotonic() - t, d / 1000.0, "delay %d" % d)
+            s = socks[0]
+            t = time.monotonic()
+            s.sendall(b"GET /?size=1 HTTP/1.1\r\n\r\nGET /?delay=10&size=2 HTTP/1.1\r\n\r\n")
+            data = b""
+            while not data.endswith(b"AB"):
+                data += s.recv(4096)
+            self.assertGreaterEqual(time.monotonic() - t, 0.040)
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_half_closed_client_gets_its_answer(self):
+        # The client's side ends while its answer waits: the answer still
+        # comes (Connection: close), then the stub closes.
+        with socket.create_connection(("127.0.0.1", self.u.port), timeout=5) as s:
+            s.sendall(b"GET /?size=4 HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    break
+                out += b
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+        self.assertIn(b"Connection: close\r\n", out)
+        self.assertTrue(out.endswith(b"\r\n\r\nABCD"), out)
+
+    def test_client_gone_while_waiting(self):
+        # Clients that leave before their delayed answer: their connections
+        # are closed at once, and the answers of the others still come.
+        before = self.u.stats()["open"]
+        gone = [socket.create_connection(("127.0.0.1", self.u.port), timeout=5)
+                for _ in range(20)]
+        for s in gone:
+            s.sendall(b"GET /?delay=200 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)
+        for s in gone:
+            s.close()
+        self.assertEqual(self.u.get("/?size=5")[:2], (200, b"ABCDE"))
+        deadline = time.monotonic() + 2
+        while self.u.stats()["open"] > before + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # +1: the /_stats request's own connection
+        self.assertLessEqual(self.u.stats()["open"], before + 1)
+
     def test_stats(self):
         s = self.u.stats()
         self.assertGreaterEqual(s["connections"], 1)

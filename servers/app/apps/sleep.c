@@ -18,6 +18,6 @@ static void sleep_handle(struct app_ctx *ctx, const struct app_request *req)
 const struct app app_sleep = {
 	.name = "sleep",
 	.summary = "?ms= milliseconds of blocking-style sleep (default 10)",
-	.flags = APP_USES_BLOCKING,
+	.flags = APP_USES_BLOCKING | APP_USES_SLEEP,
 	.handle = sleep_handle,
 };
