@@ -491,11 +491,121 @@ class Suite:
         if len(codes) > 1:
             return (f"{len(codes)} answers {codes}: the smuggled request was served: "
                     f"{data[:400]!r}")
-        if codes[0] == 400:
+        if codes[0] in (400, 501):
             if not closed:
-                return "400, but the connection stays open"
+                return f"{codes[0]}, but the connection stays open"
         elif codes[0] != 200:
             return f"status {codes[0]}: {data[:200]!r}"
+        self.normal(srv)
+        return None
+
+    # Strict HTTP/1.1 (issue 19): (what, bytes, the status, close after it).
+    # Every payload that frames a body carries a complete second request
+    # (GET /smuggled): only one answer may come back. The statuses are
+    # nginx's (ngx_http_request.c): 400 for bad framing and Host, 501 for a
+    # Transfer-Encoding other than chunked, 405 for CONNECT and TRACE.
+    def strict_cases(self):
+        sm = self.SMUGGLED
+        post = b"POST / HTTP/1.1\r\nHost: x\r\n"
+        te = post + b"Transfer-Encoding: chunked\r\n\r\n"
+        return [
+            # chunk framing (strict llhttp)
+            ("chunk data followed by 'XX' instead of CRLF",
+             te + b"5\r\nhelloXX0\r\n\r\n" + sm, 400),
+            ("chunk data followed by a bare LF", te + b"5\r\nhello\n0\r\n\r\n" + sm, 400),
+            ("a chunk size ended by a bare LF", te + b"5\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a space before the chunk size", te + b" 5\r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a space after the chunk size", te + b"5 \r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a sign on the chunk size", te + b"+5\r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a negative chunk size", te + b"-5\r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a chunk size of 18 hex digits", te + b"fffffffffffffffff\r\nx\r\n" + sm, 400),
+            ("an empty chunk extension ('5;')", te + b"5;\r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("a bare CR in a chunk extension",
+             te + b"5;a=b\rc\r\nhello\r\n0\r\n\r\n" + sm, 400),
+            ("Transfer-Encoding in the trailers",
+             te + b"0\r\nTransfer-Encoding: chunked\r\n\r\n" + sm, 400),
+            ("Content-Length in the trailers", te + b"0\r\nContent-Length: 37\r\n\r\n" + sm,
+             400),
+            # Transfer-Encoding
+            ("Transfer-Encoding: gzip, chunked",
+             post + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + sm, 501),
+            ("Transfer-Encoding: identity, chunked",
+             post + b"Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n" + sm, 501),
+            ("Transfer-Encoding: identity",
+             post + b"Transfer-Encoding: identity\r\n\r\n" + sm, 501),
+            ("Transfer-Encoding twice, both chunked",
+             post + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"0\r\n\r\n" + sm, 400),
+            ("Transfer-Encoding on HTTP/1.0",
+             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + sm, 400),
+            ("Content-Length and Transfer-Encoding",
+             post + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + sm,
+             400),
+            # Content-Length
+            ("Content-Length: -1", post + b"Content-Length: -1\r\n\r\n" + sm, 400),
+            ("two equal Content-Length headers",
+             post + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc" + sm, 400),
+            ("Content-Length: 3, 3", post + b"Content-Length: 3, 3\r\n\r\nabc" + sm, 400),
+            ("Content-Length with a space inside", post + b"Content-Length: 1 0\r\n\r\n" + sm,
+             400),
+            # Host
+            ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n" + sm, 400),
+            ("two Host headers", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + sm, 400),
+            ("two Host headers on HTTP/1.0",
+             b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            ("Host: 'a b'", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n" + sm, 400),
+            ("Host: 'a/b'", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n" + sm, 400),
+            ("Host: 'a@b'", b"GET / HTTP/1.1\r\nHost: a@b\r\n\r\n" + sm, 400),
+            ("Host with a bad port", b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n" + sm, 400),
+            # methods and targets
+            ("CONNECT (the bytes after it are not a request)",
+             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" + sm, 405),
+            ("TRACE", b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n" + sm, 405),
+            ("PROPFIND (a method no app serves)",
+             b"PROPFIND / HTTP/1.1\r\nHost: a\r\n\r\n" + sm, 501),
+            ("'*' as the target of GET", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n" + sm, 400),
+            # heads
+            # (A bare LF ending the request line, or as the blank line, is
+            # taken as RFC 9112 2.2 allows, as llhttp's strict mode, nginx
+            # and h2o do; inside the header block it is refused.)
+            ("a bare LF ending a header line",
+             b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n" + sm, 400),
+            ("a bare CR in a header value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n" + sm,
+             400),
+            ("a NUL in a header value", b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n" + sm,
+             400),
+            ("whitespace before the colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n" + sm, 400),
+            ("an obs-fold line", b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n z\r\n\r\n" + sm, 400),
+            # keep-alive read as a list: the answer says close, and it closes
+            ("HTTP/1.0 'Connection: keep-alive, close'",
+             b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n" + sm, 200),
+            ("HTTP/1.1 'Connection: keep-alive, close'",
+             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n" + sm, 200),
+        ]
+
+    def strict(self):
+        with self.start("echo") as srv:
+            for what, raw, status in self.strict_cases():
+                self.check(f"strict: {what}: {status}, one answer, closed", self._strict_case,
+                           srv, raw, status)
+
+    def _strict_case(self, srv, raw, status):
+        with st.Conn(srv.port) as c:
+            try:
+                c.send(raw)
+            except OSError:
+                pass
+            data, closed = read_all(c.sock, 2.5)
+        codes = statuses(data)
+        if codes != [status]:
+            return f"answers {codes}, want [{status}]: {data[:300]!r}"
+        if not closed:
+            return "the connection stays open"
+        head = data.split(b"\r\n\r\n", 1)[0]
+        if not re.search(rb"(?i)\r\nConnection: close\r\n", head + b"\r\n"):
+            return f"the answer does not say Connection: close: {head!r}"
+        if status == 405 and b"\r\nAllow: " not in head:
+            return f"a 405 without Allow: {head!r}"
         self.normal(srv)
         return None
 
@@ -883,7 +993,8 @@ class Suite:
             t.ok(False, f"RLIMIT_NOFILE can be raised to 10,500 for 10,000 connections "
                         f"(got {nofile})")
         sections = [("slowloris, slow reader", self.slow_clients), ("oversized", self.oversized),
-                    ("smuggling", self.smuggling), ("invalid", self.invalid),
+                    ("smuggling", self.smuggling), ("strict", self.strict),
+                    ("invalid", self.invalid),
                     ("10,000", self.many_dropped), ("fd exhaustion", self.fd_exhaustion),
                     ("half-close", self.half_close), ("use-after-return", self.use_after_return),
                     ("upstream", self.upstream_faults)]
