@@ -275,6 +275,7 @@ struct core *core_new(struct event_base *base, const struct core_class *cls,
 	w->h2_ops.respond = core_h2_respond;
 	w->fopts = fetch_opts_default();
 	w->fopts.timeout_ms = opts->upstream_timeout_ms;
+	w->fopts.max_body_bytes = opts->upstream_max_body;
 	w->fetcher = fetcher_new(base, &w->fopts);
 	event_assign(&w->accept_ev, base, listen_fd, EV_READ | EV_PERSIST, accept_cb, w);
 	evtimer_assign(&w->retry_ev, base, accept_retry_cb, w);

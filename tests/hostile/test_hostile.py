@@ -851,7 +851,7 @@ class Suite:
                 self.check(f"upstream {app}: refusal gives 502 at once", refused)
 
                 for fault, want in [("reset", {502}), ("cl-long", {502}),
-                                    ("garbage", {502}), ("status:500", {502}),
+                                    ("garbage", {502}), ("status:500", {500}),
                                     ("close", {502}), ("cl-short", {200, 502})]:
                     self.check(f"upstream {app}: '{fault}' answers (one in two) give "
                                f"{'/'.join(map(str, sorted(want)))}, the good ones between "
@@ -860,6 +860,7 @@ class Suite:
 
                 self.check(f"upstream {app}: a stall past --upstream-timeout 500 gives 504 "
                            "in time", self._stall, app)
+                self._meaning(app)
                 if concurrent:
                     self.check(f"upstream {app}: a flood of 40 slow answers (3 s, timeout 1 s) "
                                "gives 504s; good requests meanwhile are fast; no fd growth "
@@ -905,6 +906,52 @@ class Suite:
                     return f"only {goods} good answers of {n}: {codes}; fake {fake.by_kind}"
                 fake.set_schedule([], then="ok")
                 self.normal(srv, body=BODY)
+
+    # What the upstream meant (issue 19): (behaviour, status, body or None).
+    # Its status and body are passed on, as nginx does; what nginx's proxy
+    # refuses as "upstream sent ..." is 502, and so is a 101 (at once, not
+    # 504 after the timeout) and a body over --upstream-max-body.
+    MEANING = [
+        ("status:404", 404, b"error"), ("status:302", 302, b"error"),
+        ("status:500", 500, b"error"), ("status:503", 503, b"error"),
+        ("no-content", 204, b""), ("chunked", 200, BODY),
+        ("101", 502, None), ("cl-cl", 502, None), ("cl-cl-same", 502, None),
+        ("cl-list", 502, None), ("cl-te", 502, None), ("te-gzip", 502, None),
+        ("bad-chunk", 502, None), ("chunk-xx", 502, None),
+        ("big:65536", 200, b"b" * 65536), ("big:65537", 502, None),
+        ("big-chunked:65537", 502, None),
+    ]
+
+    def _meaning(self, app):
+        with FakeUpstream() as fake:
+            extra = ["--upstream-timeout", "5000", "--upstream-max-body", "65536"]
+            with self.start(app, upstream=fake.url(), extra=extra) as srv:
+                for kind, want, body in self.MEANING:
+                    def one(kind=kind, want=want, body=body):
+                        fake.set_schedule([kind], then="ok")
+                        t0 = time.monotonic()
+                        r = st.get(srv.port, timeout=10)
+                        dt = time.monotonic() - t0
+                        if r.status != want or (body is not None and r.body != body):
+                            return f"{r!r} ({len(r.body)} bytes), want {want} {body!r:.40}"
+                        if dt > 1.5:
+                            return f"the answer took {dt:.2f} s (upstream timeout 5 s)"
+                        fake.set_schedule([], then="ok")
+                        self.normal(srv, body=BODY)
+                    self.check(f"upstream {app}: '{kind}' gives {want}", one)
+        with FakeUpstream() as fake:
+            # The default limit: 1 MiB (servers/app/README.md says why).
+            with self.start(app, upstream=fake.url()) as srv:
+                for kind, want in (("big:1048576", 200), ("big:1048577", 502)):
+                    def dflt(kind=kind, want=want):
+                        fake.set_schedule([kind], then="ok")
+                        r = st.get(srv.port, timeout=10)
+                        if r.status != want:
+                            return f"{r!r}, want {want}"
+                        fake.set_schedule([], then="ok")
+                        self.normal(srv, body=BODY)
+                    self.check(f"upstream {app}: '{kind}' with the default "
+                               f"--upstream-max-body gives {want}", dflt)
 
     def _stall(self, app):
         with FakeUpstream(schedule=["stall"] * 2, then="ok") as fake:

@@ -11,8 +11,9 @@ upstream stub on free 127.0.0.1 ports and checks, over real sockets:
                      idle timeout, 1,000 concurrent connections (hello, and
                      proxy-async waiting on the upstream), with 1 and 2 workers
   clients that leave while their request waits: the worker lives
-  upstream failures  refused, reset, closed, 5xx, stalled: 502/504 from proxy
-                     and proxy-async, and the worker keeps serving
+  upstream failures  refused, reset, closed, stalled: 502/504 from proxy and
+                     proxy-async, a 500 or 404 passed on (fanout: 502), and
+                     the worker keeps serving
   bad input          400 / 431 / 413, and the worker lives
   the process model  a killed worker is replaced; SIGTERM/SIGINT let requests
                      in flight finish and exit 0, late clients are refused,
@@ -525,7 +526,9 @@ class Suite:
                 ("refuses", f"http://127.0.0.1:{closed_port}/", 502, []),
                 ("resets mid-body", self.upurl("?reset=1"), 502, []),
                 ("closes without answering", self.upurl("?close=1"), 502, []),
-                ("answers 500", self.upurl("?status=500"), 502, []),
+                # passed on, as nginx does (issue 19); fanout makes it 502
+                ("answers 500", self.upurl("?status=500"), 500, []),
+                ("answers 404", self.upurl("?status=404"), 404, []),
                 ("stalls (timeout 300 ms)", self.upurl("?stall=1"), 504,
                  ["--upstream-timeout", "300"]),
             ]
@@ -535,6 +538,13 @@ class Suite:
                     if not self.want(name):
                         continue
                     self.check(name, self._upstream_case, app, url, want, extra)
+            name = "upstream answers 404: fanout ?n=3 answers 502 (one answer cannot pass " \
+                "on three statuses)"
+            if self.want(name):
+                def fan404():
+                    with self.start("fanout", upstream=self.upurl("?status=404")) as srv:
+                        self.expect(st.get(srv.port, "/?n=3"), 502)
+                self.check(name, fan404)
             name = "upstream refuses: fanout ?n=3 answers 502"
             if self.want(name):
                 def fan():
