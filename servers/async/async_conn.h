@@ -48,7 +48,8 @@ struct conn {
 	bool lingering;       /* after an error answer: draining input until EOF */
 	bool waited;          /* the request outlived the callback that started it */
 	bool more;            /* the socket may hold input that no edge will report */
-	bool rdhup;           /* EV_CLOSED: the peer's FIN is queued behind the data */
+	bool read_on;         /* a short read may leave input: EV_CLOSED (the peer's FIN
+	                         is queued behind the data), or not a TCP socket */
 	bool in_wait;         /* in the worker's slot queue */
 	bool dirty;           /* in the worker's list of HTTP/2 connections to flush */
 	size_t drained;       /* bytes dropped while lingering */
@@ -162,7 +163,7 @@ static inline __attribute__((always_inline)) ssize_t async_conn_recv(struct conn
 {
 	ssize_t n = recv(c->cc.fd, buf, room, 0);
 	if (n > 0) {
-		c->more = (size_t)n == room || c->rdhup;
+		c->more = (size_t)n == room || c->read_on;
 		return n;
 	}
 	if (n == 0)

@@ -244,7 +244,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	(void)fd;
 	if (what & EV_CLOSED)
-		c->rdhup = true;
+		c->read_on = true;
 	if (c->lingering)
 		conn_linger_read(c);
 	else if (c->cc.h2)
@@ -445,7 +445,9 @@ static int conn_open(struct core *core, int fd)
 	}
 	c->cc.obuf = &w->out;
 	c->cc.r.waiter = c;
-	c->reading = c->writing = c->lingering = c->waited = c->more = c->rdhup = false;
+	c->reading = c->writing = c->lingering = c->waited = c->more = false;
+	/* AF_UNIX: a short read is not known to empty the socket (hub.h) */
+	c->read_on = !core->tcp;
 	c->in_wait = c->dirty = false;
 	event_assign(&c->rev, core->base, fd, CONN_REV_FLAGS, conn_on_read, c);
 	event_assign(&c->wev, core->base, fd, CONN_WEV_FLAGS, conn_on_write, c);

@@ -85,8 +85,10 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 			 * at shutdown) means there is nothing to accept. */
 			return;
 		}
-		int one = 1;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (w->tcp) {
+			int one = 1;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
 		w->cls->conn_open(w, fd);
 	}
 }
@@ -259,6 +261,11 @@ struct core *core_new(struct event_base *base, const struct core_class *cls,
 	w->app = app;
 	w->base = base;
 	w->listen_fd = listen_fd;
+	int domain = AF_INET;
+	socklen_t dl = sizeof(domain);
+	if (listen_fd >= 0)
+		(void)getsockopt(listen_fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
+	w->tcp = domain != AF_UNIX;
 	w->max_inflight = UINT32_MAX;
 	w->keep_alive = opts->keepalive_timeout > 0;
 	w->ka_now = w->keep_alive;

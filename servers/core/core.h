@@ -159,6 +159,7 @@ struct core {
 	unsigned nconns, nstreams;
 	struct core_conn *conns; /* live connections */
 	int listen_fd;
+	bool tcp; /* the listener is TCP (not AF_UNIX): TCP_NODELAY, short reads empty it */
 	bool accepting;
 	struct event accept_ev, retry_ev, grace_ev, term_ev, int_ev, usr1_ev;
 	struct app_ctx_ops h1_ops, h2_ops;

@@ -263,7 +263,7 @@ static void conn_task(struct hub *hub, void *arg)
 	struct conn c = {.task = hub_self(hub)};
 	if (core_conn_open(&start.w->core, &c.cc, start.fd) != 0)
 		return;
-	if (hub_fd_open(hub, &c.hfd, start.fd, HUB_FD_TCP) != 0) {
+	if (hub_fd_open(hub, &c.hfd, start.fd, start.w->core.tcp ? HUB_FD_TCP : 0) != 0) {
 		core_conn_close(&c.cc);
 		return;
 	}

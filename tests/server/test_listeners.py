@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""test_listeners.py — how one server binary (coro-server or async-server)
+listens, over real sockets on 127.0.0.1 and in a temporary folder:
+
+  spread      --workers 2: one SO_REUSEPORT socket per worker, so new
+              connections spread over both (each gets at least a third of
+              400, by /_stats's pid); a second server on the same port is
+              refused, not let into the group; --shared-listener still serves
+  unix        --unix PATH: HTTP/1.1 and h2 (curl --unix-socket), pipelined
+              requests; the file is removed at exit; a regular file there is
+              refused with one line and left alone; a stale socket file is
+              taken over, a live one refused
+  tls         --tls-cert/--tls-key with a certificate made here (openssl):
+              curl over https, HTTP/1.1 and h2 (ALPN), also over --unix; a
+              missing or mismatched certificate or key is one line at start,
+              exit 2; an h2c upgrade is not offered over TLS; cleartext on a
+              TLS port is cut off
+
+    python3 test_listeners.py --server PATH [--only REGEX]
+
+TAP on stdout. Needs curl (and openssl for the TLS section). Standard library
+only otherwise; every process started here is stopped by its PID.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import srvtest as st  # noqa: E402
+
+BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
+                     r"runtime error:|restarting it|killing it|core dumped|"
+                     r"Segmentation fault|Aborted")
+
+
+def curl(*args, timeout=10):
+    """curl -s with args; (exit status, stdout bytes, stderr text)."""
+    r = subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 5)
+    return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
+
+
+class Suite:
+    def __init__(self, a):
+        self.bin = a.server
+        self.only = re.compile(a.only) if a.only else None
+        self.t = st.Tap()
+        self.started = []
+        self.tmp = tempfile.mkdtemp(prefix="corobench-listeners-")
+
+    def check(self, name, fn, *args, **kw):
+        if self.only and not self.only.search(name):
+            return None
+        return self.t.check(name, fn, *args, **kw)
+
+    def start(self, args, port=None, expect_ok=True):
+        base = ["--graceful-timeout", "5", "--quiet"]
+        if port is None:
+            srv = st.start_server(self.bin, base + list(args))
+        else:
+            srv = st.Server([self.bin, "--listen", f"127.0.0.1:{port}", *base, *args],
+                            port=port)
+        self.started.append(srv)
+        if expect_ok and not srv.ready_ok:
+            out = srv.text()
+            srv.stop()
+            raise AssertionError(f"server did not start ({' '.join(args)}):\n{out}")
+        return srv
+
+    def run_fail(self, args):
+        """Run the binary expecting it to refuse to start: (status, output)."""
+        r = subprocess.run([self.bin, "--listen", "127.0.0.1:0", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+    # ---- spread over workers
+
+    @staticmethod
+    def pids_of(port, n):
+        """Open n connections at once, then ask /_stats on each: the pids."""
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+        pids = []
+        try:
+            for s in socks:
+                s.sendall(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            for s in socks:
+                c = st.Conn.__new__(st.Conn)
+                c.sock, c.buf, c.timeout = s, b"", 10
+                r = c.read_response()
+                pids.append(json.loads(r.body)["pid"])
+        finally:
+            for s in socks:
+                s.close()
+        return pids
+
+    def spread(self):
+        def even():
+            with self.start(["--workers", "2", "--app", "hello", "--stats-path", "/_stats"]) \
+                    as srv:
+                kids = srv.wait_workers(2)
+                if not kids:
+                    return f"workers {srv.workers()}"
+                counts = {k: 0 for k in kids}
+                for _ in range(10):  # 10 rounds of 40 connections at once
+                    for pid in self.pids_of(srv.port, 40):
+                        counts[pid] = counts.get(pid, 0) + 1
+                self.t.note(f"spread: 400 connections over 2 workers: {sorted(counts.values())}")
+                if set(counts) != set(kids):
+                    return f"answers from {sorted(counts)}, workers {kids}"
+                low = min(counts.values())
+                # A fair coin gives fewer than 134 of 400 with p < 1e-10.
+                if low < 400 // 3:
+                    return f"one worker got {low} of 400 connections: {counts}"
+        self.check("spread: 2 workers, 10 rounds of 40 connections: each worker accepts "
+                   "at least a third", even)
+
+        def not_joined():
+            with self.start(["--workers", "2", "--app", "hello"]) as a:
+                b = self.start(["--workers", "2", "--app", "hello"], port=a.port,
+                               expect_ok=False)
+                try:
+                    if b.ready_ok:
+                        return "a second server joined the first one's SO_REUSEPORT group"
+                    if b.wait(10) is None or b.proc.returncode == 0:
+                        return f"the second server did not fail: {b.text()}"
+                    if "in use" not in b.text():
+                        return f"no 'in use' in {b.text()!r}"
+                finally:
+                    b.stop()
+                r = st.get(a.port)
+                if r.status != 200:
+                    return f"the first server after it: {r!r}"
+        self.check("spread: a second --workers 2 server on the same port is refused "
+                   "(address in use), not let into the group", not_joined)
+
+        def shared():
+            with self.start(["--workers", "2", "--app", "hello", "--shared-listener"]) as srv:
+                for _ in range(5):
+                    r = st.get(srv.port)
+                    if r.status != 200:
+                        return f"{r!r}"
+        self.check("spread: --shared-listener (one socket for both workers) serves", shared)
+
+    # ---- Unix-domain sockets
+
+    def unix(self):
+        path = os.path.join(self.tmp, "s.sock")
+
+        def serve():
+            with self.start(["--workers", "1", "--app", "echo", "--unix", path]) as srv:
+                if "listening on unix:" + path not in srv.text():
+                    return f"readiness line: {srv.text()!r}"
+                if not os.path.exists(path):
+                    return "no socket file"
+                rc, out, err = curl("--unix-socket", path, "http://x/", "-d", "over unix")
+                if rc != 0 or out != b"over unix":
+                    return f"HTTP/1.1: curl {rc} {out!r} {err}"
+                rc, out, err = curl("--http2-prior-knowledge", "--unix-socket", path,
+                                    "http://x/", "-d", "h2 over unix")
+                if rc != 0 or out != b"h2 over unix":
+                    return f"h2: curl {rc} {out!r} {err}"
+                # Pipelined requests in one write, and answers in order.
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(10)
+                    s.connect(path)
+                    s.sendall(b"".join(st.build_request("POST", "/", body=b"p%d" % i)
+                                       for i in range(20)))
+                    c = st.Conn.__new__(st.Conn)
+                    c.sock, c.buf, c.timeout = s, b"", 10
+                    got = [c.read_response().body for _ in range(20)]
+                    if got != [b"p%d" % i for i in range(20)]:
+                        return f"pipelined answers {got}"
+                srv.signal(signal.SIGTERM)
+                if srv.wait(10) != 0:
+                    return f"exit {srv.proc.returncode}: {srv.text()}"
+                if os.path.exists(path):
+                    return "the socket file is still there after exit"
+        self.check("unix: --unix PATH serves HTTP/1.1 and h2 (curl --unix-socket) and a "
+                   "pipeline in order; the file is removed at exit", serve)
+
+        def refuses_file():
+            plain = os.path.join(self.tmp, "not-a-socket")
+            with open(plain, "w") as f:
+                f.write("keep me\n")
+            rc, out = self.run_fail(["--workers", "1", "--unix", plain])
+            lines = [l for l in out.splitlines() if l.strip()]
+            with open(plain) as f:
+                kept = f.read() == "keep me\n"
+            if rc == 0 or len(lines) != 1 or "not a socket" not in lines[0] or not kept:
+                return f"exit {rc}, output {out!r}, file kept {kept}"
+        self.check("unix: an existing regular file at PATH is refused with one line (exit "
+                   "non-zero) and left untouched", refuses_file)
+
+        def stale_and_live():
+            stale = os.path.join(self.tmp, "stale.sock")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(stale)
+            s.close()  # a socket file nobody listens on: a killed server's
+            with self.start(["--workers", "1", "--app", "hello", "--unix", stale]) as srv:
+                rc, out, err = curl("--unix-socket", stale, "http://x/")
+                if rc != 0 or out != b"Hello, World!":
+                    return f"over the stale file's path: curl {rc} {out!r} {err}"
+                rc2, out2 = self.run_fail(["--workers", "1", "--unix", stale])
+                if rc2 == 0 or "a server is listening there" not in out2:
+                    return f"a second server on a live socket: exit {rc2}: {out2!r}"
+                rc, out, err = curl("--unix-socket", stale, "http://x/")
+                if rc != 0 or out != b"Hello, World!":
+                    return f"the first server after the refused second: {rc} {out!r}"
+        self.check("unix: a stale socket file is taken over; a live one is refused",
+                   stale_and_live)
+
+    # ---- TLS
+
+    def tls(self):
+        self.t.skip("tls: not built yet", "TLS listener not implemented")
+
+    # ---- all
+
+    def logs_clean(self):
+        bad = []
+        for srv in self.started:
+            srv.stop()
+            hits = [l for l in srv.output() if BAD_LOG.search(l)]
+            if hits:
+                bad.append(f"{' '.join(srv.argv[1:])}:\n  " + "\n  ".join(hits[:10]))
+        return "\n".join(bad) if bad else None
+
+    def run(self):
+        t = self.t
+        t.note(f"server {self.bin}")
+        try:
+            for name, fn in (("spread", self.spread), ("unix", self.unix),
+                             ("tls", self.tls)):
+                if self.only and not self.only.search(name):
+                    continue
+                t0 = time.monotonic()
+                try:
+                    fn()
+                except Exception as e:  # noqa: BLE001
+                    t.ok(False, f"section {name} ran to its end", f"{type(e).__name__}: {e}")
+                t.note(f"section {name}: {time.monotonic() - t0:.1f} s")
+            t.check(f"logs: no sanitizer report or worker death in {len(self.started)} "
+                    "server runs", self.logs_clean)
+        finally:
+            for srv in self.started:
+                srv.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return t.finish()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--server", required=True, help="coro-server or async-server binary")
+    ap.add_argument("--only", help="run only the checks whose name matches this regex")
+    return Suite(ap.parse_args()).run()
+
+
+if __name__ == "__main__":
+    st.main_guard(main)
