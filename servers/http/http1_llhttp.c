@@ -61,6 +61,15 @@ int http1_head_flush(struct http1_parser *p)
 	return 0;
 }
 
+const char *http1_host_literal(const char *v, size_t n)
+{
+	/* hex digits, ':', '.' (IPv6, IPv4-mapped) and "v1.x" future forms */
+	size_t i = 1;
+	while (i < n && v[i] != ']' && (http1_regname[(unsigned char)v[i]] || v[i] == ':'))
+		i++;
+	return i < n && v[i] == ']' && i > 1 ? v + i + 1 : NULL;
+}
+
 /* ---- llhttp callbacks ---- */
 
 static int on_message_begin(llhttp_t *ll)

@@ -1009,7 +1009,7 @@ static void test_strict_host(void **state)
 	assert_int_equal(parse_error(S("GET / HTTP/1.1\r\n\r\n")), 400);
 	assert_int_equal(parse_error(S("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n")), 400);
 	assert_int_equal(parse_error(S("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n")), 400);
-	static const char *const bad[] = {"a b", "a/b", "a@b", "a:b", "a:1:2", "a..b", "[::1",
+	static const char *const bad[] = {"a b", "a/b", "a@b", "a:b", "a:1:2", "a:8x", "[::1",
 	                                  "[]", "a\\b", "a?b", "a#b", "[::1]x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char buf[128];
