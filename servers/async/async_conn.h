@@ -107,9 +107,15 @@ static inline struct conn *async_conn_of(struct core_conn *cc)
  * EV_WRITE; the connection parses nothing more meanwhile (cc.hold). Forced
  * inline: HTTP/2's settle calls it too, and an out-of-line call would cost
  * the HTTP/1.1 hot path. */
+void async_conn_flush_tls(struct conn *c);
+
 static inline __attribute__((always_inline)) void async_conn_flush(struct conn *c)
 {
 	struct async_worker *w = async_conn_worker(c);
+	if (__builtin_expect(c->cc.tls != NULL, 0)) {
+		async_conn_flush_tls(c); /* the handshake may have output of its own */
+		return;
+	}
 	if (w->out.len == 0)
 		return;
 	if (c->cc.dead || c->writing) {
@@ -174,6 +180,10 @@ static inline __attribute__((always_inline)) ssize_t async_conn_recv(struct conn
 		c->cc.dead = true;
 	return 0;
 }
+
+/* TLS: as async_conn_recv, but the bytes are plaintext (tls.h); the
+ * socket's ciphertext is decrypted in place. */
+ssize_t async_conn_recv_tls(struct conn *c, char *buf, size_t room);
 
 void async_conn_settle(struct conn *c);
 void async_conn_destroy(struct conn *c);

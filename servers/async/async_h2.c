@@ -13,7 +13,8 @@
 void async_h2_read(struct conn *c)
 {
 	struct async_worker *w = async_conn_worker(c);
-	ssize_t n = async_conn_recv(c, w->rbuf, sizeof(w->rbuf));
+	ssize_t n = c->cc.tls ? async_conn_recv_tls(c, w->rbuf, sizeof(w->rbuf))
+	                      : async_conn_recv(c, w->rbuf, sizeof(w->rbuf));
 	if (n < 0) {
 		c->cc.dead = true; /* the client left: core_conn_close cancels its streams */
 		return;

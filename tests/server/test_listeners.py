@@ -223,8 +223,131 @@ class Suite:
 
     # ---- TLS
 
+    def make_cert(self, name):
+        """A self-signed certificate for 127.0.0.1 and its key: (cert, key)."""
+        cert = os.path.join(self.tmp, name + ".crt")
+        key = os.path.join(self.tmp, name + ".key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        return cert, key
+
+    def tls_socket(self, port, cert, alpn=("http/1.1",)):
+        import ssl
+        ctx = ssl.create_default_context(cafile=cert)
+        ctx.set_alpn_protocols(list(alpn))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
     def tls(self):
-        self.t.skip("tls: not built yet", "TLS listener not implemented")
+        if not shutil.which("openssl"):
+            self.t.skip("tls: every check", "openssl (the command) is not installed")
+            return
+        cert, key = self.make_cert("a")
+        other_cert, other_key = self.make_cert("b")
+        args = ["--workers", "1", "--app", "echo", "--tls-cert", cert, "--tls-key", key]
+
+        def https():
+            with self.start(args) as srv:
+                url = f"https://127.0.0.1:{srv.port}/"
+                for flag, want in (("--http1.1", "1.1"), ("--http2", "2")):
+                    rc, out, err = curl("--cacert", cert, flag, url, "-d", "over tls",
+                                        "-w", " %{http_version}")
+                    if rc != 0 or out != b"over tls " + want.encode():
+                        return f"curl {flag}: {rc} {out!r} {err}"
+                # Two requests on one connection, each protocol.
+                for flag in ("--http1.1", "--http2"):
+                    rc, out, err = curl("--cacert", cert, flag, url + "a", url + "b", "-d",
+                                        "k", "-w", "%{num_connects}")
+                    if rc != 0 or out != b"k1k0":
+                        return f"keep-alive {flag}: {rc} {out!r} {err}"
+                # A body bigger than a TLS record and the socket buffer.
+                big = os.path.join(self.tmp, "big")
+                with open(big, "wb") as f:
+                    f.write(bytes(range(256)) * 3000)
+                for flag in ("--http1.1", "--http2"):
+                    rc, out, err = curl("--cacert", cert, flag, url, "--data-binary", "@" + big)
+                    if rc != 0 or out != bytes(range(256)) * 3000:
+                        return f"768,000-byte echo {flag}: {rc} {len(out)} bytes {err}"
+        self.check("tls: curl over https with a self-signed certificate: HTTP/1.1 and h2 "
+                   "(ALPN), keep-alive, a 768,000-byte body echoed", https)
+
+        def pipelined_and_upgrade():
+            with self.start(args) as srv:
+                with self.tls_socket(srv.port, cert) as s:
+                    s.sendall(b"".join(st.build_request("POST", "/", body=b"t%d" % i)
+                                       for i in range(20)))
+                    c = st.Conn.__new__(st.Conn)
+                    c.sock, c.buf, c.timeout = s, b"", 10
+                    got = [c.read_response().body for _ in range(20)]
+                    if got != [b"t%d" % i for i in range(20)]:
+                        return f"pipelined answers {got}"
+                    # h2c is cleartext HTTP/2: over TLS it is plain HTTP/1.1.
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings"
+                              b"\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"
+                              b"\r\n\r\n")
+                    r = c.read_response()
+                    if r.status != 200:
+                        return f"Upgrade: h2c over TLS: {r!r}"
+        self.check("tls: 20 pipelined requests answered in order; Upgrade: h2c over TLS is "
+                   "served as HTTP/1.1 (no 101)", pipelined_and_upgrade)
+
+        def cleartext():
+            with self.start(args) as srv:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    s.settimeout(5)
+                    got = b""
+                    try:
+                        while True:
+                            d = s.recv(4096)
+                            if not d:
+                                break
+                            got += d
+                    except (socket.timeout, ConnectionResetError):
+                        pass
+                if b"HTTP/1.1" in got:
+                    return f"a cleartext request on the TLS port was answered: {got[:80]!r}"
+                rc, out, err = curl("--cacert", cert, f"https://127.0.0.1:{srv.port}/", "-d", "x")
+                if rc != 0 or out != b"x":
+                    return f"the worker after it: {rc} {out!r} {err}"
+        self.check("tls: cleartext HTTP on the TLS port gets no HTTP answer; the worker "
+                   "serves on", cleartext)
+
+        def over_unix():
+            path = os.path.join(self.tmp, "tls.sock")
+            with self.start(["--workers", "2", "--app", "echo", "--unix", path,
+                             "--tls-cert", cert, "--tls-key", key]):
+                for flag in ("--http1.1", "--http2"):
+                    rc, out, err = curl("--cacert", cert, "--unix-socket", path, flag,
+                                        "https://127.0.0.1/", "-d", "tls+unix")
+                    if rc != 0 or out != b"tls+unix":
+                        return f"{flag}: curl {rc} {out!r} {err}"
+        self.check("tls: over --unix too (HTTP/1.1 and h2, 2 workers)", over_unix)
+
+        def bad_files():
+            garbage = os.path.join(self.tmp, "garbage.pem")
+            with open(garbage, "w") as f:
+                f.write("not a certificate\n")
+            cases = [
+                (["--tls-cert", os.path.join(self.tmp, "nope.crt"), "--tls-key", key],
+                 "--tls-cert " + os.path.join(self.tmp, "nope.crt") + ": No such file"),
+                (["--tls-cert", cert, "--tls-key", os.path.join(self.tmp, "nope.key")],
+                 "--tls-key " + os.path.join(self.tmp, "nope.key") + ": No such file"),
+                (["--tls-cert", garbage, "--tls-key", key], "not a PEM certificate"),
+                (["--tls-cert", cert, "--tls-key", garbage], "not a PEM private key"),
+                (["--tls-cert", cert, "--tls-key", other_key], "does not match"),
+                (["--tls-cert", cert], "--tls-cert and --tls-key go together"),
+            ]
+            for extra, want in cases:
+                rc, out = self.run_fail(["--workers", "1", *extra])
+                lines = [l for l in out.splitlines() if l.strip() and not l.startswith("Try ")]
+                if rc != 2 or len(lines) != 1 or want not in lines[0]:
+                    return f"{extra}: exit {rc}, output {out!r}, want one line with {want!r}"
+        self.check("tls: a missing, garbage or mismatched certificate or key is one line at "
+                   "start, exit 2", bad_files)
 
     # ---- all
 
