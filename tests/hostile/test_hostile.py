@@ -8,6 +8,10 @@ binary (coro-server or async-server), over real sockets on 127.0.0.1:
   oversized        headers, header count, URI, declared and streamed bodies
   smuggling        CL.TE, TE.CL, TE.TE obfuscations, CL+CL: 400, or exactly
                    one request (never a second, smuggled one)
+  strict           issue 19's strict HTTP/1.1: each case its exact status,
+                   one answer, Connection: close, closed
+  seeds            the HTTP/1.1 fuzz seeds with a verdict
+                   (tests/fuzz/http1-verdicts) get it on the wire
   invalid          methods, versions, request lines
   10,000 conns     opened and dropped (FIN and RST) at once: the worker
                    serves right after and its descriptors come back
@@ -23,7 +27,7 @@ end the server logs must hold no sanitizer report and no worker death.
     python3 test_hostile.py --server PATH --upstream-bin PATH [--only REGEX]
 
 --only selects sections by name (slowloris, slow reader, oversized,
-smuggling, invalid, 10,000, fd exhaustion, half-close, use-after-return,
+smuggling, strict, seeds, invalid, 10,000, fd exhaustion, half-close, use-after-return,
 upstream) and checks within them.
 
 Prints TAP; exits non-zero when any check fails. Standard library only.
@@ -45,7 +49,9 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "server"))
+sys.path.insert(0, os.path.join(HERE, "..", "fuzz"))
 import srvtest as st  # noqa: E402
+import verdicts  # noqa: E402
 from fakeup import BODY, FakeUpstream  # noqa: E402
 
 KA = 2  # --keepalive-timeout used by the slow-client cases, seconds
@@ -609,6 +615,44 @@ class Suite:
         self.normal(srv)
         return None
 
+    # The HTTP/1.1 fuzz seeds with a verdict (tests/fuzz/http1-verdicts):
+    # verdicts.py checks them against the codec, this against the worker,
+    # on the wire: the status, the number of answers, the close.
+    FUZZ = os.path.join(HERE, "..", "fuzz")
+
+    def seeds(self):
+        rows = verdicts.load(os.path.join(self.FUZZ, "http1-verdicts"))
+        with self.start("echo") as srv:
+            for name, kind, num, close in rows:
+                want = f"{kind} {num}" + (" close" if close else "")
+                self.check(f"seeds: {name}: {want}", self._seed_case, srv, name, kind, num,
+                           close)
+
+    def _seed_case(self, srv, name, kind, num, close):
+        files = verdicts.seed_files(os.path.join(self.FUZZ, "corpus", "http1"), name)
+        if not files:
+            return f"no seed {name}"
+        raw = files[0][2]
+        if kind == "reject":
+            return self._strict_case(srv, raw, num)
+        with st.Conn(srv.port) as c:
+            c.send(raw)
+            data, closed = b"", False
+            deadline = time.monotonic() + 5
+            while len(statuses(data)) < num and not closed and time.monotonic() < deadline:
+                more, closed = read_all(c.sock, 0.2)
+                data += more
+            if not closed:  # nothing more may come, and the close if it must
+                more, closed = read_all(c.sock, 1.0 if close else 0.3)
+                data += more
+        codes = statuses(data)
+        if codes != [200] * num:
+            return f"answers {codes}, want {num} x 200: {data[:300]!r}"
+        if closed != close:
+            return "the connection " + ("stays open" if close else "was closed")
+        self.normal(srv)
+        return None
+
     def invalid(self):
         cases = [
             ("a lowercase method 'get'", b"get / HTTP/1.1\r\nHost: x\r\n\r\n", {400, 405, 501}),
@@ -1041,6 +1085,7 @@ class Suite:
                         f"(got {nofile})")
         sections = [("slowloris, slow reader", self.slow_clients), ("oversized", self.oversized),
                     ("smuggling", self.smuggling), ("strict", self.strict),
+                    ("seeds", self.seeds),
                     ("invalid", self.invalid),
                     ("10,000", self.many_dropped), ("fd exhaustion", self.fd_exhaustion),
                     ("half-close", self.half_close), ("use-after-return", self.use_after_return),
