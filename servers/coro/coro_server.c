@@ -227,18 +227,29 @@ static int conn_flush(struct core_conn *cc)
 
 /* TLS: plaintext into buf, reading ciphertext from the socket as needed
  * and sending the handshake's records on the way. As hub_read (woken: as
- * hub_read_or_woken); a TLS failure is -EPROTO, close_notify is EOF. */
+ * hub_read_or_woken); a TLS failure is -EPROTO, close_notify is EOF. ms
+ * bounds the whole call, not each socket read: ciphertext trickled a byte
+ * at a time (a handshake, or a record never completed) yields no plaintext,
+ * and would otherwise hold the connection past every deadline. */
 static __attribute__((noinline)) ssize_t conn_read_tls(struct conn *c, char *buf, size_t cap,
                                                        unsigned ms, bool woken)
 {
 	struct tls_conn *t = c->cc.tls;
+	int64_t end = ms ? core_coarse_ms() + ms : 0;
 	for (;;) {
 		ssize_t p = 0;
 		if (tls_conn_more(t))
 			p = tls_conn_read(t, buf, cap);
 		if (p == 0) {
-			ssize_t n = woken ? hub_read_or_woken(&c->hfd, buf, cap, ms)
-			                  : hub_read(&c->hfd, buf, cap, ms);
+			unsigned left = 0;
+			if (end) {
+				int64_t now = core_coarse_ms();
+				if (now >= end)
+					return -ETIMEDOUT;
+				left = (unsigned)(end - now);
+			}
+			ssize_t n = woken ? hub_read_or_woken(&c->hfd, buf, cap, left)
+			                  : hub_read(&c->hfd, buf, cap, left);
 			if (n <= 0)
 				return n;
 			if (tls_conn_feed(t, buf, (size_t)n) != 0)

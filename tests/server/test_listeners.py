@@ -316,6 +316,68 @@ class Suite:
         self.check("tls: cleartext HTTP on the TLS port gets no HTTP answer; the worker "
                    "serves on", cleartext)
 
+        def trickled():
+            # A TLS client that trickles ciphertext yields no plaintext: the
+            # read deadline must bound the whole wait, not each byte.
+            import ssl
+            ka = 1
+            with self.start(["--workers", "1", "--app", "hello", "--keepalive-timeout", str(ka),
+                             "--tls-cert", cert, "--tls-key", key]) as srv:
+                ctx = ssl.create_default_context(cafile=cert)
+
+                def client():
+                    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+                    return i, o, ctx.wrap_bio(i, o, server_hostname="127.0.0.1")
+                # (a) the ClientHello, a byte at a time
+                i, o, ob = client()
+                try:
+                    ob.do_handshake()
+                except ssl.SSLWantReadError:
+                    pass
+                hello = o.read()
+                a = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                # (b) a full handshake, then a request's one record, a byte at a time
+                b = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                i, o, ob = client()
+                while True:
+                    try:
+                        ob.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        b.sendall(o.read())
+                        i.write(b.recv(65536))
+                b.sendall(o.read())
+                ob.write(st.build_request(headers=[("X-Slow", "a" * 64)]))
+                record = o.read()
+                limit = 2 * ka + 2
+                t0 = time.monotonic()
+                closed = {}
+                k = 0
+                while time.monotonic() - t0 < limit + 1 and len(closed) < 2:
+                    for name, sock, data in (("handshake", a, hello), ("record", b, record)):
+                        if name in closed:
+                            continue
+                        try:
+                            sock.send(data[k:k + 1] if k < len(data) - 1 else b"")
+                            sock.settimeout(0.25)
+                            if not sock.recv(65536):
+                                closed[name] = time.monotonic() - t0
+                        except socket.timeout:
+                            pass
+                        except OSError:
+                            closed[name] = time.monotonic() - t0
+                    k += 1
+                a.close()
+                b.close()
+                if len(closed) < 2:
+                    return (f"still open after {limit + 1} s of a byte every 0.5 s "
+                            f"(keep-alive timeout {ka} s): closed {closed}")
+                rc, out, err = curl("--cacert", cert, f"https://127.0.0.1:{srv.port}/")
+                if rc != 0 or out != b"Hello, World!":
+                    return f"the worker after it: {rc} {out!r} {err}"
+        self.check("tls: a handshake or a request record trickled a byte at a time is cut "
+                   "off by the read deadline; the worker serves on", trickled)
+
         def over_unix():
             path = os.path.join(self.tmp, "tls.sock")
             with self.start(["--workers", "2", "--app", "echo", "--unix", path,
