@@ -101,6 +101,14 @@ static inline struct conn *async_conn_of(struct core_conn *cc)
 
 /* ---- output ---- */
 
+/* Bytes waiting for the socket: over TLS the records in the TLS layer's
+ * output (answers are encrypted at once, so cc.out stays empty there),
+ * else cc.out. What HTTP/2's read throttle (H2_OUT_MAX) must look at. */
+static inline size_t async_conn_unsent(struct conn *c)
+{
+	return c->cc.tls ? tls_conn_out(c->cc.tls)->len : c->cc.out.len;
+}
+
 /* Write what the current callback produced: one send() per connection per
  * callback. A remainder moves to the connection (by swapping buffers, no
  * copy), answers queue behind it there (cc.obuf), and it waits for

@@ -147,7 +147,8 @@ void async_h2_settle(struct conn *c)
 	}
 	if (!cc->dead && !c->lingering)
 		async_conn_want_read(c,
-		                     !c->in_wait && !cc->close_after && cc->out.len < H2_OUT_MAX);
+		                     !c->in_wait && !cc->close_after &&
+		                         async_conn_unsent(c) < H2_OUT_MAX);
 	if (cc->dead)
 		async_conn_destroy(c);
 	else if (c->more)

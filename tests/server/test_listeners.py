@@ -378,6 +378,55 @@ class Suite:
         self.check("tls: a handshake or a request record trickled a byte at a time is cut "
                    "off by the read deadline; the worker serves on", trickled)
 
+        def h2_never_read():
+            # Over TLS the answers wait as records in the TLS layer, not in
+            # the connection's buffer: the HTTP/2 read throttle must see them.
+            import ssl
+            import h2wire as hw
+            with self.start(args) as srv:
+                kids = srv.wait_workers(1)
+                if not kids:
+                    return f"workers {srv.workers()}"
+
+                def rss():
+                    with open(f"/proc/{kids[0]}/status") as f:
+                        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+                ctx = ssl.create_default_context(cafile=cert)
+                ctx.set_alpn_protocols(["h2"])
+                raw = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+                big = 2**31 - 1
+                s.sendall(hw.PREFACE + hw.settings((hw.S_HEADER_TABLE_SIZE, 0),
+                                                   (hw.S_INITIAL_WINDOW_SIZE, big)) +
+                          hw.frame(hw.WINDOW_UPDATE, 0, 0, (big - 65535).to_bytes(4, "big")))
+                rss0 = peak = rss()
+                body = b"x" * 16000
+                sid, t0 = 1, time.monotonic()
+                s.settimeout(0.5)
+                try:
+                    while time.monotonic() - t0 < 4:
+                        s.sendall(hw.frame(hw.HEADERS, hw.END_HEADERS, sid,
+                                           hw.req_block("POST", "/")) +
+                                  hw.frame(hw.DATA, hw.END_STREAM, sid, body))
+                        sid += 2
+                        if sid % 64 == 1:
+                            peak = max(peak, rss())
+                except OSError:
+                    pass  # the socket filled up: the worker stopped reading
+                peak = max(peak, rss())
+                s.close()
+                if peak - rss0 > 64 * 1024:
+                    return (f"worker RSS {rss0} -> {peak} KiB for {sid // 2} streams "
+                            "of echoed answers never read")
+                rc, out, err = curl("--cacert", cert, "--http2", f"https://127.0.0.1:{srv.port}/",
+                                    "-d", "after")
+                if rc != 0 or out != b"after":
+                    return f"the worker after it: {rc} {out!r} {err}"
+        self.check("tls: an h2 client that never reads (windows 2^31-1, 16 KB POSTs echoed): "
+                   "the worker stops reading, its RSS grows < 64 MiB; it serves on",
+                   h2_never_read)
+
         def over_unix():
             path = os.path.join(self.tmp, "tls.sock")
             with self.start(["--workers", "2", "--app", "echo", "--unix", path,
