@@ -55,9 +55,7 @@ import verdicts  # noqa: E402
 from fakeup import BODY, FakeUpstream  # noqa: E402
 
 KA = 2  # --keepalive-timeout used by the slow-client cases, seconds
-BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
-                     r"runtime error:|restarting it|killing it|core dumped|"
-                     r"Segmentation fault|Aborted")
+BAD_LOG = st.BAD_LOG
 
 # Known server bugs (results/HISTORY.md, "Findings"): (servers, check-name regex, why).
 # A matching failure prints "not ok ... # TODO why", which TAP does not count;
@@ -1068,13 +1066,7 @@ class Suite:
     # ---- all
 
     def logs_clean(self):
-        bad = []
-        for srv in self.started:
-            srv.stop()
-            hits = [l for l in srv.output() if BAD_LOG.search(l)]
-            if hits:
-                bad.append(f"{' '.join(srv.argv[1:])}:\n  " + "\n  ".join(hits[:10]))
-        return "\n".join(bad) if bad else None
+        return st.logs_clean(self.started)
 
     def run(self):
         t = self.t

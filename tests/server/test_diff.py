@@ -31,7 +31,6 @@ import resource
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import sys
 import threading
@@ -510,11 +509,11 @@ class Pair:
                 extra += ["--unix", sock]
                 self.connect[name] = lambda p=sock: unix_socket(p)
             elif transport == "tls":
-                cert, key = tls_files(tmp)
+                cert, key = st.make_cert(tmp)
                 extra += ["--tls-cert", cert, "--tls-key", key]
             srv = st.start_server(path, COMMON + extra)
             if transport == "tls":
-                self.connect[name] = lambda port=srv.port, c=cert: tls_socket(port, c)
+                self.connect[name] = lambda port=srv.port, c=cert: st.tls_client(port, c)
             if not srv.ready_ok:
                 raise RuntimeError(f"{name} did not start: {srv.text()}")
             srv.wpid = srv.wait_workers(1)[0]
@@ -557,28 +556,6 @@ def unix_socket(path):
     s.settimeout(5)
     s.connect(path)
     return s
-
-
-def tls_files(tmp):
-    """A self-signed certificate for 127.0.0.1 (made once): (cert, key)."""
-    cert, key = os.path.join(tmp, "c.crt"), os.path.join(tmp, "c.key")
-    if not os.path.exists(cert):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return cert, key
-
-
-def tls_socket(port, cert):
-    """TLS to port; ALPN offers both protocols (the bytes decide: an h2
-    client's first bytes are the preface)."""
-    ctx = ssl.create_default_context(cafile=cert)
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 PAIRS = {

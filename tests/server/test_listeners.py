@@ -40,9 +40,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import srvtest as st  # noqa: E402
 
-BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
-                     r"runtime error:|restarting it|killing it|core dumped|"
-                     r"Segmentation fault|Aborted")
 
 
 def curl(*args, timeout=10):
@@ -96,9 +93,7 @@ class Suite:
             for s in socks:
                 s.sendall(b"GET /_stats HTTP/1.1\r\nHost: x\r\n\r\n")
             for s in socks:
-                c = st.Conn.__new__(st.Conn)
-                c.sock, c.buf, c.timeout = s, b"", 10
-                r = c.read_response()
+                r = st.Conn.over(s).read_response()
                 pids.append(json.loads(r.body)["pid"])
         finally:
             for s in socks:
@@ -177,8 +172,7 @@ class Suite:
                     s.connect(path)
                     s.sendall(b"".join(st.build_request("POST", "/", body=b"p%d" % i)
                                        for i in range(20)))
-                    c = st.Conn.__new__(st.Conn)
-                    c.sock, c.buf, c.timeout = s, b"", 10
+                    c = st.Conn.over(s)
                     got = [c.read_response().body for _ in range(20)]
                     if got != [b"p%d" % i for i in range(20)]:
                         return f"pipelined answers {got}"
@@ -223,30 +217,12 @@ class Suite:
 
     # ---- TLS
 
-    def make_cert(self, name):
-        """A self-signed certificate for 127.0.0.1 and its key: (cert, key)."""
-        cert = os.path.join(self.tmp, name + ".crt")
-        key = os.path.join(self.tmp, name + ".key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        return cert, key
-
-    def tls_socket(self, port, cert, alpn=("http/1.1",)):
-        import ssl
-        ctx = ssl.create_default_context(cafile=cert)
-        ctx.set_alpn_protocols(list(alpn))
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-
     def tls(self):
         if not shutil.which("openssl"):
             self.t.skip("tls: every check", "openssl (the command) is not installed")
             return
-        cert, key = self.make_cert("a")
-        other_cert, other_key = self.make_cert("b")
+        cert, key = st.make_cert(self.tmp, "a")
+        other_cert, other_key = st.make_cert(self.tmp, "b")
         args = ["--workers", "1", "--app", "echo", "--tls-cert", cert, "--tls-key", key]
 
         def https():
@@ -276,11 +252,10 @@ class Suite:
 
         def pipelined_and_upgrade():
             with self.start(args) as srv:
-                with self.tls_socket(srv.port, cert) as s:
+                with st.tls_client(srv.port, cert, ("http/1.1",), 10) as s:
                     s.sendall(b"".join(st.build_request("POST", "/", body=b"t%d" % i)
                                        for i in range(20)))
-                    c = st.Conn.__new__(st.Conn)
-                    c.sock, c.buf, c.timeout = s, b"", 10
+                    c = st.Conn.over(s)
                     got = [c.read_response().body for _ in range(20)]
                     if got != [b"t%d" % i for i in range(20)]:
                         return f"pipelined answers {got}"
@@ -463,13 +438,7 @@ class Suite:
     # ---- all
 
     def logs_clean(self):
-        bad = []
-        for srv in self.started:
-            srv.stop()
-            hits = [l for l in srv.output() if BAD_LOG.search(l)]
-            if hits:
-                bad.append(f"{' '.join(srv.argv[1:])}:\n  " + "\n  ".join(hits[:10]))
-        return "\n".join(bad) if bad else None
+        return st.logs_clean(self.started)
 
     def run(self):
         t = self.t
