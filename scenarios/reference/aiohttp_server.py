@@ -9,13 +9,14 @@ what servers/async does with app_fetch_async(). The apps answer exactly what
 servers/app/apps answer, so scripts/bench verifies them the same way:
 
     hello   "Hello, World!"
-    proxy   one upstream GET, its body back
+    proxy   one upstream GET, its status and body back
     fanout  ?n= (default 4, 1..64) upstream GETs at once (asyncio.gather),
             their bodies concatenated in order
 
-A failed fetch answers 502 (connection failed or reset, malformed answer,
-upstream 5xx) or 504 (timed out) with the reason as the body, as the C apps
-do. The session's connector keeps upstream connections alive with no cap on
+As the C apps (servers/app/README.md): proxy passes the upstream's status
+on; a failed fetch answers 502 (connection failed or reset, malformed answer,
+a status outside 200..599, a body over 1 MiB) or 504 (timed out) with the
+reason as the body; fanout answers 502 when a part is not 2xx. The session's connector keeps upstream connections alive with no cap on
 their number, as the C workers' libcurl pool does.
 
 The interpreter is Debian's (/usr/bin/python3): python3-aiohttp installs
@@ -30,6 +31,7 @@ import sys
 
 MAX_FANOUT = 64
 DEFAULT_FANOUT = 4
+MAX_BODY = 1 << 20  # the C workers' --upstream-max-body default
 
 
 def runtime_version():
@@ -98,7 +100,9 @@ def make_app(args):
     async def fetch():
         try:
             async with state["session"].get(upstream) as r:
-                body = await r.read()
+                body = await r.content.read(MAX_BODY + 1)
+                if len(body) <= MAX_BODY:
+                    body += await r.content.read()  # the end: nothing, or too much
         except asyncio.TimeoutError:
             raise UpstreamError(504, "upstream timed out")
         except aiohttp.ClientConnectorError:
@@ -108,9 +112,9 @@ def make_app(args):
             raise UpstreamError(502, "upstream connection reset")
         except aiohttp.ClientError:
             raise UpstreamError(502, "upstream sent a malformed answer")
-        if r.status >= 500:
-            raise UpstreamError(502, "upstream answered with an error status")
-        return body
+        if len(body) > MAX_BODY or not 200 <= r.status <= 599:
+            raise UpstreamError(502, "upstream sent a malformed answer")
+        return r.status, body
 
     def answer(status, body):
         return web.Response(status=status, body=body, content_type="text/plain")
@@ -120,7 +124,7 @@ def make_app(args):
 
     async def proxy(request):
         try:
-            return answer(200, await fetch())
+            return answer(*await fetch())
         except UpstreamError as e:
             return answer(e.status, e.why.encode())
 
@@ -134,7 +138,9 @@ def make_app(args):
                 return answer(r.status, r.why.encode())
             if isinstance(r, BaseException):
                 raise r
-        return answer(200, b"".join(results))
+            if not 200 <= r[0] <= 299:
+                return answer(502, b"upstream answered with an error status")
+        return answer(200, b"".join(body for _, body in results))
 
     async def session_ctx(app):
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)

@@ -8,13 +8,14 @@
 // servers/app/apps answer, so scripts/bench verifies them the same way:
 //
 //	hello   "Hello, World!"
-//	proxy   one upstream GET, its body back
+//	proxy   one upstream GET, its status and body back
 //	fanout  ?n= (default 4, 1..64) upstream GETs at once, one goroutine each,
 //	        their bodies concatenated in order
 //
-// A failed fetch answers 502 (connection failed or reset, malformed answer,
-// upstream 5xx) or 504 (timed out) with the reason as the body, as the C
-// apps do. Upstream connections are kept alive in one shared Transport sized
+// As the C apps (servers/app/README.md): proxy passes the upstream's status
+// on; a failed fetch answers 502 (connection failed or reset, malformed
+// answer, a status outside 200..599, a body over 1 MiB) or 504 (timed out)
+// with the reason as the body; fanout answers 502 when a part is not 2xx. Upstream connections are kept alive in one shared Transport sized
 // like the C workers' libcurl pool: no cap on connections, up to 4096 idle
 // ones kept. GOMAXPROCS (the environment) sets how many cores it uses; the
 // scenarios set it to their worker count.
@@ -46,6 +47,8 @@ const (
 	// The C workers keep up to 4096 connections per libcurl multi handle
 	// (servers/runtime/fetch.c, FETCH_MAXCONNECTS) and cap none.
 	poolIdle = 4096
+	// The C workers' --upstream-max-body default.
+	maxBody = 1 << 20
 )
 
 // fetchError is a failed upstream fetch: what to answer and why.
@@ -90,21 +93,24 @@ func classify(err error) *fetchError {
 	return &fetchError{http.StatusBadGateway, "upstream sent a malformed answer"}
 }
 
-// fetch GETs the upstream and blocks this goroutine until the whole body is in.
-func (s *server) fetch() ([]byte, *fetchError) {
+var malformed = &fetchError{http.StatusBadGateway, "upstream sent a malformed answer"}
+
+// fetch GETs the upstream and blocks this goroutine until the whole body is
+// in: the upstream's status and body.
+func (s *server) fetch() (int, []byte, *fetchError) {
 	resp, err := s.client.Get(s.upstream)
 	if err != nil {
-		return nil, classify(err)
+		return 0, nil, classify(err)
 	}
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Body.Close()
 	if err != nil {
-		return nil, classify(err)
+		return 0, nil, classify(err)
 	}
-	if resp.StatusCode >= 500 {
-		return nil, &fetchError{http.StatusBadGateway, "upstream answered with an error status"}
+	if len(body) > maxBody || resp.StatusCode < 200 || resp.StatusCode > 599 {
+		return 0, nil, malformed
 	}
-	return body, nil
+	return resp.StatusCode, body, nil
 }
 
 func answer(w http.ResponseWriter, status int, body []byte) {
@@ -126,12 +132,12 @@ func (s *server) hello(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) proxy(w http.ResponseWriter, r *http.Request) {
-	body, e := s.fetch()
+	status, body, e := s.fetch()
 	if e != nil {
 		fail(w, e)
 		return
 	}
-	answer(w, http.StatusOK, body)
+	answer(w, status, body)
 }
 
 // fanoutN reads ?n= as the C apps do (app_query_ulong): decimal digits only,
@@ -162,7 +168,11 @@ func (s *server) fanout(w http.ResponseWriter, r *http.Request) {
 	for i := 0; i < n; i++ {
 		go func(i int) {
 			defer wg.Done()
-			parts[i], errs[i] = s.fetch()
+			var status int
+			status, parts[i], errs[i] = s.fetch()
+			if errs[i] == nil && (status < 200 || status > 299) {
+				errs[i] = &fetchError{http.StatusBadGateway, "upstream answered with an error status"}
+			}
 		}(i)
 	}
 	wg.Wait()

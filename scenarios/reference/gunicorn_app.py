@@ -35,11 +35,9 @@ def app(environ, start_response):
         start_response("502 Bad Gateway", [("Content-Type", "text/plain"),
                                            ("Content-Length", str(len(body)))])
         return [body]
+    # The upstream's status is passed on, as the C apps do
+    # (servers/app/README.md).
     body = r.content
-    if r.status_code >= 500:
-        start_response("502 Bad Gateway", [("Content-Type", "text/plain"),
-                                           ("Content-Length", str(len(body)))])
-        return [body]
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
+    start_response("%d %s" % (r.status_code, r.reason or "Status"),
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -8,13 +8,14 @@
 // servers/app/apps answer, so scripts/bench verifies them the same way:
 //
 //   hello   "Hello, World!"
-//   proxy   one upstream GET, its body back
+//   proxy   one upstream GET, its status and body back
 //   fanout  ?n= (default 4, 1..64) upstream GETs at once (Promise.all),
 //           their bodies concatenated in order
 //
-// A failed fetch answers 502 (connection failed or reset, malformed answer,
-// upstream 5xx) or 504 (timed out) with the reason as the body, as the C
-// apps do. Upstream connections are kept alive by one http.Agent sized like
+// As the C apps (servers/app/README.md): proxy passes the upstream's status
+// on; a failed fetch answers 502 (connection failed or reset, malformed
+// answer, a status outside 200..599, a body over 1 MiB) or 504 (timed out)
+// with the reason as the body; fanout answers 502 when a part is not 2xx. Upstream connections are kept alive by one http.Agent sized like
 // the C workers' libcurl pool: no cap on sockets, up to 4096 idle ones kept.
 //
 //   node node_server.js --listen HOST:PORT --app NAME --upstream URL
@@ -25,6 +26,7 @@ const http = require('http');
 const MAX_FANOUT = 64;
 const DEFAULT_FANOUT = 4;
 const POOL_IDLE = 4096; // servers/runtime/fetch.c, FETCH_MAXCONNECTS
+const MAX_BODY = 1 << 20; // the C workers' --upstream-max-body default
 
 const FLAGS = [
   ['listen', 'HOST:PORT', '127.0.0.1:8080', 'where to listen'],
@@ -96,18 +98,24 @@ function classify(err) {
   }
 }
 
-// One upstream GET as a promise of its body.
+// One upstream GET as a promise of its status and body.
 function fetchUpstream(url) {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { agent, timeout: opts.timeoutMs }, (res) => {
       const chunks = [];
-      res.on('data', (c) => chunks.push(c));
+      let size = 0;
+      res.on('data', (c) => {
+        size += c.length;
+        if (size > MAX_BODY) req.destroy(new FetchError(502, 'upstream sent a malformed answer'));
+        else chunks.push(c);
+      });
       res.on('error', (err) => reject(classify(err)));
       res.on('end', () => {
-        if (res.statusCode >= 500) {
-          reject(new FetchError(502, 'upstream answered with an error status'));
+        if (res.statusCode < 200 || res.statusCode > 599) {
+          reject(new FetchError(502, 'upstream sent a malformed answer'));
         } else {
-          resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+          resolve({ status: res.statusCode,
+                    body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
         }
       });
     });
@@ -137,13 +145,18 @@ const apps = {
     answer(res, 200, HELLO);
   },
   async proxy(req, res) {
-    answer(res, 200, await fetchUpstream(opts.upstream));
+    const r = await fetchUpstream(opts.upstream);
+    answer(res, r.status, r.body);
   },
   async fanout(req, res) {
     const n = fanoutN(req.url);
     const calls = [];
     for (let i = 0; i < n; i++) calls.push(fetchUpstream(opts.upstream));
-    answer(res, 200, Buffer.concat(await Promise.all(calls)));
+    const parts = await Promise.all(calls);
+    if (parts.some((r) => r.status < 200 || r.status > 299)) {
+      throw new FetchError(502, 'upstream answered with an error status');
+    }
+    answer(res, 200, Buffer.concat(parts.map((r) => r.body)));
   },
 };
 

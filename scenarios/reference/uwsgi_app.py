@@ -54,8 +54,9 @@ def application(environ, start_response):
         start_response("502 Bad Gateway", [("Content-Type", "text/plain"),
                                            ("Content-Length", str(len(body)))])
         return [body]
+    # The upstream's status is passed on, as the C apps do
+    # (servers/app/README.md).
     body = r.content
-    status = "200 OK" if r.status_code < 500 else "502 Bad Gateway"
-    start_response(status, [("Content-Type", "text/plain"),
-                            ("Content-Length", str(len(body)))] + extra)
+    start_response("%d %s" % (r.status_code, r.reason or "Status"),
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))] + extra)
     return [body]

@@ -191,7 +191,7 @@ int app_error_status(enum app_fetch_error err)
 
 int app_fetch_status(const struct app_fetch_result *res)
 {
-	return app_error_status(res->error);
+	return res->error == APP_FETCH_OK ? res->status : app_error_status(res->error);
 }
 
 const char *app_fetch_strerror(enum app_fetch_error err)

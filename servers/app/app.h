@@ -87,7 +87,8 @@ enum app_fetch_error {
 	APP_FETCH_ERESET,    /* connection reset / closed mid-response: 502 */
 	APP_FETCH_EPROTO,    /* malformed answer, wrong length: 502 */
 	APP_FETCH_ETIMEOUT,  /* the upstream did not answer in time: 504 */
-	APP_FETCH_ESTATUS,   /* the upstream answered with a 5xx status: 502 */
+	APP_FETCH_ESTATUS,   /* never from the fetcher: an app that needs a 2xx
+	                        (fanout) calls another status this: 502 */
 	APP_FETCH_ENOMEM,    /* resources ran out on our side: 503 */
 	APP_FETCH_EINTERNAL, /* anything else: 500 */
 };
@@ -100,8 +101,10 @@ struct app_fetch_result {
 	double elapsed_ms; /* time from start to completion */
 };
 
-/* The HTTP status an app should answer with for a failed fetch
- * (502 / 504 / 503 / 500), or 200 when res->error is APP_FETCH_OK. */
+/* What a proxy answers for res, as nginx does: the upstream's own status
+ * (its final one, 200..599) when the fetch got an answer; else 502
+ * (refused, reset, malformed: a 101, a framing error, a body over
+ * --upstream-max-body), 504 (timed out), 503 (out of resources), 500. */
 int app_fetch_status(const struct app_fetch_result *res);
 /* The same for an error value (e.g. the return of app_fetch_async). */
 int app_error_status(enum app_fetch_error err);

@@ -48,7 +48,8 @@ struct conn {
 	bool lingering;       /* after an error answer: draining input until EOF */
 	bool waited;          /* the request outlived the callback that started it */
 	bool more;            /* the socket may hold input that no edge will report */
-	bool rdhup;           /* EV_CLOSED: the peer's FIN is queued behind the data */
+	bool read_on;         /* a short read may leave input: EV_CLOSED (the peer's FIN
+	                         is queued behind the data), or not a TCP socket */
 	bool in_wait;         /* in the worker's slot queue */
 	bool dirty;           /* in the worker's list of HTTP/2 connections to flush */
 	size_t drained;       /* bytes dropped while lingering */
@@ -100,15 +101,29 @@ static inline struct conn *async_conn_of(struct core_conn *cc)
 
 /* ---- output ---- */
 
+/* Bytes waiting for the socket: over TLS the records in the TLS layer's
+ * output (answers are encrypted at once, so cc.out stays empty there),
+ * else cc.out. What HTTP/2's read throttle (H2_OUT_MAX) must look at. */
+static inline size_t async_conn_unsent(struct conn *c)
+{
+	return c->cc.tls ? tls_conn_out(c->cc.tls)->len : c->cc.out.len;
+}
+
 /* Write what the current callback produced: one send() per connection per
  * callback. A remainder moves to the connection (by swapping buffers, no
  * copy), answers queue behind it there (cc.obuf), and it waits for
  * EV_WRITE; the connection parses nothing more meanwhile (cc.hold). Forced
  * inline: HTTP/2's settle calls it too, and an out-of-line call would cost
  * the HTTP/1.1 hot path. */
+void async_conn_flush_tls(struct conn *c);
+
 static inline __attribute__((always_inline)) void async_conn_flush(struct conn *c)
 {
 	struct async_worker *w = async_conn_worker(c);
+	if (__builtin_expect(c->cc.tls != NULL, 0)) {
+		async_conn_flush_tls(c); /* the handshake may have output of its own */
+		return;
+	}
 	if (w->out.len == 0)
 		return;
 	if (c->cc.dead || c->writing) {
@@ -162,7 +177,7 @@ static inline __attribute__((always_inline)) ssize_t async_conn_recv(struct conn
 {
 	ssize_t n = recv(c->cc.fd, buf, room, 0);
 	if (n > 0) {
-		c->more = (size_t)n == room || c->rdhup;
+		c->more = (size_t)n == room || c->read_on;
 		return n;
 	}
 	if (n == 0)
@@ -173,6 +188,10 @@ static inline __attribute__((always_inline)) ssize_t async_conn_recv(struct conn
 		c->cc.dead = true;
 	return 0;
 }
+
+/* TLS: as async_conn_recv, but the bytes are plaintext (tls.h); the
+ * socket's ciphertext is decrypted in place. */
+ssize_t async_conn_recv_tls(struct conn *c, char *buf, size_t room);
 
 void async_conn_settle(struct conn *c);
 void async_conn_destroy(struct conn *c);

@@ -13,7 +13,8 @@
 void async_h2_read(struct conn *c)
 {
 	struct async_worker *w = async_conn_worker(c);
-	ssize_t n = async_conn_recv(c, w->rbuf, sizeof(w->rbuf));
+	ssize_t n = c->cc.tls ? async_conn_recv_tls(c, w->rbuf, sizeof(w->rbuf))
+	                      : async_conn_recv(c, w->rbuf, sizeof(w->rbuf));
 	if (n < 0) {
 		c->cc.dead = true; /* the client left: core_conn_close cancels its streams */
 		return;
@@ -146,7 +147,8 @@ void async_h2_settle(struct conn *c)
 	}
 	if (!cc->dead && !c->lingering)
 		async_conn_want_read(c,
-		                     !c->in_wait && !cc->close_after && cc->out.len < H2_OUT_MAX);
+		                     !c->in_wait && !cc->close_after &&
+		                         async_conn_unsent(c) < H2_OUT_MAX);
 	if (cc->dead)
 		async_conn_destroy(c);
 	else if (c->more)

@@ -34,16 +34,19 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	c->writing = false;
+	/* What waits: answers (cleartext), or TLS records (answers go on being
+	 * encrypted behind them, so cc.obuf never moves). */
+	struct http_obuf *o = c->cc.tls ? tls_conn_out(c->cc.tls) : &c->cc.out;
 	if (what & EV_TIMEOUT) {
 		c->cc.dead = true;
 	} else {
-		ssize_t n = send(fd, c->cc.out.data, c->cc.out.len, MSG_NOSIGNAL);
+		ssize_t n = send(fd, o->data, o->len, MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			c->cc.dead = true;
 		} else {
 			if (n > 0)
-				http_obuf_consume(&c->cc.out, (size_t)n);
-			if (c->cc.out.len == 0) {
+				http_obuf_consume(o, (size_t)n);
+			if (o->len == 0) {
 				c->cc.obuf = &async_conn_worker(c)->out;
 				c->cc.hold = false;
 			} else if (event_add(&c->wev, &async_conn_worker(c)->send_tv) != 0) {
@@ -54,6 +57,83 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	async_conn_settle(c);
+}
+
+/* ---- TLS (tls.h) between the socket and the codecs ---- */
+
+/* Encrypt what the callback answered, then send the records (with the
+ * handshake's); a remainder waits for EV_WRITE in the TLS output, and the
+ * connection takes no more requests meanwhile (cc.hold). */
+void async_conn_flush_tls(struct conn *c)
+{
+	struct async_worker *w = async_conn_worker(c);
+	struct tls_conn *t = c->cc.tls;
+	if (w->out.len > 0) {
+		if (!c->cc.dead && tls_conn_write(t, w->out.data, w->out.len) != 0)
+			c->cc.dead = true;
+		w->out.len = 0;
+	}
+	struct http_obuf *o = tls_conn_out(t);
+	if (c->cc.dead || c->writing || o->len == 0)
+		return; /* writing: conn_on_write sends it */
+	ssize_t n = send(c->cc.fd, o->data, o->len, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			c->cc.dead = true;
+			return;
+		}
+		n = 0;
+	}
+	http_obuf_consume(o, (size_t)n);
+	if (o->len == 0)
+		return;
+	c->cc.hold = true;
+	if (event_add(&c->wev, &w->send_tv) != 0) {
+		c->cc.dead = true;
+		return;
+	}
+	c->writing = true;
+}
+
+ssize_t async_conn_recv_tls(struct conn *c, char *buf, size_t room)
+{
+	struct tls_conn *t = c->cc.tls;
+	bool eof = false, read = false;
+	ssize_t p = 0;
+	if (tls_conn_more(t))
+		p = tls_conn_read(t, buf, room); /* what the last read left inside */
+	if (p == 0) {
+		read = true;
+		ssize_t n = recv(c->cc.fd, buf, room, 0);
+		if (n > 0) {
+			c->more = (size_t)n == room || c->read_on;
+			if (tls_conn_feed(t, buf, (size_t)n) != 0) {
+				c->cc.dead = true;
+				return 0;
+			}
+		} else if (n == 0) {
+			eof = true;
+		} else {
+			if (errno == EINTR)
+				c->more = true;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				c->cc.dead = true;
+			return 0;
+		}
+		p = tls_conn_read(t, buf, room);
+	}
+	if (p > 0) {
+		/* More plaintext inside, the EOF, or a socket not read this time
+		 * (it may hold what no new edge will announce): next turn. */
+		if (tls_conn_more(t) || eof || !read)
+			c->more = true;
+		return p;
+	}
+	if (p == TLS_FAILED) {
+		c->cc.dead = true;
+		return 0;
+	}
+	return p == TLS_CLOSED || eof ? -1 : 0;
 }
 
 static int flush_hook(struct core_conn *cc)
@@ -186,7 +266,7 @@ static void conn_on_eof(struct conn *c)
 	cc->dead = true;
 }
 
-static void conn_read(struct conn *c)
+static inline __attribute__((always_inline)) void conn_read_(struct conn *c, bool tls)
 {
 	struct async_worker *w = async_conn_worker(c);
 	bool kept = c->ib.len > c->ib_off;
@@ -202,7 +282,7 @@ static void conn_read(struct conn *c)
 		buf = c->ib.data + c->ib.len;
 		room = c->ib.cap - c->ib.len;
 	}
-	ssize_t n = async_conn_recv(c, buf, room);
+	ssize_t n = tls ? async_conn_recv_tls(c, buf, room) : async_conn_recv(c, buf, room);
 	if (n <= 0) {
 		if (n < 0)
 			conn_on_eof(c);
@@ -239,19 +319,32 @@ void async_conn_more(struct conn *c)
 		event_active(&c->rev, EV_READ, 1);
 }
 
-static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+/* The read event's callback, compiled twice: cleartext connections get
+ * conn_on_read, the path it always was, TLS ones conn_on_read_tls. */
+static inline __attribute__((always_inline)) void conn_on_read_(short what, struct conn *c,
+                                                                 bool tls)
 {
-	struct conn *c = arg;
-	(void)fd;
 	if (what & EV_CLOSED)
-		c->rdhup = true;
+		c->read_on = true;
 	if (c->lingering)
-		conn_linger_read(c);
+		conn_linger_read(c); /* ciphertext or not: dropped */
 	else if (c->cc.h2)
 		async_h2_read(c);
 	else
-		conn_read(c);
+		conn_read_(c, tls);
 	async_conn_settle(c);
+}
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	conn_on_read_(what, arg, false);
+}
+
+static void conn_on_read_tls(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	conn_on_read_(what, arg, true);
 }
 
 /* Add or remove the read event. */
@@ -276,7 +369,7 @@ void async_conn_want_read(struct conn *c, bool want)
  * timeout. */
 void async_conn_linger_start(struct conn *c)
 {
-	shutdown(c->cc.fd, SHUT_WR);
+	core_conn_shut_wr(&c->cc);
 	c->lingering = true;
 	c->drained = 0;
 	if (!c->reading && event_add(&c->rev, NULL) != 0)
@@ -445,9 +538,12 @@ static int conn_open(struct core *core, int fd)
 	}
 	c->cc.obuf = &w->out;
 	c->cc.r.waiter = c;
-	c->reading = c->writing = c->lingering = c->waited = c->more = c->rdhup = false;
+	c->reading = c->writing = c->lingering = c->waited = c->more = false;
+	/* AF_UNIX: a short read is not known to empty the socket (hub.h) */
+	c->read_on = !core->tcp;
 	c->in_wait = c->dirty = false;
-	event_assign(&c->rev, core->base, fd, CONN_REV_FLAGS, conn_on_read, c);
+	event_assign(&c->rev, core->base, fd, CONN_REV_FLAGS,
+	             c->cc.tls ? conn_on_read_tls : conn_on_read, c);
 	event_assign(&c->wev, core->base, fd, CONN_WEV_FLAGS, conn_on_write, c);
 	core_lazy_init(&c->tmo, core->base, conn_on_timer, c);
 	conn_update_read(c);

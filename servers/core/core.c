@@ -85,8 +85,10 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 			 * at shutdown) means there is nothing to accept. */
 			return;
 		}
-		int one = 1;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (w->tcp) {
+			int one = 1;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
 		w->cls->conn_open(w, fd);
 	}
 }
@@ -106,7 +108,13 @@ int core_conn_open(struct core *w, struct core_conn *c, int fd)
 	c->fd = fd;
 	c->r.w = w;
 	c->parser = w->nparsers ? w->parsers[--w->nparsers] : http1_parser_new(&w->limits);
-	if (!c->parser) {
+	c->tls = NULL;
+	if (!c->parser || (w->tls && !(c->tls = tls_conn_new(w->tls)))) {
+		if (c->parser && w->nparsers < CORE_PARSER_CACHE)
+			w->parsers[w->nparsers++] = c->parser;
+		else
+			http1_parser_free(c->parser);
+		c->parser = NULL;
 		close(fd);
 		return -1;
 	}
@@ -126,6 +134,26 @@ int core_conn_open(struct core *w, struct core_conn *c, int fd)
 	w->conns = c;
 	w->nconns++;
 	return 0;
+}
+
+/* TLS: say close_notify and send what is left for the peer, without
+ * waiting (a full socket just loses it: the connection ends anyway). */
+static void tls_goodbye(struct core_conn *c)
+{
+	if (!c->tls)
+		return;
+	tls_conn_close_notify(c->tls);
+	struct http_obuf *o = tls_conn_out(c->tls);
+	if (o->len > 0) {
+		ssize_t n = send(c->fd, o->data, o->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		http_obuf_consume(o, n > 0 ? (size_t)n : 0);
+	}
+}
+
+void core_conn_shut_wr(struct core_conn *c)
+{
+	tls_goodbye(c);
+	(void)shutdown(c->fd, SHUT_WR);
 }
 
 void core_conn_close(struct core_conn *c)
@@ -149,8 +177,11 @@ void core_conn_close(struct core_conn *c)
 		}
 		core_h2_unref(h);
 	}
+	tls_goodbye(c);
 	close(c->fd);
 	c->fd = -1;
+	tls_conn_free(c->tls);
+	c->tls = NULL;
 	http_obuf_free(&c->out);
 	if (w->nparsers < CORE_PARSER_CACHE) {
 		http1_parser_reset(c->parser);
@@ -259,6 +290,11 @@ struct core *core_new(struct event_base *base, const struct core_class *cls,
 	w->app = app;
 	w->base = base;
 	w->listen_fd = listen_fd;
+	int domain = AF_INET;
+	socklen_t dl = sizeof(domain);
+	if (listen_fd >= 0)
+		(void)getsockopt(listen_fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
+	w->tcp = domain != AF_UNIX;
 	w->max_inflight = UINT32_MAX;
 	w->keep_alive = opts->keepalive_timeout > 0;
 	w->ka_now = w->keep_alive;
@@ -275,6 +311,7 @@ struct core *core_new(struct event_base *base, const struct core_class *cls,
 	w->h2_ops.respond = core_h2_respond;
 	w->fopts = fetch_opts_default();
 	w->fopts.timeout_ms = opts->upstream_timeout_ms;
+	w->fopts.max_body_bytes = opts->upstream_max_body;
 	w->fetcher = fetcher_new(base, &w->fopts);
 	event_assign(&w->accept_ev, base, listen_fd, EV_READ | EV_PERSIST, accept_cb, w);
 	evtimer_assign(&w->retry_ev, base, accept_retry_cb, w);
@@ -311,6 +348,7 @@ struct core_run {
 	const struct core_class *cls;
 	const struct app *app;
 	void *cfg;
+	struct tls_server *tls;
 };
 
 /* master_run()'s worker function: one event loop until a graceful stop. */
@@ -348,6 +386,7 @@ static int worker_main(const struct worker_env *env, void *arg)
 		event_base_free(base);
 		return 1;
 	}
+	w->tls = run->tls;
 	evsignal_assign(&w->term_ev, base, SIGTERM, stop_cb, w);
 	evsignal_assign(&w->int_ev, base, SIGINT, stop_cb, w);
 	evsignal_assign(&w->usr1_ev, base, SIGUSR1, usr1_cb, w);
@@ -398,8 +437,21 @@ int core_main(int argc, char **argv, const struct core_class *cls, const struct 
 		fprintf(stderr, "%s: cannot initialise libcurl\n", cls->prog);
 		return 1;
 	}
+	/* Certificate and key are read once, here, so that a bad one is one
+	 * line at start (exit 2, as a bad flag), not a worker that dies. */
+	struct tls_server *tls = NULL;
+	if (opts.tls_cert) {
+		char why[512];
+		tls = tls_server_new(opts.tls_cert, opts.tls_key, why, sizeof(why));
+		if (!tls) {
+			fprintf(stderr, "%s: %s\n", cls->prog, why);
+			return 2;
+		}
+	}
 	raise_nofile();
 	/* --stats-path answers the worker's counters (stats.h) before the app. */
-	struct core_run run = {cls, stats_app_wrap(app, opts.stats_path), cfg};
-	return master_run(&opts, worker_main, &run, cls->prog);
+	struct core_run run = {cls, stats_app_wrap(app, opts.stats_path), cfg, tls};
+	rc = master_run(&opts, worker_main, &run, cls->prog);
+	tls_server_free(tls);
+	return rc;
 }

@@ -41,6 +41,7 @@
 #include "master.h"
 #include "options.h"
 #include "stats.h"
+#include "tls.h"
 
 #include <event2/event_struct.h>
 
@@ -159,6 +160,8 @@ struct core {
 	unsigned nconns, nstreams;
 	struct core_conn *conns; /* live connections */
 	int listen_fd;
+	bool tcp; /* the listener is TCP (not AF_UNIX): TCP_NODELAY, short reads empty it */
+	struct tls_server *tls; /* --tls-cert: every connection speaks TLS; NULL: cleartext */
 	bool accepting;
 	struct event accept_ev, retry_ev, grace_ev, term_ev, int_ev, usr1_ev;
 	struct app_ctx_ops h1_ops, h2_ops;
@@ -218,6 +221,7 @@ static inline bool core_req_has_done(const struct core_req *r)
 struct core_conn {
 	struct core *w;
 	int fd;
+	struct tls_conn *tls; /* TLS under the codecs (tls.h); NULL: cleartext */
 	struct http1_parser *parser;
 	struct http_obuf out;   /* answers the socket has not taken yet */
 	struct http_obuf *obuf; /* where answers are appended now: out, or (async) the
@@ -244,9 +248,13 @@ struct core_conn {
 /* Set up c for fd (the worker's struct is otherwise its own): 0, or -1
  * (out of memory; fd is closed). */
 int core_conn_open(struct core *w, struct core_conn *c, int fd);
-/* The end of c: cancels its request and its streams, closes fd. The
- * worker has removed its events first. */
+/* The end of c: cancels its request and its streams, closes fd (on TLS
+ * after a best-effort close_notify). The worker has removed its events
+ * first. */
 void core_conn_close(struct core_conn *c);
+/* Stop sending before a lingering close: TLS's close_notify (best effort,
+ * never blocking), then shutdown(SHUT_WR). */
+void core_conn_shut_wr(struct core_conn *c);
 
 /* Where answers go now (a field the worker keeps right, not a test, on
  * the hot path). */

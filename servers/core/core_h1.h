@@ -109,7 +109,8 @@ static inline void core_h1_serve_(struct core_conn *c)
  * preface is not used at all (read more, feed it all again). After the
  * call c->h2 may be set (prior knowledge or an upgrade: every byte went to
  * the session). */
-static inline size_t core_h1_feed(struct core_conn *c, const char *data, size_t len)
+static inline __attribute__((always_inline)) size_t core_h1_feed(struct core_conn *c, const char *data,
+                                                                 size_t len)
 {
 	struct core *w = c->w;
 	size_t off = 0;

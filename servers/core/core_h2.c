@@ -117,7 +117,8 @@ int core_h2_prior_knowledge(struct core_conn *c, const char *data, size_t len)
 bool core_h2_upgrade(struct core_conn *c)
 {
 	struct app_str settings;
-	if (!h2_upgrade_request(&c->req.req, &settings))
+	/* h2c is cleartext HTTP/2 (RFC 9113 3.1): over TLS it is ALPN's "h2". */
+	if (c->tls || !h2_upgrade_request(&c->req.req, &settings))
 		return false;
 	struct core_h2 *h = h2_new(c);
 	if (!h)

@@ -173,8 +173,42 @@ static bool h1_wait(struct core_conn *cc)
 
 /* ---- a connection ---- */
 
-static int conn_flush(struct core_conn *cc)
+/* TLS (tls.h) sits between the socket and the codecs: what hub_read gets
+ * is fed to it and its plaintext goes on; answers are encrypted into its
+ * output, which is what hub_write sends. A cleartext connection never
+ * comes here: conn_serve is compiled twice (conn_serve_plain, the path it
+ * always was, and conn_serve_tls). */
+
+/* Send the TLS layer's output (records of answers, of the handshake). */
+static int conn_send_tls(struct conn *c)
 {
+	struct http_obuf *o = tls_conn_out(c->cc.tls);
+	if (o->len == 0)
+		return 0;
+	if (hub_write(&c->hfd, o->data, o->len, c->cc.w->read_ms) < 0) {
+		c->cc.dead = true;
+		return -1;
+	}
+	o->len = 0;
+	return 0;
+}
+
+static __attribute__((noinline)) int conn_flush_tls(struct core_conn *cc)
+{
+	if (cc->out.len > 0) {
+		if (tls_conn_write(cc->tls, cc->out.data, cc->out.len) != 0) {
+			cc->dead = true;
+			return -1;
+		}
+		cc->out.len = 0;
+	}
+	return conn_send_tls(conn_of(cc));
+}
+
+static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *cc, bool tls)
+{
+	if (tls)
+		return conn_flush_tls(cc);
 	struct conn *c = conn_of(cc);
 	if (cc->out.len == 0)
 		return 0;
@@ -186,12 +220,67 @@ static int conn_flush(struct core_conn *cc)
 	return 0;
 }
 
+static int conn_flush(struct core_conn *cc)
+{
+	return conn_flush_(cc, cc->tls != NULL);
+}
+
+/* TLS: plaintext into buf, reading ciphertext from the socket as needed
+ * and sending the handshake's records on the way. As hub_read (woken: as
+ * hub_read_or_woken); a TLS failure is -EPROTO, close_notify is EOF. ms
+ * bounds the whole call, not each socket read: ciphertext trickled a byte
+ * at a time (a handshake, or a record never completed) yields no plaintext,
+ * and would otherwise hold the connection past every deadline. */
+static __attribute__((noinline)) ssize_t conn_read_tls(struct conn *c, char *buf, size_t cap,
+                                                       unsigned ms, bool woken)
+{
+	struct tls_conn *t = c->cc.tls;
+	int64_t end = ms ? core_coarse_ms() + ms : 0;
+	for (;;) {
+		ssize_t p = 0;
+		if (tls_conn_more(t))
+			p = tls_conn_read(t, buf, cap);
+		if (p == 0) {
+			unsigned left = 0;
+			if (end) {
+				int64_t now = core_coarse_ms();
+				if (now >= end)
+					return -ETIMEDOUT;
+				left = (unsigned)(end - now);
+			}
+			ssize_t n = woken ? hub_read_or_woken(&c->hfd, buf, cap, left)
+			                  : hub_read(&c->hfd, buf, cap, left);
+			if (n <= 0)
+				return n;
+			if (tls_conn_feed(t, buf, (size_t)n) != 0)
+				return -ENOMEM;
+			p = tls_conn_read(t, buf, cap);
+			if (conn_send_tls(c) != 0)
+				return -EIO;
+		}
+		if (p > 0)
+			return p;
+		if (p == TLS_CLOSED)
+			return 0;
+		if (p < 0)
+			return -EPROTO;
+	}
+}
+
+static inline __attribute__((always_inline)) ssize_t conn_read_(struct conn *c, char *buf,
+                                                                size_t cap, unsigned ms, bool tls)
+{
+	if (tls)
+		return conn_read_tls(c, buf, cap, ms, false);
+	return hub_read(&c->hfd, buf, cap, ms);
+}
+
 /* After an error answer: stop sending, read and drop what the client still
  * sends for a while, so closing does not reset the connection before the
  * client has read the answer. */
 static void conn_linger(struct conn *c, char *buf)
 {
-	shutdown(c->hfd.fd, SHUT_WR);
+	core_conn_shut_wr(&c->cc);
 	int64_t end = core_coarse_ms() + CORE_LINGER_MS;
 	size_t dropped = 0;
 	while (dropped < CORE_LINGER_BYTES) {
@@ -208,7 +297,7 @@ static void conn_linger(struct conn *c, char *buf)
 static void conn_h2(struct conn *c, char *rbuf);
 
 /* The connection's life, on its coroutine; c lives in conn_task's frame. */
-static __attribute__((noinline)) void conn_serve(struct conn *c)
+static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bool tls)
 {
 	struct core_conn *cc = &c->cc;
 	struct core *w = cc->w;
@@ -219,7 +308,7 @@ static __attribute__((noinline)) void conn_serve(struct conn *c)
 		if (ms == 0)
 			return; /* the request head's deadline passed */
 		c->idle = !cc->partial;
-		ssize_t n = hub_read(&c->hfd, rbuf + have, sizeof(rbuf) - have, ms);
+		ssize_t n = conn_read_(c, rbuf + have, sizeof(rbuf) - have, ms, tls);
 		c->idle = false;
 		if (n <= 0)
 			return; /* closed, idle too long, cancelled or failed */
@@ -229,7 +318,7 @@ static __attribute__((noinline)) void conn_serve(struct conn *c)
 			conn_h2(c, rbuf);
 			return;
 		}
-		if (cc->dead || conn_flush(cc) != 0)
+		if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
 		if (cc->close_after) {
 			if (cc->linger)
@@ -242,6 +331,16 @@ static __attribute__((noinline)) void conn_serve(struct conn *c)
 			memmove(rbuf, rbuf + used, have - used); /* a prefix of the preface */
 		have -= used;
 	}
+}
+
+static __attribute__((noinline)) void conn_serve_plain(struct conn *c)
+{
+	conn_serve_(c, false);
+}
+
+static __attribute__((noinline)) void conn_serve_tls(struct conn *c)
+{
+	conn_serve_(c, true);
 }
 
 /* Whatever way the coroutine ends, the connection is released. */
@@ -263,7 +362,7 @@ static void conn_task(struct hub *hub, void *arg)
 	struct conn c = {.task = hub_self(hub)};
 	if (core_conn_open(&start.w->core, &c.cc, start.fd) != 0)
 		return;
-	if (hub_fd_open(hub, &c.hfd, start.fd, HUB_FD_TCP) != 0) {
+	if (hub_fd_open(hub, &c.hfd, start.fd, start.w->core.tcp ? HUB_FD_TCP : 0) != 0) {
 		core_conn_close(&c.cc);
 		return;
 	}
@@ -271,7 +370,10 @@ static void conn_task(struct hub *hub, void *arg)
 	struct coro *co = hub_task_coro(c.task);
 	unsigned mark = coro_defer_mark(co);
 	coro_defer(co, conn_cleanup, &c);
-	conn_serve(&c);
+	if (c.cc.tls)
+		conn_serve_tls(&c);
+	else
+		conn_serve_plain(&c);
 	/* Run the defer (conn_cleanup(&c)) while c is alive: the coroutine
 	 * runs leftovers only after this frame is gone. */
 	coro_defer_run(co, mark);
@@ -395,8 +497,9 @@ static void conn_h2(struct conn *c, char *rbuf)
 		hc->busy = false;
 		/* No read timeout while a handler runs; idle (every open stream,
 		 * if any, waits on the client): GOAWAY, then the close. */
-		ssize_t n = hub_read_or_woken(&c->hfd, rbuf, CONN_RBUF,
-		                              core_h2_busy(cc) ? 0 : cc->w->read_ms);
+		unsigned ms = core_h2_busy(cc) ? 0 : cc->w->read_ms;
+		ssize_t n = cc->tls ? conn_read_tls(c, rbuf, CONN_RBUF, ms, true)
+		                    : hub_read_or_woken(&c->hfd, rbuf, CONN_RBUF, ms);
 		hc->busy = true;
 		if (n == -EAGAIN)
 			continue; /* woken: an answer to flush, or the shutdown */

@@ -129,6 +129,13 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
 			st->method_len = valuelen;
 			st->is_head =
 			    app_method_is_head((struct app_str){(const char *)value, valuelen});
+			/* The same refusal as HTTP/1.1's: CONNECT (nghttp2 lets a
+			 * plain one through) and TRACE 405, unknown methods 501. */
+			int refused = http_method_refusal((const char *)value, valuelen);
+			if (refused) {
+				st->early_status = refused;
+				return 0;
+			}
 		} else if (lit_eq(name, namelen, ":path", 5)) {
 			if (h2_head_put(st, value, valuelen, &off) != 0)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;

@@ -29,6 +29,7 @@
  *   field, pseudo-headers and trailers included, as HTTP/1.1 counts)   -> 431
  *   more than limits.http.max_headers header fields                    -> 431
  *   body (declared content-length or received) over max_body_bytes    -> 413
+ *   :method CONNECT or TRACE / one no app serves (http_method_refusal) -> 405/501
  * A response sent before the request's body ended is followed by
  * RST_STREAM(NO_ERROR), which tells the client to stop sending (RFC 9113
  * 8.1). Malformed requests are reset by nghttp2 (PROTOCOL_ERROR); malformed

@@ -283,12 +283,14 @@ int h2_submit(struct h2_session *s, struct h2_stream *st, int status, const char
 	char clen[24];
 	size_t clen_len;
 	put_decimal(clen, &clen_len, no_content ? 0 : len);
-	nghttp2_nv nva[5];
+	nghttp2_nv nva[6];
 	size_t n = 0;
 	nva[n++] = NV(":status", code, 3);
 	nva[n++] = NV("content-type", ctype, strlen(ctype));
 	if (!no_content)
 		nva[n++] = NV("content-length", clen, clen_len);
+	if (status == 405) /* RFC 9110 15.5.6, as HTTP/1.1 answers it */
+		nva[n++] = NV("allow", HTTP_METHODS_SERVED, sizeof(HTTP_METHODS_SERVED) - 1);
 	nva[n++] = NV("date", http_date_now(), 29);
 	nva[n++] = NV("server", HTTP_SERVER_NAME, sizeof(HTTP_SERVER_NAME) - 1);
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};

@@ -12,8 +12,14 @@
  *   more than limits.max_headers header lines                          -> 431
  *   body over limits.max_body_bytes (declared or chunked)              -> 413
  *   Content-Length together with Transfer-Encoding                     -> 400
- *   anything malformed                                                 -> 400
- * Keep-alive follows HTTP/1.0 and 1.1 rules (llhttp_should_keep_alive).
+ *   Transfer-Encoding on HTTP/1.0, twice, or in the trailers           -> 400
+ *   Transfer-Encoding other than "chunked" alone                       -> 501
+ *   HTTP/1.1 without Host; two Host headers; an invalid Host           -> 400
+ *   CONNECT, TRACE                                                      -> 405
+ *   any other method no app serves (http_method_refusal)              -> 501
+ *   anything malformed (llhttp in its strict mode)                     -> 400
+ * Keep-alive follows HTTP/1.0 and 1.1 rules, the Connection header read as
+ * a list in which "close" wins.
  */
 #ifndef COROBENCH_HTTP1_H
 #define COROBENCH_HTTP1_H
@@ -65,6 +71,14 @@ int http1_parser_error_status(const struct http1_parser *p);
 /* After HTTP1_ERROR: a short reason for logs. */
 const char *http1_parser_error_reason(const struct http1_parser *p);
 
+/* The methods an app may be asked to serve, as a 405's Allow header says. */
+#define HTTP_METHODS_SERVED "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+
+/* The methods an app may be asked to serve (GET, HEAD, POST, PUT, DELETE,
+ * OPTIONS, PATCH): 0. CONNECT and TRACE: 405, as nginx answers them;
+ * anything else: 501. One rule for both protocols (h2.c asks it too). */
+int http_method_refusal(const char *method, size_t len);
+
 /* The peer closed its side: returns HTTP1_REQUEST if that completes a
  * request whose body runs to EOF (never for requests; kept for symmetry),
  * HTTP1_ERROR if a request was cut short, HTTP1_NEED_MORE when idle. */
@@ -88,7 +102,8 @@ bool http1_head_scan(uint8_t *state, const char *d, size_t n);
 
 /* Append a complete response: status line, Date (cached, refreshed once a
  * second), Server, Content-Type, Content-Length, Connection, blank line,
- * body. http_minor selects "HTTP/1.0" or "HTTP/1.1" and the Connection
+ * body. A 204 or 304 gets neither body nor Content-Length, a 405 an Allow
+ * line (HTTP_METHODS_SERVED). http_minor selects "HTTP/1.0" or "HTTP/1.1" and the Connection
  * header semantics (1.0 + keep-alive -> "Connection: keep-alive"; 1.1 and
  * !keep_alive -> "Connection: close"). Returns 0, or -1 out of memory. */
 int http1_write_response(struct http_obuf *b, int http_minor, int status,

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+enum { HTTP1_HOST_MEMO = 32 };
+
 struct hdr_span {
 	size_t name_off, name_len, value_off, value_len;
 };
@@ -35,7 +37,9 @@ struct http1_parser {
 
 	size_t method_off, method_len, url_off, url_len;
 	size_t raw_head;      /* raw bytes of the current head fed to llhttp */
-	size_t trailer_bytes; /* chunked trailers: counted, not kept */
+	size_t trailer_bytes; /* chunked trailers and chunk extensions: counted, not kept */
+	char tname[18];       /* the start of the trailer field name being read */
+	unsigned char tname_len;
 
 	bool in_head;    /* the head of a request is still arriving */
 	bool in_message; /* some byte of a request has been seen */
@@ -49,6 +53,11 @@ struct http1_parser {
 	bool failed;
 	int err_status;
 	const char *err_reason;
+	/* The last Host value the fast path found valid (a connection's
+	 * requests, and the connections a pooled parser serves, mostly carry
+	 * the same): the same bytes are not checked again. */
+	unsigned char host_len; /* 0: none */
+	char host[HTTP1_HOST_MEMO];
 };
 
 /* RFC 9110 tchar. llhttp's loose mode lets a space into a field name
@@ -81,6 +90,46 @@ static inline bool http1_token_eq(const char *a, size_t alen, const char *lit, s
 }
 
 #define TOKEN_EQ(base, len, lit) http1_token_eq((base), (len), (lit), sizeof(lit) - 1)
+
+/* A Host value (RFC 9112 3.2, RFC 3986 3.2.2): empty, or a reg-name or
+ * IPv4 address (unreserved, sub-delims, pct-encoded) or a bracketed IP
+ * literal, then an optional ":" and port digits. What a front end may
+ * route by differently ("a b", "a/b", "a@b", "a:b:c", "a:8x") is refused
+ * with 400. Both parser paths call this, so their verdicts stay the same;
+ * it runs on every request, so the plain shape ("127.0.0.1:8080") is two
+ * table-driven loops. */
+#define H8(c) [c] = 1
+static const unsigned char http1_regname[256] = {
+    H8('-'), H8('.'), H8('_'), H8('~'), H8('!'), H8('$'), H8('&'), H8('\''), H8('('), H8(')'),
+    H8('*'), H8('+'), H8(','), H8(';'), H8('='), H8('%'), H8('0'), H8('1'), H8('2'),  H8('3'),
+    H8('4'), H8('5'), H8('6'), H8('7'), H8('8'), H8('9'), H8('A'), H8('B'), H8('C'),  H8('D'),
+    H8('E'), H8('F'), H8('G'), H8('H'), H8('I'), H8('J'), H8('K'), H8('L'), H8('M'),  H8('N'),
+    H8('O'), H8('P'), H8('Q'), H8('R'), H8('S'), H8('T'), H8('U'), H8('V'), H8('W'),  H8('X'),
+    H8('Y'), H8('Z'), H8('a'), H8('b'), H8('c'), H8('d'), H8('e'), H8('f'), H8('g'),  H8('h'),
+    H8('i'), H8('j'), H8('k'), H8('l'), H8('m'), H8('n'), H8('o'), H8('p'), H8('q'),  H8('r'),
+    H8('s'), H8('t'), H8('u'), H8('v'), H8('w'), H8('x'), H8('y'), H8('z'),
+};
+#undef H8
+
+/* "[" IP-literal "]" at the start of v[0..n): where it ends, or NULL. */
+const char *http1_host_literal(const char *v, size_t n);
+
+static inline bool http1_host_ok(const char *v, size_t n)
+{
+	const char *p = v, *e = v + n;
+	if (p < e && *p == '[') {
+		p = http1_host_literal(v, n);
+		if (!p)
+			return false;
+	} else {
+		while (p < e && http1_regname[(unsigned char)*p])
+			p++;
+	}
+	if (p < e && *p == ':')
+		for (p++; p < e && (unsigned char)(*p - '0') < 10; p++)
+			;
+	return p == e;
+}
 
 /* llhttp's callbacks (http1_llhttp.c). */
 extern const llhttp_settings_t http1_llhttp_settings;

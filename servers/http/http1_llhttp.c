@@ -1,10 +1,25 @@
 /* http1_llhttp.c — llhttp's callbacks for the HTTP/1.1 parser (http1.h):
  * every span llhttp reports is recorded against the parser's own storage,
- * the header block's limits and our stricter rules (tchar names, no
- * obs-fold, no Content-Length beside Transfer-Encoding, HTTP/1.x only) are
- * applied as they arrive, and on_message_complete pauses llhttp so that one
- * http1_parse() ends at the end of one request. See http1.c for the copy
- * scheme.
+ * the header block's limits and our stricter rules are applied as they
+ * arrive, and on_message_complete pauses llhttp so that one http1_parse()
+ * ends at the end of one request. See http1.c for the copy scheme.
+ *
+ * llhttp is built in its strict mode (meson.build: LLHTTP_STRICT_MODE),
+ * with none of its lenient flags set: a chunk's data must be followed by
+ * CRLF, a CR by LF, a URL holds no control bytes. On top of it, what
+ * nginx and RFC 9112 refuse and llhttp lets through:
+ *   - header names of tchar only, no obs-fold;
+ *   - HTTP/1.x only; HTTP/1.1 needs exactly one valid Host (3.2), any
+ *     version at most one;
+ *   - Transfer-Encoding: HTTP/1.1 only (else 400), once, and only
+ *     "chunked" (else 501, as nginx); never beside Content-Length (400);
+ *   - the methods no app serves: CONNECT and TRACE 405, any other one
+ *     outside the list 501 (http_method_refusal); "*" as the target of
+ *     anything but OPTIONS 400;
+ *   - no framing or routing field in the chunked trailers (RFC 9110
+ *     6.5.1), and chunk extensions and trailers within max_header_bytes;
+ *   - "Connection" read as a list: a "close" anywhere closes, also on
+ *     HTTP/1.0 beside "keep-alive".
  */
 #include "http1_internal.h"
 
@@ -46,6 +61,15 @@ int http1_head_flush(struct http1_parser *p)
 	return 0;
 }
 
+const char *http1_host_literal(const char *v, size_t n)
+{
+	/* hex digits, ':', '.' (IPv6, IPv4-mapped) and "v1.x" future forms */
+	size_t i = 1;
+	while (i < n && v[i] != ']' && (http1_regname[(unsigned char)v[i]] || v[i] == ':'))
+		i++;
+	return i < n && v[i] == ']' && i > 1 ? v + i + 1 : NULL;
+}
+
 /* ---- llhttp callbacks ---- */
 
 static int on_message_begin(llhttp_t *ll)
@@ -58,6 +82,7 @@ static int on_message_begin(llhttp_t *ll)
 	p->nheaders = 0;
 	p->method_off = p->method_len = p->url_off = p->url_len = 0;
 	p->trailer_bytes = 0;
+	p->tname_len = 0;
 	p->hstate = H_NONE;
 	p->keep_alive = p->expect_continue = p->upgrade = p->continue_pending = false;
 	return 0;
@@ -104,14 +129,38 @@ static int count_trailer(struct http1_parser *p, size_t len)
 	return 0;
 }
 
+/* Keep the start of a trailer's name: enough to know the framing ones. */
+static void trailer_name(struct http1_parser *p, const char *at, size_t len)
+{
+	size_t room = sizeof(p->tname) - p->tname_len;
+	size_t n = len < room ? len : room;
+	memcpy(p->tname + p->tname_len, at, n);
+	p->tname_len = (unsigned char)(p->tname_len + n);
+	if (len > n)
+		p->tname_len = sizeof(p->tname); /* too long for any of them */
+}
+
+/* RFC 9110 6.5.1: a trailer must not carry what frames or routes the
+ * message; a front end that merges trailers into the head would read it
+ * differently from us, who ignore them. */
+static bool trailer_forbidden(const struct http1_parser *p)
+{
+	const char *n = p->tname;
+	size_t len = p->tname_len;
+	return TOKEN_EQ(n, len, "transfer-encoding") || TOKEN_EQ(n, len, "content-length") ||
+	       TOKEN_EQ(n, len, "host") || TOKEN_EQ(n, len, "connection");
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = from_ll(ll);
 	for (size_t i = 0; i < len; i++)
 		if (!http1_tchar[(unsigned char)at[i]])
 			return http1_fail(p, 400, "invalid character in a header name");
-	if (trailing(ll))
+	if (trailing(ll)) {
+		trailer_name(p, at, len);
 		return count_trailer(p, len);
+	}
 	if (p->hstate != H_FIELD) {
 		if (p->nheaders >= p->lim.max_headers)
 			return http1_fail(p, 431, "too many headers");
@@ -154,8 +203,11 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = from_ll(ll);
-	if (trailing(ll))
-		return 0;
+	if (trailing(ll)) {
+		bool bad = trailer_forbidden(p);
+		p->tname_len = 0;
+		return bad ? http1_fail(p, 400, "a framing header field in the trailers") : 0;
+	}
 	/* llhttp reports an empty name as a zero-length span */
 	if (p->hstate != H_FIELD || p->spans[p->nheaders - 1].name_len == 0)
 		return http1_fail(p, 400, "header without a name");
@@ -169,6 +221,43 @@ static int on_header_value_complete(llhttp_t *ll)
 	return 0;
 }
 
+/* What the head's fields say, beyond llhttp's flags. */
+struct head_fields {
+	unsigned hosts, tes;
+	bool host_bad, te_chunked, expect_continue;
+};
+
+static void scan_fields(const struct http1_parser *p, struct head_fields *f)
+{
+	*f = (struct head_fields){0};
+	for (size_t i = 0; i < p->nheaders; i++) {
+		const struct hdr_span *s = &p->spans[i];
+		const char *n = p->head + s->name_off, *v = p->head + s->value_off;
+		size_t vlen = s->value_len;
+		/* llhttp leaves trailing whitespace in a value span */
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		switch (s->name_len) {
+		case 4:
+			if (TOKEN_EQ(n, 4, "host")) {
+				f->hosts++;
+				f->host_bad |= !http1_host_ok(v, vlen);
+			}
+			break;
+		case 6:
+			if (TOKEN_EQ(n, 6, "expect") && TOKEN_EQ(v, vlen, "100-continue"))
+				f->expect_continue = true;
+			break;
+		case 17:
+			if (TOKEN_EQ(n, 17, "transfer-encoding")) {
+				f->tes++;
+				f->te_chunked = TOKEN_EQ(v, vlen, "chunked");
+			}
+			break;
+		}
+	}
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = from_ll(ll);
@@ -178,18 +267,39 @@ static int on_headers_complete(llhttp_t *ll)
 	/* A request line without a version is HTTP/0.9 to llhttp. */
 	if (ll->http_major != 1 || ll->http_minor > 1)
 		return http1_fail(p, 400, "unsupported HTTP version");
-	/* llhttp refuses most of these itself; checking first makes the answer
-	 * 400 rather than a 413 for a huge Content-Length beside a chunked TE. */
-	if ((ll->flags & F_TRANSFER_ENCODING) && (ll->flags & F_CONTENT_LENGTH))
-		return http1_fail(p, 400, "Content-Length together with Transfer-Encoding");
+	/* In nginx's order (ngx_http_process_request_header): Host, then
+	 * the body's framing, then the method. */
+	struct head_fields f;
+	scan_fields(p, &f);
+	if (f.hosts > 1)
+		return http1_fail(p, 400, "more than one Host header");
+	if (f.host_bad)
+		return http1_fail(p, 400, "invalid Host header");
+	if (f.hosts == 0 && ll->http_minor == 1)
+		return http1_fail(p, 400, "HTTP/1.1 request without Host");
+	if (ll->flags & F_TRANSFER_ENCODING) {
+		if (ll->http_minor == 0)
+			return http1_fail(p, 400, "Transfer-Encoding on HTTP/1.0");
+		if (f.tes > 1)
+			return http1_fail(p, 400, "more than one Transfer-Encoding header");
+		if (!f.te_chunked)
+			return http1_fail(p, 501, "Transfer-Encoding other than chunked");
+		/* llhttp refuses most of these itself; checking first makes the
+		 * answer 400 rather than a 413 for a huge Content-Length. */
+		if (ll->flags & F_CONTENT_LENGTH)
+			return http1_fail(p, 400, "Content-Length together with Transfer-Encoding");
+	}
+	int refused = http_method_refusal(p->head + p->method_off, p->method_len);
+	if (refused)
+		return http1_fail(p, refused, refused == 405 ? "method not allowed"
+		                                             : "method not implemented");
+	/* RFC 9112 3.2.4: "*" is the target of a server-wide OPTIONS only. */
+	if (p->url_len == 1 && p->head[p->url_off] == '*' && !TOKEN_EQ(p->head + p->method_off,
+	                                                               p->method_len, "options"))
+		return http1_fail(p, 400, "asterisk-form target of a method other than OPTIONS");
 	if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->lim.max_body_bytes)
 		return http1_fail(p, 413, "declared body too large");
-	for (size_t i = 0; i < p->nheaders; i++) {
-		const struct hdr_span *s = &p->spans[i];
-		if (TOKEN_EQ(p->head + s->name_off, s->name_len, "expect") &&
-		    TOKEN_EQ(p->head + s->value_off, s->value_len, "100-continue"))
-			p->expect_continue = true;
-	}
+	p->expect_continue = f.expect_continue;
 	p->upgrade = ll->upgrade != 0;
 	/* We answer an upgrade request as a plain HTTP/1.1 request (RFC 9110
 	 * lets a server ignore Upgrade), so llhttp must keep parsing HTTP/1.1
@@ -218,6 +328,18 @@ static int on_chunk_header(llhttp_t *ll)
 	return 0;
 }
 
+/* Chunk extensions are parsed and dropped; like trailers they count
+ * against the header budget, or a client could stream them forever. */
+static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
+{
+	(void)at;
+	struct http1_parser *p = from_ll(ll);
+	p->trailer_bytes += len;
+	if (p->trailer_bytes > p->lim.max_header_bytes)
+		return http1_fail(p, 400, "chunk extensions too long");
+	return 0;
+}
+
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http1_parser *p = from_ll(ll);
@@ -236,7 +358,9 @@ static int on_message_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = from_ll(ll);
 	p->minor = ll->http_minor; /* on_version_complete: 1.0 or 1.1 */
-	p->keep_alive = llhttp_should_keep_alive(ll) != 0;
+	/* llhttp keeps an HTTP/1.0 connection alive when its Connection list
+	 * holds "keep-alive" even beside "close": a close anywhere wins. */
+	p->keep_alive = llhttp_should_keep_alive(ll) != 0 && !(ll->flags & F_CONNECTION_CLOSE);
 	p->continue_pending = false;
 	return HPE_PAUSED;
 }
@@ -252,6 +376,8 @@ const llhttp_settings_t http1_llhttp_settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };

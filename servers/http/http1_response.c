@@ -172,8 +172,13 @@ const char *http_date_now(void)
 #define CONN_NONE "\r\n\r\n"
 #define LIT(d, s) (memcpy((d), (s), sizeof(s) - 1), (d) + sizeof(s) - 1)
 
-static char *put_head(struct http_obuf *b, int http_minor, int status, const char *content_type,
-                      size_t content_length, bool keep_alive, size_t body_len)
+/* extra: whole header lines inserted after Server (NULL: none);
+ * no_length: no Content-Length line. Inline: the hot callers pass
+ * constants, and their code stays what it was without these. */
+static inline __attribute__((always_inline)) char *
+put_head(struct http_obuf *b, int http_minor, int status, const char *content_type,
+         size_t content_length, bool keep_alive, size_t body_len, const char *extra,
+         bool no_length)
 {
 	if (status < 100 || status > 999)
 		status = 500;
@@ -209,8 +214,9 @@ static char *put_head(struct http_obuf *b, int http_minor, int status, const cha
 	}
 
 	size_t ct_len = strlen(content_type);
-	size_t head_len = 9 + sl_len + DATE_LINES_LEN + sizeof(CT_PREFIX) - 1 + ct_len +
-	                  sizeof(CL_PREFIX) - 1 + nd + conn_len;
+	size_t extra_len = extra ? strlen(extra) : 0;
+	size_t head_len = 9 + sl_len + DATE_LINES_LEN + extra_len + sizeof(CT_PREFIX) - 1 +
+	                  ct_len + sizeof(CL_PREFIX) - 1 + nd + conn_len;
 	if (body_len > SIZE_MAX / 2 || http_obuf_reserve(b, head_len + body_len) != 0)
 		return NULL;
 
@@ -232,21 +238,60 @@ static char *put_head(struct http_obuf *b, int http_minor, int status, const cha
 	}
 	memcpy(d, date_lines(), DATE_LINES_LEN);
 	d += DATE_LINES_LEN;
+	if (extra) {
+		memcpy(d, extra, extra_len);
+		d += extra_len;
+	}
 	d = LIT(d, CT_PREFIX);
 	memcpy(d, content_type, ct_len);
 	d += ct_len;
-	d = LIT(d, CL_PREFIX);
-	memcpy(d, digits + sizeof(digits) - nd, nd);
-	d += nd;
+	if (!no_length) {
+		d = LIT(d, CL_PREFIX);
+		memcpy(d, digits + sizeof(digits) - nd, nd);
+		d += nd;
+	}
 	memcpy(d, conn, conn_len);
 	d += conn_len;
 	return d;
 }
 
+/* The statuses whose head is not the usual one: 204 and 304 have no
+ * body and no Content-Length (RFC 9110 8.6, 15.4.5: a 304's would have to
+ * be the 200's length), a 405 says which methods are served (15.5.6). Off
+ * the hot path: a 200 costs one comparison for them. */
+static bool special_status(int status)
+{
+	return status == 204 || status == 304 || status == 405;
+}
+
+static __attribute__((noinline)) int write_special(struct http_obuf *b, int http_minor,
+                                                   int status, const char *content_type,
+                                                   const void *body, size_t len,
+                                                   bool keep_alive, bool head_only)
+{
+	bool nobody = status != 405;
+	const char *allow = nobody ? NULL : "Allow: " HTTP_METHODS_SERVED "\r\n";
+	size_t body_len = nobody || head_only ? 0 : len;
+	char *d = put_head(b, http_minor, status, content_type, len, keep_alive, body_len, allow,
+	                   nobody);
+	if (!d)
+		return -1;
+	if (body_len) {
+		memcpy(d, body, body_len);
+		d += body_len;
+	}
+	b->len = (size_t)(d - b->data);
+	return 0;
+}
+
 int http1_write_head(struct http_obuf *b, int http_minor, int status, const char *content_type,
                      size_t content_length, bool keep_alive)
 {
-	char *d = put_head(b, http_minor, status, content_type, content_length, keep_alive, 0);
+	if (__builtin_expect(status != 200, 0) && special_status(status))
+		return write_special(b, http_minor, status, content_type, NULL, content_length,
+		                     keep_alive, true);
+	char *d = put_head(b, http_minor, status, content_type, content_length, keep_alive, 0,
+	                   NULL, false);
 	if (!d)
 		return -1;
 	b->len = (size_t)(d - b->data);
@@ -256,7 +301,10 @@ int http1_write_head(struct http_obuf *b, int http_minor, int status, const char
 int http1_write_response(struct http_obuf *b, int http_minor, int status, const char *content_type,
                          const void *body, size_t len, bool keep_alive)
 {
-	char *d = put_head(b, http_minor, status, content_type, len, keep_alive, len);
+	if (__builtin_expect(status != 200, 0) && special_status(status))
+		return write_special(b, http_minor, status, content_type, body, len, keep_alive,
+		                     false);
+	char *d = put_head(b, http_minor, status, content_type, len, keep_alive, len, NULL, false);
 	if (!d)
 		return -1;
 	if (len) {

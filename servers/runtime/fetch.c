@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Transfers kept on the free list after a burst; beyond this they are
  * freed so a spike does not pin memory forever. */
@@ -31,7 +32,7 @@ struct fetch_opts fetch_opts_default(void)
 	    .timeout_ms = 10000,
 	    .connect_timeout_ms = 2000,
 	    .max_host_connections = 0,
-	    .max_body_bytes = 16u * 1024 * 1024,
+	    .max_body_bytes = 1024 * 1024,
 	};
 }
 
@@ -81,6 +82,58 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* The answer's head, line by line (libcurl hands over each, interim
+ * answers' too): what libcurl takes but nginx's proxy refuses as "upstream
+ * sent ..." (ngx_http_proxy_process_header) ends the transfer here, and
+ * the request gets 502: a 101 nobody asked for (libcurl would read the
+ * rest as a body that never ends: 504 after the timeout), two
+ * Content-Lengths or one that is not digits, Content-Length beside
+ * Transfer-Encoding, a Transfer-Encoding other than "chunked". Returning
+ * 0 makes libcurl stop with CURLE_WRITE_ERROR. */
+/* A header line's value without OWS and the line end: [*v, return). */
+static const char *field_value(const char **v, const char *end)
+{
+	while (*v < end && (**v == ' ' || **v == '\t'))
+		(*v)++;
+	while (end > *v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return end;
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
+{
+	struct fetch_buf *b = &((struct fetch_req *)userp)->buf;
+	size_t len = size * nitems;
+	const char *end = line + len;
+	if (len >= 12 && memcmp(line, "HTTP/", 5) == 0) {
+		/* A status line: a new head (after a 100 Continue, say). */
+		b->ncl = b->nte = 0;
+		const char *code = memchr(line, ' ', len);
+		if (code && end - code >= 4 && memcmp(code + 1, "101", 3) == 0) {
+			b->bad_head = true;
+			return 0;
+		}
+		return len;
+	}
+	if (len > 15 && strncasecmp(line, "content-length:", 15) == 0) {
+		const char *v = line + 15, *ve = field_value(&v, end);
+		bool digits = ve > v;
+		for (const char *d = v; d < ve; d++)
+			digits &= *d >= '0' && *d <= '9';
+		if (++b->ncl > 1 || !digits)
+			b->bad_head = true;
+	} else if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
+		const char *v = line + 18, *ve = field_value(&v, end);
+		if (++b->nte > 1 || ve - v != 7 || strncasecmp(v, "chunked", 7) != 0)
+			b->bad_head = true;
+	} else {
+		return len;
+	}
+	if (b->ncl && b->nte)
+		b->bad_head = true;
+	return b->bad_head ? 0 : len;
+}
+
 static void buf_reset(struct fetch_buf *b, size_t max)
 {
 	free(b->data);
@@ -107,9 +160,9 @@ static enum app_fetch_error map_curlcode(CURLcode rc, const struct fetch_buf *b)
 	case CURLE_GOT_NOTHING:
 		return APP_FETCH_ERESET;
 	case CURLE_WRITE_ERROR:
-		/* Our write callback refused: too big is the upstream's fault,
-		 * a failed realloc is ours. */
-		return b->too_big ? APP_FETCH_EPROTO : APP_FETCH_ENOMEM;
+		/* Our write or header callback refused: too big or a bad head
+		 * is the upstream's fault, a failed realloc is ours. */
+		return b->too_big || b->bad_head ? APP_FETCH_EPROTO : APP_FETCH_ENOMEM;
 	case CURLE_FILESIZE_EXCEEDED:
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_BAD_CONTENT_ENCODING:
@@ -136,8 +189,10 @@ void *fetch_take_result(struct fetch_req *r, CURLcode rc, struct app_fetch_resul
 	    .status = (int)status,
 	    .elapsed_ms = ms_since(&r->start),
 	};
-	if (res->error == APP_FETCH_OK && status >= 500)
-		res->error = APP_FETCH_ESTATUS;
+	/* Any final status is the app's to pass on (app_fetch_status); a
+	 * transfer that ended without one is not an answer. */
+	if (res->error == APP_FETCH_OK && (status < 200 || status > 599))
+		res->error = APP_FETCH_EPROTO;
 	void *body = NULL;
 	if (res->error == APP_FETCH_OK && r->buf.len > 0) {
 		r->buf.data[r->buf.len] = '\0'; /* a courtesy for string users */
@@ -161,6 +216,8 @@ static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");    /* never a proxy from the environment */
 	curl_easy_setopt(e, CURLOPT_NOPROXY, "*"); /* nor two getenv() per transfer for no_proxy */

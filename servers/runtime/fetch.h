@@ -19,12 +19,14 @@ struct fetch_opts {
 	unsigned timeout_ms;          /* whole transfer; default 10000 */
 	unsigned connect_timeout_ms;  /* default 2000 */
 	unsigned max_host_connections;/* 0: unlimited (default) */
-	size_t max_body_bytes;        /* larger answers fail as EPROTO; default 16 MiB */
+	size_t max_body_bytes;        /* larger answers fail as EPROTO; default 1 MiB */
 };
 
 struct fetch_opts fetch_opts_default(void);
 
-/* Completion: res describes the outcome; body is malloc'd (NULL when empty
+/* Completion: res describes the outcome (error APP_FETCH_OK with the
+ * upstream's final status, whatever it is, 200..599; a 101, a framing
+ * error or a body over max_body_bytes is APP_FETCH_EPROTO); body is malloc'd (NULL when empty
  * or failed) and now belongs to the callback, which must free it or hand
  * it on (app_ctx_deliver_fetch takes it). res->body == body. The callback
  * may start new fetches and may free nothing of the fetcher. */

@@ -59,11 +59,14 @@ struct fetch_sock {
 	struct fetch_sock *prev, *next; /* all live ones, for fetcher_free */
 };
 
-/* Growable body buffer with a cap; handed to the caller on success. */
+/* Growable body buffer with a cap; handed to the caller on success. Also
+ * what the answer's head said about its framing (fetch.c, header_cb). */
 struct fetch_buf {
 	char *data;
 	size_t len, cap, max;
 	bool too_big;
+	bool bad_head;          /* a head nginx's proxy would refuse: 502 */
+	unsigned char ncl, nte; /* Content-Length, Transfer-Encoding lines */
 };
 
 struct fetch_req {

@@ -10,12 +10,14 @@
 #include "app.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
+#include <sys/un.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARED_MAX 24
+#define SHARED_MAX 32
 
 void server_opts_default(struct server_opts *o)
 {
@@ -33,6 +35,11 @@ void server_opts_default(struct server_opts *o)
 	    .quiet = false,
 	    .h2_max_streams = 100,
 	    .stats_path = NULL,
+	    .upstream_max_body = 1024UL * 1024,
+	    .unix_path = NULL,
+	    .shared_listener = false,
+	    .tls_cert = NULL,
+	    .tls_key = NULL,
 	};
 }
 
@@ -43,6 +50,19 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	const struct opt_def defs[] = {
 	    {"listen", OPT_STR, &o->listen, "ADDR",
 	     "HOST:PORT, [IPV6]:PORT or :PORT (every IPv4 address)", 0, 0},
+	    {"unix", OPT_STR, &o->unix_path, "PATH",
+	     "listen on a Unix-domain socket at PATH instead of --listen (a stale socket file "
+	     "is replaced, any other file refused; removed at exit)",
+	     0, 0},
+	    {"shared-listener", OPT_FLAG, &o->shared_listener, NULL,
+	     "one listen socket shared by the workers (the kernel wakes whichever waits) "
+	     "instead of one SO_REUSEPORT socket per worker, which spreads connections evenly",
+	     0, 0},
+	    {"tls-cert", OPT_STR, &o->tls_cert, "FILE",
+	     "serve TLS (ALPN h2 and http/1.1) with this PEM certificate chain; needs "
+	     "--tls-key",
+	     0, 0},
+	    {"tls-key", OPT_STR, &o->tls_key, "FILE", "the PEM private key of --tls-cert", 0, 0},
 	    {"workers", OPT_INT, &o->workers, "N", "worker processes; 0 = one per CPU", 0, 1024},
 	    {"app", OPT_STR, &o->app, "NAME", "the app to serve (see the list below)", 0, 0},
 	    {"upstream", OPT_STR, &o->upstream, "URL",
@@ -55,6 +75,10 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	     "seconds an idle keep-alive connection stays open", 0, 3600},
 	    {"upstream-timeout", OPT_UINT, &o->upstream_timeout_ms, "MS",
 	     "upstream fetch timeout, whole transfer (then 504)", 1, 3600000},
+	    {"upstream-max-body", OPT_ULONG, &o->upstream_max_body, "BYTES",
+	     "largest upstream answer body a fetch buffers (then 502); each fetch in flight "
+	     "may hold this much",
+	     1, 1073741824L},
 	    {"max-body", OPT_ULONG, &o->max_body, "BYTES",
 	     "largest request body accepted (then 413)", 0, 1073741824L},
 	    {"backlog", OPT_INT, &o->backlog, "N", "listen(2) backlog", 1, 65535},
@@ -109,6 +133,37 @@ static bool listen_ok(const char *s)
 	return strtoul(port, NULL, 10) <= 65535;
 }
 
+/* What is wrong with an --upstream URL, or NULL: parsed as libcurl will
+ * parse it, then the scheme (http, https), a host and a port in 1..65535
+ * (libcurl takes port 0 and fails each fetch; a port over 65535 made every
+ * request a 500). */
+static const char *upstream_problem(const char *v)
+{
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+		return "is not an http:// or https:// URL";
+	CURLU *u = curl_url();
+	if (!u)
+		return "cannot be checked (out of memory)";
+	const char *why = NULL;
+	char *host = NULL, *port = NULL;
+	CURLUcode rc = curl_url_set(u, CURLUPART_URL, v, 0);
+	if (rc == CURLUE_BAD_PORT_NUMBER)
+		why = "has a bad port (expected 1..65535)";
+	else if (rc == CURLUE_NO_HOST)
+		why = "has no host";
+	else if (rc != CURLUE_OK)
+		why = "is not a URL libcurl can fetch";
+	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0])
+		why = "has no host";
+	else if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK &&
+	         (strtoul(port, NULL, 10) < 1 || strtoul(port, NULL, 10) > 65535))
+		why = "has a bad port (expected 1..65535)";
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return why;
+}
+
 static void print_apps(FILE *f, const char *sep)
 {
 	const struct app *const *all = app_all();
@@ -133,10 +188,21 @@ static int check_str(const struct server_opts *o, const struct opt_def *d, const
 		fprintf(stderr, ")\n");
 		return -1;
 	}
-	if (d->dest == &o->upstream && strncmp(v, "http://", 7) != 0 &&
-	    strncmp(v, "https://", 8) != 0) {
-		fprintf(stderr, "%s: --upstream: '%s' is not an http:// or https:// URL\n", prog,
-		        v);
+	if (d->dest == &o->upstream) {
+		const char *why = upstream_problem(v);
+		if (why) {
+			fprintf(stderr, "%s: --upstream: '%s' %s\n", prog, v, why);
+			return -1;
+		}
+	}
+	if (d->dest == &o->unix_path &&
+	    (v[0] == '\0' || strlen(v) >= sizeof(((struct sockaddr_un *)0)->sun_path))) {
+		fprintf(stderr, "%s: --unix: '%s' is not a socket path (1..%zu bytes)\n", prog, v,
+		        sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return -1;
+	}
+	if ((d->dest == &o->tls_cert || d->dest == &o->tls_key) && v[0] == '\0') {
+		fprintf(stderr, "%s: --%s: a file name is needed\n", prog, d->name);
 		return -1;
 	}
 	if (d->dest == &o->stats_path && v[0] != '/') {
@@ -334,6 +400,10 @@ int server_opts_parse(struct server_opts *o, const struct opt_def *extra, int ar
 		}
 		if (set_value(o, d, v, prog) != 0)
 			return bad_usage(prog);
+	}
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", prog);
+		return bad_usage(prog);
 	}
 	return 0;
 }

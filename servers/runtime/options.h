@@ -25,6 +25,14 @@ struct server_opts {
 	                                 connection, default 100 */
 	const char *stats_path;       /* answer GET PATH with the worker's counters
 	                                 (JSON); NULL (default): off */
+	unsigned long upstream_max_body; /* largest upstream answer body a fetch
+	                                    keeps (then 502), default 1 MiB */
+	const char *unix_path;        /* listen on this Unix-domain socket instead of
+	                                 --listen; NULL (default): TCP */
+	bool shared_listener;         /* one listen socket for every worker instead
+	                                 of one SO_REUSEPORT socket each */
+	const char *tls_cert, *tls_key; /* PEM files: the listener speaks TLS
+	                                   (ALPN h2, http/1.1); NULL: cleartext */
 };
 
 enum opt_kind { OPT_FLAG, OPT_INT, OPT_UINT, OPT_ULONG, OPT_STR };

@@ -459,8 +459,13 @@ static void test_error_mapping(void **state)
 	assert_int_equal(app_error_status((enum app_fetch_error)99), 502);
 	struct app_fetch_result r = {.error = APP_FETCH_ETIMEOUT};
 	assert_int_equal(app_fetch_status(&r), 504);
-	r.error = APP_FETCH_OK;
+	/* an answer: its own status, passed on */
+	r = (struct app_fetch_result){.error = APP_FETCH_OK, .status = 200};
 	assert_int_equal(app_fetch_status(&r), 200);
+	r.status = 404;
+	assert_int_equal(app_fetch_status(&r), 404);
+	r.status = 503;
+	assert_int_equal(app_fetch_status(&r), 503);
 
 	assert_string_equal(app_fetch_strerror(APP_FETCH_OK), "ok");
 	assert_string_equal(app_fetch_strerror(APP_FETCH_ETIMEOUT), "upstream timed out");

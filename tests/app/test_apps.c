@@ -181,9 +181,8 @@ struct failure_case {
 };
 
 static const struct failure_case failures[] = {
-    {APP_FETCH_ECONNECT, 502},  {APP_FETCH_ERESET, 502},  {APP_FETCH_EPROTO, 502},
-    {APP_FETCH_ETIMEOUT, 504},  {APP_FETCH_ESTATUS, 502}, {APP_FETCH_ENOMEM, 503},
-    {APP_FETCH_EINTERNAL, 500},
+    {APP_FETCH_ECONNECT, 502}, {APP_FETCH_ERESET, 502}, {APP_FETCH_EPROTO, 502},
+    {APP_FETCH_ETIMEOUT, 504}, {APP_FETCH_ENOMEM, 503}, {APP_FETCH_EINTERNAL, 500},
 };
 #define NFAILURES (sizeof(failures) / sizeof(failures[0]))
 
@@ -193,13 +192,30 @@ static void test_proxy_failures(void **state)
 	for (size_t i = 0; i < NFAILURES; i++) {
 		struct fake_req f;
 		fake_init(&f, UPSTREAM);
-		/* a failed fetch may still carry a body (a 5xx page): not passed on */
-		fake_script(&f, failures[i].err, failures[i].err == APP_FETCH_ESTATUS ? 503 : 0,
-		            failures[i].err == APP_FETCH_ESTATUS ? "upstream error page" : NULL);
+		fake_script(&f, failures[i].err, 0, NULL);
 		run_get(&f, "proxy", NULL);
 		assert_answer(&f, failures[i].status, "text/plain",
 		              app_fetch_strerror(failures[i].err));
 		fake_finish(&f);
+	}
+}
+
+/* Issue 19: the upstream's status is passed on with its body, as nginx
+ * does (it was 200 for a 404 or 302, 502 for a 5xx). */
+static void test_proxy_passes_status(void **state)
+{
+	(void)state;
+	static const int statuses[] = {201, 204, 302, 404, 500, 503, 599};
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		for (int explicit = 0; explicit < 2; explicit++) {
+			struct fake_req f;
+			fake_init(&f, UPSTREAM);
+			fake_script(&f, APP_FETCH_OK, statuses[i], "upstream page");
+			run_get(&f, explicit ? "proxy-async" : "proxy", NULL);
+			fake_deliver_all(&f);
+			assert_answer(&f, statuses[i], "text/plain", "upstream page");
+			fake_finish(&f);
+		}
 	}
 }
 
@@ -329,6 +345,20 @@ static void test_fanout_n_bounds(void **state)
 	check_fanout_n("n=bad", 4);
 }
 
+/* One answer cannot pass on n statuses: a part that is not 2xx fails it. */
+static void test_fanout_non_2xx(void **state)
+{
+	(void)state;
+	struct fake_req f;
+	fake_init(&f, UPSTREAM);
+	fake_script(&f, APP_FETCH_OK, 200, "a");
+	fake_script(&f, APP_FETCH_OK, 404, "missing");
+	run_get(&f, "fanout", "n=2");
+	fake_deliver_all(&f);
+	assert_answer(&f, 502, "text/plain", app_fetch_strerror(APP_FETCH_ESTATUS));
+	fake_finish(&f);
+}
+
 static void test_fanout_one_failure(void **state)
 {
 	(void)state;
@@ -448,12 +478,14 @@ int main(void)
 	    cmocka_unit_test(test_cpu),
 	    cmocka_unit_test(test_proxy_ok),
 	    cmocka_unit_test(test_proxy_failures),
+	    cmocka_unit_test(test_proxy_passes_status),
 	    cmocka_unit_test(test_proxy_async_ok),
 	    cmocka_unit_test(test_proxy_async_failures),
 	    cmocka_unit_test(test_proxy_async_cannot_start),
 	    cmocka_unit_test(test_fanout_default_and_order),
 	    cmocka_unit_test(test_fanout_shuffled),
 	    cmocka_unit_test(test_fanout_n_bounds),
+	    cmocka_unit_test(test_fanout_non_2xx),
 	    cmocka_unit_test(test_fanout_one_failure),
 	    cmocka_unit_test(test_fanout_first_failure_wins),
 	    cmocka_unit_test(test_fanout_start_failure),

@@ -17,6 +17,16 @@ list, cycled), or the fixed behaviour once the list is used up. Behaviours:
   cl-short     announces 5 bytes, sends 64 (the rest is garbage on the
                connection for whatever comes next), keeps the connection
   garbage      a line that is not HTTP, then close
+  no-content   204 with no body
+  chunked      200, BODY in two chunks (a good answer)
+  big:N        200 with N bytes (Content-Length); big-chunked:N the same chunked
+  101          101 Switching Protocols nobody asked for, then silence
+  cl-cl        two different Content-Lengths; cl-cl-same two equal ones;
+               cl-list "Content-Length: 24, 24"
+  cl-te        Content-Length beside Transfer-Encoding: chunked
+  te-gzip      Transfer-Encoding: gzip, chunked
+  bad-chunk    a chunk size that is not hex; chunk-xx two bytes other than
+               CRLF after a chunk's data
 
 Threads only; standard library only; stop() closes every socket it opened.
 """
@@ -135,6 +145,50 @@ class FakeUpstream:
             return True
         if kind == "garbage":
             s.sendall(b"SSH-2.0-OpenSSH_9.0 not http\r\n\r\n")
+            return False
+        chunked = b"Transfer-Encoding: chunked\r\n"
+        body = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, BODY[:10], len(BODY) - 10, BODY[10:])
+        if kind == "no-content":
+            s.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            return True
+        if kind == "chunked":
+            s.sendall(b"HTTP/1.1 200 OK\r\n" + chunked + b"\r\n" + body)
+            return True
+        if kind.startswith("big:"):
+            n = int(kind[4:])
+            s.sendall(self._head(200, n) + b"b" * n)
+            return True
+        if kind.startswith("big-chunked:"):
+            n = int(kind[12:])
+            s.sendall(b"HTTP/1.1 200 OK\r\n" + chunked + b"\r\n" +
+                      b"".join(b"%x\r\n%s\r\n" % (k, b"c" * k)
+                               for k in [4096] * (n // 4096) + ([n % 4096] if n % 4096 else [])) +
+                      b"0\r\n\r\n")
+            return True
+        if kind == "101":
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\n\r\n")
+            return self._answer(s, "stall")
+        if kind in ("cl-cl", "cl-cl-same", "cl-list"):
+            second = {"cl-cl": b"Content-Length: 5\r\n",
+                      "cl-cl-same": b"Content-Length: %d\r\n" % len(BODY),
+                      "cl-list": b""}[kind]
+            first = b"%d, %d" % (len(BODY), len(BODY)) if kind == "cl-list" else b"%d" % len(BODY)
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + first + b"\r\n" + second +
+                      b"\r\n" + BODY)
+            return True
+        if kind == "cl-te":
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n" + chunked + b"\r\n" + body)
+            return False
+        if kind == "te-gzip":
+            s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + body)
+            return False
+        if kind == "bad-chunk":
+            s.sendall(b"HTTP/1.1 200 OK\r\n" + chunked + b"\r\nzz\r\n" + BODY + b"\r\n0\r\n\r\n")
+            return False
+        if kind == "chunk-xx":
+            s.sendall(b"HTTP/1.1 200 OK\r\n" + chunked + b"\r\n%x\r\n%sXX0\r\n\r\n" %
+                      (len(BODY), BODY))
             return False
         raise ValueError(f"unknown behaviour {kind!r}")
 

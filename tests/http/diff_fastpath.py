@@ -24,6 +24,8 @@ SPECIAL = [b"Connection", b"connection", b"CONNECTION", b"Proxy-Connection",
            b"Host", b"Keep-Alive"]
 CONN_VALUES = [b"keep-alive", b"close", b"Keep-Alive", b"CLOSE", b"keep-alive, upgrade",
                b"upgrade", b"", b" keep-alive", b"keep-alive ", b"te, close"]
+HOST_VALUES = [b"127.0.0.1", b"127.0.0.1:8080", b"example.com", b"x", b"[::1]:80", b"a..b",
+               b"a/b", b"a b", b"a:b", b"[::1", b"a@b", b"%41_~"]
 TARGET_BYTES = b"abcxyz019/?=&%-._~!$'()*+,;:@#[] \t\x7f\x80\xff\"<>\\^`{|}"
 NAME_BYTES = b"abcdefXYZ-_!#$%&'*+.^`|~019 :\t\x00\x7f\x80("
 VALUE_BYTES = b"abcdef 0123456789;=,./\t\"()\x7f\x80\xff\x01:"
@@ -92,6 +94,14 @@ def plain_request(rng):
         heads.insert(rng.randrange(len(heads) + 1),
                      rng.choice([b"Connection", b"connection"]) + b": " +
                      rng.choice(CONN_VALUES[:4]) + b"\r\n")
+    # HTTP/1.1 needs exactly one valid Host: mostly one, sometimes none,
+    # two, or a value http1_host_ok() refuses (then llhttp's path answers).
+    r = rng.random()
+    nhost = 1 if r < 0.85 else (0 if r < 0.92 else 2)
+    for _ in range(nhost):
+        heads.insert(rng.randrange(len(heads) + 1),
+                     rng.choice([b"Host", b"host", b"HOST"]) + b": " +
+                     rng.choice(HOST_VALUES) + b"\r\n")
     if rng.random() < 0.3:
         heads.insert(rng.randrange(len(heads) + 1), header(rng))
     return line + b"".join(heads) + b"\r\n"

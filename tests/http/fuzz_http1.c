@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			if (res == HTTP1_ERROR) {
 				int st = http1_parser_error_status(p);
-				if (st != 400 && st != 413 && st != 431)
+				if (st != 400 && st != 405 && st != 413 && st != 431 && st != 501)
 					abort();
 				break;
 			}

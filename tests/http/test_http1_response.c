@@ -104,6 +104,38 @@ static void test_write_head_only(void **state)
 	http_obuf_free(&b);
 }
 
+/* 204 and 304 carry neither body nor Content-Length; 405 says Allow. */
+static void test_special_statuses(void **state)
+{
+	(void)state;
+	static const int bodyless[] = {204, 304};
+	for (size_t i = 0; i < 2; i++) {
+		for (int head = 0; head < 2; head++) {
+			struct http_obuf b;
+			http_obuf_init(&b);
+			int rc = head ? http1_write_head(&b, 1, bodyless[i], NULL, 5, true)
+			              : http1_write_response(&b, 1, bodyless[i], NULL, "hello", 5,
+			                                     true);
+			assert_int_equal(rc, 0);
+			char *text = strndup(b.data, b.len);
+			assert_null(strstr(text, "Content-Length"));
+			assert_non_null(strstr(text, "\r\n\r\n"));
+			assert_int_equal(strstr(text, "\r\n\r\n") + 4 - text, (long)b.len);
+			free(text);
+			http_obuf_free(&b);
+		}
+	}
+	struct http_obuf b;
+	http_obuf_init(&b);
+	assert_int_equal(http1_write_response(&b, 1, 405, NULL, "no", 2, false), 0);
+	char *text = strndup(b.data, b.len);
+	assert_non_null(strstr(text, "HTTP/1.1 405 Method Not Allowed\r\n"));
+	assert_non_null(strstr(text, "\r\nAllow: " HTTP_METHODS_SERVED "\r\n"));
+	assert_non_null(strstr(text, "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"));
+	free(text);
+	http_obuf_free(&b);
+}
+
 static void test_content_length_digits(void **state)
 {
 	(void)state;
@@ -323,6 +355,7 @@ int main(void)
 	    cmocka_unit_test(test_exact_bytes_10_close),
 	    cmocka_unit_test(test_error_statuses_and_defaults),
 	    cmocka_unit_test(test_write_head_only),
+	    cmocka_unit_test(test_special_statuses),
 	    cmocka_unit_test(test_content_length_digits),
 	    cmocka_unit_test(test_date_format),
 	    cmocka_unit_test(test_date_cached_and_refreshed),

@@ -11,8 +11,10 @@ net/http, Node.js http, Python asyncio + aiohttp), started exactly as the
   - fanout answers ?n= bodies (default 4, clamped to 1..64, a bad n is the
     default), and its 8 calls run at once: against a 300 ms upstream the
     answer comes before 8 x 300 ms, the least a one-by-one fetch could take;
-  - a failed upstream gives what the C apps give: 502 for a 5xx answer or a
-    refused connection, 504 past --upstream-timeout;
+  - an upstream answer other than 200 gives what the C apps give: proxy
+    passes its status on (503, 404 with the upstream's body), fanout
+    answers 502; a refused connection 502, 504 past --upstream-timeout, a
+    body over 1 MiB 502;
   - SIGTERM, sent to its PID, stops it with status 0.
 
     test_reference.py go|node|aiohttp --upstream-bin PATH
@@ -240,8 +242,11 @@ def main():
         # ---- a failing upstream
         closed = st.free_port()
         for app in ("proxy", "fanout"):
+            passed_on = app == "proxy"  # servers/app/README.md
             for what, url, extra, status in (
-                    ("a 503 answer", base + "?status=503", (), 502),
+                    ("a 503 answer", base + "?status=503", (), 503 if passed_on else 502),
+                    ("a 404 answer", base + "?status=404", (), 404 if passed_on else 502),
+                    ("a body of 1 MiB + 1", base + "?size=1048577", (), 502),
                     ("a refused connection", "http://127.0.0.1:%d/" % closed, (), 502),
                     ("a stall past --upstream-timeout 300", base + "?stall=1",
                      ("--upstream-timeout", "300"), 504)):

@@ -256,6 +256,46 @@ static void test_bad_upstream(void **state)
 	struct capture c;
 	assert_non_null(strstr(parse_err(&c, "--upstream", "127.0.0.1:9000", NULL),
 	                       "--upstream: '127.0.0.1:9000' is not an http:// or https:// URL"));
+	/* issue 19: a port out of range was accepted, and every request got 500 */
+	static const struct {
+		const char *url, *why;
+	} bad[] = {
+	    {"http://127.0.0.1:99999/", "has a bad port (expected 1..65535)"},
+	    {"http://127.0.0.1:0/", "has a bad port (expected 1..65535)"},
+	    {"http://h:port/", "has a bad port (expected 1..65535)"},
+	    {"http://:80/", "has no host"},
+	    {"https://a b/", "is not a URL libcurl can fetch"},
+	    {"ftp://h/", "is not an http:// or https:// URL"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[160];
+		snprintf(want, sizeof(want), "--upstream: '%s' %s\n", bad[i].url, bad[i].why);
+		const char *err = parse_err(&c, "--upstream", bad[i].url, NULL);
+		if (!strstr(err, want))
+			fail_msg("%s: got %s", bad[i].url, err);
+	}
+	struct server_opts o;
+	static const char *const good[] = {"http://127.0.0.1:1/", "https://[::1]:65535/x?y=1",
+	                                   "http://example.com/"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(parse(&o, "--upstream", good[i], NULL), 0);
+}
+
+static void test_tls_flags_go_together(void **state)
+{
+	(void)state;
+	struct capture c;
+	assert_non_null(strstr(parse_err(&c, "--tls-cert", "c.pem", NULL),
+	                       "--tls-cert and --tls-key go together"));
+	assert_non_null(strstr(parse_err(&c, "--tls-key", "k.pem", NULL),
+	                       "--tls-cert and --tls-key go together"));
+	struct server_opts o;
+	assert_int_equal(parse(&o, "--tls-cert", "c.pem", "--tls-key", "k.pem", NULL), 0);
+	assert_string_equal(o.tls_cert, "c.pem");
+	assert_non_null(strstr(parse_err(&c, "--unix", "", NULL), "--unix: '' is not a socket path"));
+	assert_int_equal(parse(&o, "--unix", "/tmp/x.sock", "--upstream-max-body", "4096", NULL), 0);
+	assert_string_equal(o.unix_path, "/tmp/x.sock");
+	assert_int_equal(o.upstream_max_body, 4096);
 }
 
 static void test_bad_stats_path(void **state)
@@ -280,6 +320,11 @@ static const char *const every_flag[] = {
     "--quiet",
     "--h2-max-streams N",
     "--stats-path PATH",
+    "--upstream-max-body BYTES",
+    "--unix PATH",
+    "--shared-listener",
+    "--tls-cert FILE",
+    "--tls-key FILE",
     "--help",
     "--version",
 };
@@ -317,7 +362,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	size_t flags_with_default = 0;
 	for (const char *p = out; (p = strstr(p, "(default: ")); p++)
 		flags_with_default++;
-	assert_int_equal(flags_with_default, 13);
+	assert_int_equal(flags_with_default, 18);
 	/* the apps, with their summaries */
 	for (const struct app *const *a = app_all(); *a; a++)
 		assert_non_null(strstr(out, (*a)->name));
@@ -404,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_app),
 	    cmocka_unit_test(test_listen_addresses),
 	    cmocka_unit_test(test_bad_upstream),
+	    cmocka_unit_test(test_tls_flags_go_together),
 	    cmocka_unit_test(test_bad_stats_path),
 	    cmocka_unit_test(test_help_lists_every_flag_with_default),
 	    cmocka_unit_test(test_usage_equals_help),

@@ -285,6 +285,13 @@ class Conn:
         self.buf = b""
         self.timeout = timeout
 
+    @classmethod
+    def over(cls, sock, timeout=10.0):
+        """A Conn on a socket opened elsewhere (AF_UNIX, TLS)."""
+        c = cls.__new__(cls)
+        c.sock, c.buf, c.timeout = sock, b"", timeout
+        return c
+
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
@@ -526,6 +533,47 @@ def many_connections(port, n, request, timeout=30.0, connect_all_first=True):
         s.close()
     sel.close()
     return statuses.get(200, 0), statuses, errors
+
+
+def make_cert(folder, name="c"):
+    """A self-signed certificate for 127.0.0.1 and its key in folder, made
+    with the openssl command (once): (cert, key)."""
+    cert, key = os.path.join(folder, name + ".crt"), os.path.join(folder, name + ".key")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return cert, key
+
+
+def tls_client(port, cert, alpn=("h2", "http/1.1"), timeout=5.0):
+    """A TLS connection to 127.0.0.1:port trusting cert, offering alpn."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+# What a server's log must never hold: a sanitizer report, a worker death.
+BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
+                     r"runtime error:|restarting it|killing it|core dumped|"
+                     r"Segmentation fault|Aborted")
+
+
+def logs_clean(servers):
+    """Stop each server and scan its log for BAD_LOG: None, or what was
+    found per server."""
+    bad = []
+    for srv in servers:
+        srv.stop()
+        hits = [ln for ln in srv.output() if BAD_LOG.search(ln)]
+        if hits:
+            bad.append(f"{' '.join(srv.argv[1:])}:\n  " + "\n  ".join(hits[:10]))
+    return "\n".join(bad) if bad else None
 
 
 def one_line_error(text):

@@ -12,8 +12,10 @@ right is another issue's business), a bad request in the middle of a
 pipeline, every limit (header bytes, header count, URI, body declared and
 chunked, HTTP/2 streams), 100-continue, the h2c upgrade, HTTP/2 by prior
 knowledge, slow and half-closing clients, upstream failures through the proxy
-apps (tests/hostile/fakeup.py), and descriptor exhaustion (a low
-RLIMIT_NOFILE on each worker).
+apps (tests/hostile/fakeup.py), descriptor exhaustion (a low
+RLIMIT_NOFILE on each worker), and a few exchanges over the other
+transports: a Unix-domain socket (--unix) and TLS (--tls-cert, compared
+decrypted; the certificate is made with openssl in a temporary folder).
 
 Usage:
     python3 test_diff.py --coro PATH --async PATH [--only REGEX] [--list]
@@ -26,7 +28,10 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import socket
+import ssl
+import tempfile
 import sys
 import threading
 import time
@@ -80,12 +85,16 @@ class Steps:
         return self
 
 
-def run_steps(port, steps, quiet=QUIET, end_wait=None):
+def run_steps(port, steps, quiet=QUIET, end_wait=None, connect=None):
     """Run steps on a fresh connection; returns (received bytes, ending)
     with ending "eof", "rst" or "open" (nothing ended within quiet seconds of
-    the last step; end_wait overrides quiet)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    the last step; end_wait overrides quiet). connect: how to open it (a
+    Unix-domain or a TLS socket); TCP to port by default."""
+    if connect:
+        s = connect()
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     got = bytearray()
     ending = None
 
@@ -98,7 +107,7 @@ def run_steps(port, steps, quiet=QUIET, end_wait=None):
             d = s.recv(262144)
         except socket.timeout:
             return False
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             ending = "rst"
             return False
         if not d:
@@ -447,6 +456,24 @@ def cases():
         .sleep(0.6), None, ["slow:300", "ok"])
     add("h2: idle connection gets GOAWAY after the keep-alive timeout", "slow", "h2",
         Steps().send(h2_hello() + h2_get(1)).sleep(2 * KA_SLOW + 1), None)
+    # ---- other transports: the same bytes over a Unix-domain socket and,
+    # decrypted, over TLS (the pairs "unix" and "tls": echo)
+    for t in ("unix", "tls"):
+        add(f"{t}: GET, keep-alive", t, "h1", Steps().send(get()), ok)
+        add(f"{t}: POST, then a pipeline of 100 GETs", t, "h1",
+            Steps().send(post(b"y" * 3000) + get() * 100), ok)
+        add(f"{t}: a request split across writes", t, "h1",
+            Steps().send(b"POST / HTTP/1.1\r\nHo").sleep(0.1).send(b"st: t\r\nContent-Le")
+            .sleep(0.1).send(b"ngth: 3\r\n\r\nabc"), ok)
+        add(f"{t}: a malformed request (400, then the close)", t, "h1",
+            Steps().send(get(extra=b"X A: b\r\n")), bad)
+        add(f"{t}: CONNECT (405, then the close)", t, "h1",
+            Steps().send(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), rb"^HTTP/1.1 405")
+        add(f"{t}: HTTP/1.0 (closes)", t, "h1", Steps().send(get(version=b"1.0")),
+            rb"^HTTP/1.0 200 OK\r\n")
+        add(f"{t}: h2, two streams", t, "h2",
+            Steps().send(h2_hello() + h2_post(1, b"p" * 500) + h2_get(3)), None)
+    add("tls: Upgrade: h2c is HTTP/1.1 there", "tls", "h1", Steps().send(upgrade_req()), ok)
     return c
 
 
@@ -456,7 +483,7 @@ def upstream_cases():
     out = []
     for app in ("proxy", "proxy-async"):
         for kind in ("ok", "close", "reset", "cl-long", "garbage", "status:500", "stall",
-                     "cl-short"):
+                     "cl-short", "101", "cl-cl", "cl-te", "chunked", "no-content"):
             out.append((f"upstream {kind} via {app}", app, [kind]))
     return out
 
@@ -465,16 +492,28 @@ def upstream_cases():
 
 
 class Pair:
-    """coro-server and async-server started with the same flags."""
+    """coro-server and async-server started with the same flags; transport
+    "tcp", "unix" (each its own --unix socket in tmp) or "tls" (the
+    certificate in tmp)."""
 
-    def __init__(self, bins, args, upstreams=None):
+    def __init__(self, bins, args, upstreams=None, transport="tcp", tmp=None):
         self.srv = {}
         self.ups = upstreams or {}
+        self.connect = {}
         for name, path in bins.items():
             extra = list(args)
             if name in self.ups:
                 extra += ["--upstream", self.ups[name].url("/")]
+            if transport == "unix":
+                sock = os.path.join(tmp, name + ".sock")
+                extra += ["--unix", sock]
+                self.connect[name] = lambda p=sock: unix_socket(p)
+            elif transport == "tls":
+                cert, key = st.make_cert(tmp)
+                extra += ["--tls-cert", cert, "--tls-key", key]
             srv = st.start_server(path, COMMON + extra)
+            if transport == "tls":
+                self.connect[name] = lambda port=srv.port, c=cert: st.tls_client(port, c)
             if not srv.ready_ok:
                 raise RuntimeError(f"{name} did not start: {srv.text()}")
             srv.wpid = srv.wait_workers(1)[0]
@@ -512,6 +551,13 @@ class Pair:
         return {n: s.text() for n, s in self.srv.items()}
 
 
+def unix_socket(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
 PAIRS = {
     "hello": (["--app", "hello", "--keepalive-timeout", str(KA)], False),
     "echo": (["--app", "echo", "--keepalive-timeout", str(KA)], False),
@@ -520,6 +566,8 @@ PAIRS = {
     "noka": (["--app", "hello", "--keepalive-timeout", "0"], False),
     "proxy": (["--app", "proxy", "--keepalive-timeout", str(KA)], True),
     "proxy-async": (["--app", "proxy-async", "--keepalive-timeout", str(KA)], True),
+    "unix": (["--app", "echo", "--keepalive-timeout", str(KA)], False),
+    "tls": (["--app", "echo", "--keepalive-timeout", str(KA)], False),
 }
 
 
@@ -529,12 +577,14 @@ class Diff:
         self.only = re.compile(a.only) if a.only else None
         self.t = st.Tap()
         self.pairs = {}
+        self.tmp = tempfile.mkdtemp(prefix="corobench-diff-")
 
     def pair(self, name):
         if name not in self.pairs:
             args, up = PAIRS[name]
             ups = {n: FakeUpstream() for n in self.bins} if up else None
-            self.pairs[name] = Pair(self.bins, args, ups)
+            transport = name if name in ("unix", "tls") else "tcp"
+            self.pairs[name] = Pair(self.bins, args, ups, transport, self.tmp)
         return self.pairs[name]
 
     def compare(self, name, kind, got, expect):
@@ -558,7 +608,7 @@ class Diff:
         def run():
             for u in p.ups.values():
                 u.set_schedule(schedule or ["ok"])
-            got = p.each(lambda n, s: run_steps(s.port, steps))
+            got = p.each(lambda n, s: run_steps(s.port, steps, connect=p.connect.get(n)))
             bad = self.compare(name, kind, got, expect)
             gone = p.alive()
             if gone:
@@ -575,7 +625,7 @@ class Diff:
             for u in p.ups.values():
                 u.set_schedule(schedule)
             got = p.each(lambda n, s: run_steps(s.port, Steps().send(get()), quiet=QUIET))
-            return self.compare(name, "h1", got, rb"^HTTP/1.1 (200|50[24])")
+            return self.compare(name, "h1", got, rb"^HTTP/1.1 (20[04]|50[024])")
         self.t.check(f"{name}: same bytes and ending", run)
 
     def fd_exhaustion(self):
@@ -662,6 +712,7 @@ class Diff:
         finally:
             for p in self.pairs.values():
                 p.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
         return self.t.finish()
 
 

@@ -11,8 +11,9 @@ upstream stub on free 127.0.0.1 ports and checks, over real sockets:
                      idle timeout, 1,000 concurrent connections (hello, and
                      proxy-async waiting on the upstream), with 1 and 2 workers
   clients that leave while their request waits: the worker lives
-  upstream failures  refused, reset, closed, 5xx, stalled: 502/504 from proxy
-                     and proxy-async, and the worker keeps serving
+  upstream failures  refused, reset, closed, stalled: 502/504 from proxy and
+                     proxy-async, a 500 or 404 passed on (fanout: 502), and
+                     the worker keeps serving
   bad input          400 / 431 / 413, and the worker lives
   the process model  a killed worker is replaced; SIGTERM/SIGINT let requests
                      in flight finish and exit 0, late clients are refused,
@@ -525,7 +526,9 @@ class Suite:
                 ("refuses", f"http://127.0.0.1:{closed_port}/", 502, []),
                 ("resets mid-body", self.upurl("?reset=1"), 502, []),
                 ("closes without answering", self.upurl("?close=1"), 502, []),
-                ("answers 500", self.upurl("?status=500"), 502, []),
+                # passed on, as nginx does (issue 19); fanout makes it 502
+                ("answers 500", self.upurl("?status=500"), 500, []),
+                ("answers 404", self.upurl("?status=404"), 404, []),
                 ("stalls (timeout 300 ms)", self.upurl("?stall=1"), 504,
                  ["--upstream-timeout", "300"]),
             ]
@@ -535,6 +538,13 @@ class Suite:
                     if not self.want(name):
                         continue
                     self.check(name, self._upstream_case, app, url, want, extra)
+            name = "upstream answers 404: fanout ?n=3 answers 502 (one answer cannot pass " \
+                "on three statuses)"
+            if self.want(name):
+                def fan404():
+                    with self.start("fanout", upstream=self.upurl("?status=404")) as srv:
+                        self.expect(st.get(srv.port, "/?n=3"), 502)
+                self.check(name, fan404)
             name = "upstream refuses: fanout ?n=3 answers 502"
             if self.want(name):
                 def fan():
@@ -646,6 +656,11 @@ class Suite:
                           "served (not accepted, then reset)", late["result"])
             self.check("sigterm: an idle keep-alive connection does not hold shutdown back",
                        self._sigterm_idle)
+            self.check("sigterm: keep-alive connections say so: a request in flight (HTTP/1.1,"
+                       " HTTP/1.0 keep-alive, and one with a pipelined request behind it) is "
+                       "answered with Connection: close, then closed; an idle one is closed "
+                       "at once; HTTP/2 gets GOAWAY(NO_ERROR) and its stream's answer",
+                       self._sigterm_says_close)
 
             def sigint():
                 with self.start("hello", 2) as srv:
@@ -781,6 +796,61 @@ class Suite:
             if dt > 3:
                 return f"exit took {dt:.2f} s with one idle keep-alive connection " \
                        f"(graceful timeout 10 s)"
+        finally:
+            srv.stop()
+
+    def _sigterm_says_close(self):
+        """Issue 19: a worker that stops says so on every HTTP/1.1 answer
+        written after the drain starts, so a keep-alive client does not send
+        its next request into a closing socket."""
+        import h2wire as hw
+        # proxy-async: its requests wait without blocking either worker
+        # (the sleep app blocks the whole async worker, by design).
+        srv = self.start("proxy-async", 1, upstream=self.upurl("?delay=700"))
+        try:
+            busy11 = st.Conn(srv.port)
+            busy10 = st.Conn(srv.port)
+            piped = st.Conn(srv.port)
+            idle = st.Conn(srv.port)
+            h2 = hw.H2(srv.port)
+            conns = [busy11, busy10, piped, idle]
+            r = idle.request()  # a keep-alive connection with an answer behind it
+            if r.status != 200 or (r.header("connection") or "").lower() == "close":
+                return f"before SIGTERM: {r!r} {r.headers}"
+            h2.handshake()
+            busy11.send(st.build_request())
+            busy10.send(st.build_request(version="1.0", headers=[("Connection", "keep-alive")]))
+            piped.send(st.build_request() + st.build_request())
+            h2.send(hw.frame(hw.HEADERS, hw.END_STREAM | hw.END_HEADERS, 1,
+                             hw.req_block("GET", "/")))
+            time.sleep(0.3)
+            srv.signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            if not idle.at_eof(1.5):
+                return "the idle keep-alive connection was not closed at SIGTERM"
+            dt_idle = time.monotonic() - t0
+            bad = []
+            for name, c in (("HTTP/1.1", busy11), ("HTTP/1.0", busy10), ("pipelined", piped)):
+                r = c.read_response()
+                conn = (r.header("connection") or "").lower()
+                if r.status != 200 or conn != "close":
+                    bad.append(f"{name}: {r.status}, Connection: {conn or None}")
+                elif not c.at_eof(2):
+                    bad.append(f"{name}: not closed after its Connection: close answer")
+            status, body, code, gone = h2.answer(1, 3)
+            goaways = [f for f in h2.frames if f[0] == hw.GOAWAY]
+            if status != 200 or code is not None:
+                bad.append(f"h2 stream: status {status}, RST {code}, GOAWAY {gone}")
+            if not goaways or int.from_bytes(goaways[0][3][4:8], "big") != 0:
+                bad.append(f"h2: no GOAWAY(NO_ERROR) ({len(goaways)} GOAWAY frames)")
+            h2.close()
+            for c in conns:
+                c.close()
+            rc = srv.wait(12)
+            if rc != 0:
+                bad.append(f"master exit {rc}")
+            if bad:
+                return "; ".join(bad) + f" (idle closed after {dt_idle:.2f} s)\n{srv.text()}"
         finally:
             srv.stop()
 

@@ -1,6 +1,7 @@
 /* fanout — ?n= (default 4, 1..64) explicit fetches of --upstream in parallel;
  * answered when all are in, with their bodies concatenated in order. If any
- * failed, the answer is the first failure's 502/504. */
+ * failed, or answered other than 2xx (one answer cannot pass on n
+ * statuses), the answer is the first failure's 502/504. */
 #include "app.h"
 
 #include <string.h>
@@ -20,8 +21,11 @@ static void fanout_done(struct app_ctx *ctx, const struct app_fetch_result *res,
 {
 	struct fanout_slot *slot = arg;
 	struct fanout *f = slot->f;
-	if (res->error != APP_FETCH_OK && f->first_error == APP_FETCH_OK)
-		f->first_error = res->error;
+	enum app_fetch_error err = res->error;
+	if (err == APP_FETCH_OK && (res->status < 200 || res->status > 299))
+		err = APP_FETCH_ESTATUS;
+	if (err != APP_FETCH_OK && f->first_error == APP_FETCH_OK)
+		f->first_error = err;
 	f->parts[slot->i] = (struct app_str){ res->body, res->len };
 	if (--f->left > 0)
 		return;

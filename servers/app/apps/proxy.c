@@ -1,5 +1,6 @@
 /* proxy — the 2012 post's gunicorn app: fetch the upstream URL in the blocking
- * style and answer with its body. On a failed fetch: 502/504 with the reason. */
+ * style and answer with its status and body, as nginx passes them on. On a
+ * failed fetch: 502/504 with the reason (app_fetch_status, README.md). */
 #include "app.h"
 
 #include <string.h>
@@ -13,7 +14,7 @@ void proxy_answer(struct app_ctx *ctx, const struct app_fetch_result *res)
 		app_respond(ctx, app_fetch_status(res), NULL, why, strlen(why));
 		return;
 	}
-	app_respond(ctx, 200, "text/plain", res->body, res->len);
+	app_respond(ctx, app_fetch_status(res), "text/plain", res->body, res->len);
 }
 
 static void proxy_handle(struct app_ctx *ctx, const struct app_request *req)
