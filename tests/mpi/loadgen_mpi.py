@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -177,8 +178,14 @@ def run(tmp, url, port):
           and "Requests per second" not in so, se)
 
     # every rank refused by the server: each says so, no report
-    dead = "http://127.0.0.1:%d/" % free_port()
+    # The port stays bound (not listening) through the run: connects are
+    # refused, and no listener started meanwhile can take it (mpirun's own
+    # out-of-band TCP port once did, and the ranks talked HTTP to it).
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    dead = "http://127.0.0.1:%d/" % hold.getsockname()[1]
     rc, so, se = mpirun(2, ["-n", "10", "-c", "2", dead])
+    hold.close()
     check("refused on 2 ranks: fails with each rank's reason",
           rc != 0 and "rank 0 of 2" in se and "rank 1 of 2" in se
           and "Connection refused" in se and "Requests per second" not in so, se + so)
