@@ -163,11 +163,15 @@ def main():
                                        "@J"], {})
         doc = json.load(open(f["@J"]))
         lv = doc["levels"][0]
-        rates[engine] = (rc, lv["complete"], lv["rate"]["scheduled"], lv["rate"]["sent"],
-                         lv["rate"]["kept"], "Target rate:" in out)
+        rates[engine] = (rc, lv["complete"], lv["rate"]["scheduled"], "Target rate:" in out)
         check("rate on %s" % engine, doc["engine"] == engine, doc.get("engine"))
-    check("rate: same on both", rates["epoll"] == rates["uring"] ==
-          (0, 50, 50, 50, True, True), rates)
+        # sent counts the requests that started before the schedule's end
+        # (0.1 s here): on a loaded machine the last one can start a few ms
+        # late, after it, and is then sent but not counted (kept needs 99 %)
+        sent, kept = lv["rate"]["sent"], lv["rate"]["kept"]
+        check("rate on %s: sent and kept agree" % engine,
+              48 <= sent <= 50 and kept == (sent >= 0.99 * 50), (sent, kept))
+    check("rate: same on both", rates["epoll"] == rates["uring"] == (0, 50, 50, True), rates)
     rc, out, err, f = run("auto", ["-n", "3", "-v", "2"], {})
     check("auto picks uring", "INFO: engine == uring" in out, out[:400])
 

@@ -128,9 +128,13 @@ def main():
         # -t with --rate: the schedule is -t long, not capped at ab's 50000
         rc, out, err = lg(["-k", "-t", "1", "-c", "2", "--rate", "300", "--json", jr, url])
         lv = json.load(open(jr))["levels"][0]
+        # (a request due just before -t's end that a loaded machine starts
+        # after it is answered but not counted as sent, and the load
+        # was offered until its start: complete >= sent, duration_s >= 1)
         check("rate -t schedule", rc == 0 and lv["rate"]["scheduled"] == 300
-              and lv["duration_s"] == 1.0 and lv["rate"]["kept"] is True
-              and lv["complete"] == lv["rate"]["sent"], (rc, lv.get("rate", {}).get("sent")))
+              and 1.0 <= lv["duration_s"] < 1.1 and lv["rate"]["kept"] is True
+              and 297 <= lv["rate"]["sent"] <= lv["complete"] <= 300,
+              (rc, lv.get("rate", {}).get("sent"), lv.get("complete")))
         # a rate the connections cannot carry (a server that never answers):
         # reported not kept, the sent ones waited for up to -s, no NaN
         mute = socket.socket()
