@@ -873,10 +873,11 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 static json_t *check_doc(struct errs *e, const json_t *root)
 {
 	static const char *const known[] = {
-	    "schema",   "name",     "purpose",     "upstream",  "levels",           "seconds",
-	    "requests", "warmup_s", "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
-	    "workers",  "cpus",     "path",        "expect",    "servers",          "plot_level",
-	    "protocol", "sweep",    "connections", "streams",   "h2load_reference", NULL,
+	    "schema",          "name",      "purpose",          "upstream",    "levels",
+	    "seconds",         "requests",  "warmup_s",         "repetitions", "keepalive",
+	    "loadgen_threads", "timeout_s", "workers",          "cpus",        "path",
+	    "expect",          "servers",   "plot_level",       "protocol",    "sweep",
+	    "connections",     "streams",   "h2load_reference", "interleave",  NULL,
 	};
 	if (!json_is_object(root)) {
 		err_add(e, "", "the scenario must be a JSON object, not %s", type_name(root));
@@ -995,6 +996,11 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	if ((x = json_object_get(root, "repetitions")))
 		want_int(e, "repetitions", x, 1, 100, &n);
 	json_object_set_new(out, "repetitions", json_integer(n));
+
+	bool interleave = false;
+	if ((x = json_object_get(root, "interleave")))
+		want_bool(e, "interleave", x, &interleave);
+	json_object_set_new(out, "interleave", json_boolean(interleave));
 
 	bool keepalive = true;
 	if ((x = json_object_get(root, "keepalive")))

@@ -11,7 +11,8 @@ The fake server speaks the same flags as coro-server/async-server and prints
 the same readiness line. Environment knobs make it misbehave on purpose:
 FAKE_WRONG=1 answers a wrong body; FAKE_CRASH_AFTER=N kills itself with
 SIGSEGV after N requests. The fake loadgen writes corobench/loadgen/v1 JSON
-and prints ab's "Concurrency Level:" line after each level.
+and prints ab's "Concurrency Level:" line after each level;
+FAKE_LOADGEN_FAILED=N makes it report N more failed requests per level.
 """
 import http.client
 import http.server
@@ -210,6 +211,7 @@ def loadgen(argv):
             "histogram": {"unit": "us", "buckets": sorted([k, v] for k, v in buckets.items())},
         }
 
+    extra_failed = int(os.environ.get("FAKE_LOADGEN_FAILED", "0"))
     for c in levels:
         if stop[0]:
             break
@@ -218,6 +220,10 @@ def loadgen(argv):
         lv = run_level(c, secs, nreq, True)
         if stop[0]:
             break
+        if extra_failed:
+            lv["failed"] += extra_failed
+            lv["requests"] += extra_failed
+            lv["failures"]["receive"] += extra_failed
         out_levels.append(lv)
         print("Concurrency Level:      %d\nFailed requests:        %d\n"
               "Requests per second:    %.2f [#/sec] (mean)" % (c, lv["failed"], lv["rps"]),
