@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """tests/compare/test_compare.py — scripts/compare's verdicts and exit codes on
 crafted results (better, worse, within noise, other host, schema mismatch,
-missing levels, a crashed level, different scenarios, missing file), its
-Markdown, benchmark-JSON and calibration outputs; scripts/icount's callgrind
-parser and threshold; scripts/trend's history line.
+missing levels, a crashed level, different scenarios, missing file; failed
+requests and non-2xx answers on any host; a series, point or figure missing
+from the new run; the yardstick ratios against nginx), its Markdown,
+benchmark-JSON and calibration outputs; scripts/icount's callgrind parser
+(totals and per-object self cost) and thresholds; scripts/trend's history
+line.
 
 Every input is written by this file into a temporary folder: no server runs.
 Python 3 standard library only.
@@ -166,10 +169,48 @@ class Compare(unittest.TestCase):
 
     def test_failures_are_a_regression(self):
         new = result(BASE)
-        new["series"][0]["points"][2]["median"]["failed"] = 500
+        for f in new["series"][0]["points"][2]["repetitions"]:
+            f["failed"] = 500
         rc, out, _ = self.run_compare(result(BASE), new)
         self.assertEqual(rc, 1, out)
-        self.assertIn("5.00% of requests failed", out)
+        self.assertIn("coro-hello c=100: 5.00% of requests failed (baseline 0.00%", out)
+
+    def test_failures_gate_on_another_host(self):
+        # Absolute figures are information there; failed requests are not.
+        other = dict(HOST, hostname="ci-runner", boot_id="0000000000000000")
+        for key, what in (("failed", "of requests failed"),
+                          ("non2xx", "of answers were not 2xx")):
+            new = result(BASE, host=other)
+            for s in new["series"]:
+                for p in s["points"]:
+                    for f in p["repetitions"] + [p["median"]]:
+                        f[key] = 500
+            rc, out, _ = self.run_compare(result(BASE), new)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("regression: async-hello c=10: 5.00% " + what, out)
+            self.assertIn("absolute figures are for information only", out)
+
+    def test_failures_within_the_margin(self):
+        # 0.05 points above the baseline's share (0.1 points allowed): passes.
+        base, new = result(BASE), result(BASE)
+        for doc, n in ((base, 10), (new, 15)):
+            for f in doc["series"][0]["points"][0]["repetitions"]:
+                f["failed"] = n
+        rc, out, _ = self.run_compare(base, new)
+        self.assertEqual(rc, 0, out)
+        for f in new["series"][0]["points"][0]["repetitions"]:
+            f["failed"] = 50
+        rc, out, _ = self.run_compare(base, new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("0.50% of requests failed (baseline 0.10%", out)
+
+    def test_one_failed_repetition_counts(self):
+        # The median of the repetitions would hide it: the sum does not.
+        new = result(BASE)
+        new["series"][1]["points"][1]["repetitions"][0]["failed"] = 3000
+        rc, out, _ = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("async-hello c=10: 10.00% of requests failed", out)
 
     def test_noise_band_widens_with_scatter(self):
         # A -15% change is worse on a quiet run but within the noise of a
@@ -213,18 +254,32 @@ class Compare(unittest.TestCase):
         self.assertIn("async-hello: crashed", out)
 
     def test_point_list_shorter_than_levels(self):
+        # A point missing from a run whose server did not break: the run
+        # cannot be judged (exit 2), never "n/a" and a pass.
         new = result(BASE)
         del new["series"][0]["points"][2]
-        rc, out, _ = self.run_compare(result(BASE), new)
-        self.assertEqual(rc, 1, out)
-        self.assertIn("coro-hello c=100: no measured point", out)
+        rc, out, err = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("missing: coro-hello c=100: no measured point in the new run", out)
+        self.assertIn("ERROR: the new run lacks", out)
+        self.assertIn("cannot be judged", err)
 
     def test_missing_series(self):
         new = result(BASE)
         del new["series"][1]
         rc, out, _ = self.run_compare(result(BASE), new)
-        self.assertEqual(rc, 1, out)
-        self.assertIn("async-hello: missing from the new run", out)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("missing: async-hello: the series is missing from the new run", out)
+
+    def test_missing_figure(self):
+        new = result(BASE)
+        new["series"][0]["points"][1]["median"]["server_cpu"] = None
+        for f in new["series"][0]["points"][1]["repetitions"]:
+            f["server_cpu"] = None
+        rc, out, _ = self.run_compare(result(BASE), new, "--absolute", "info")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("missing: coro-hello c=10: cpu µs/req is missing from the new run's point",
+                      out)
 
     def test_missing_file(self):
         rc, _, err = self.run_compare(result(BASE), os.path.join(self.tmp, "nope.json"))
@@ -330,22 +385,133 @@ class Compare(unittest.TestCase):
         self.assertNotIn("regression: coro-hello c=1: req/s", out)
         self.assertEqual(rc, 1)
 
+    def with_nginx(self, rps, nginx_rps=5000.0, host=HOST, cpu=None):
+        doc = result(rps, host=host)
+        doc["series"].insert(1, {"server": "nginx", "kind": "nginx", "app": "hello",
+                                 "status": "ok", "points": [point(lv, nginx_rps * lv)
+                                                            for lv in LEVELS]})
+        if cpu:
+            for s in doc["series"]:
+                for p in s["points"]:
+                    for f in p["repetitions"] + [p["median"]]:
+                        f["server_cpu"] *= cpu.get(s["server"], 1.0)
+        return doc
+
     def test_reference_ratio(self):
-        def with_nginx(rps):
-            doc = result(rps)
-            doc["series"].append({"server": "nginx", "kind": "nginx", "app": "hello",
-                                  "status": "ok", "points": [point(lv, 5000.0 * lv)
-                                                             for lv in LEVELS]})
-            return doc
         # Both servers 40% slower, nginx unchanged, on another machine: the
         # coro/async ratio cannot see it, the ratios against nginx do.
         other = dict(HOST, hostname="ci-runner")
-        new = with_nginx({"coro-hello": 600.0, "async-hello": 660.0})
-        new["host"] = other
-        rc, out, _ = self.run_compare(with_nginx(BASE), new)
+        new = self.with_nginx({"coro-hello": 600.0, "async-hello": 660.0}, host=other)
+        rc, out, _ = self.run_compare(self.with_nginx(BASE), new)
         self.assertEqual(rc, 1, out)
-        self.assertIn("coro-hello/nginx c=1: coro-hello against the reference -40.0%", out)
-        self.assertIn("async-hello/nginx", out)
+        self.assertIn("coro-hello/nginx c=all: coro-hello req/s against the yardstick -40.0%",
+                      out)
+        self.assertIn("async-hello/nginx c=all: async-hello cpu µs/req against the yardstick "
+                      "+66.7%", out)
+        # the levels are shown, for information
+        self.assertIn("information only: coro-hello/nginx c=1: coro-hello req/s", out)
+
+    def test_yardstick_catches_a_shared_ten_percent_slowdown(self):
+        # The issue's drill: every server of ours 10% slower (req/s x 0.9,
+        # so CPU per request x 1.11), on another boot: absolute rows cannot
+        # gate there, coro/async cannot move; the yardstick ratios do.
+        runner = dict(HOST, boot_id="0000000000000000")
+        new = self.with_nginx({"coro-hello": 900.0, "async-hello": 990.0}, host=runner)
+        rc, out, _ = self.run_compare(self.with_nginx(BASE), new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("coro-hello/nginx c=all: coro-hello req/s against the yardstick -10.0%",
+                      out)
+        self.assertIn("async-hello/nginx c=all: async-hello cpu µs/req against the yardstick "
+                      "+11.1%", out)
+        self.assertNotIn("lost ground", out)
+
+    def test_yardstick_cpu_sees_a_slowdown_the_load_generator_hides(self):
+        # The load generator is the bottleneck (req/s unchanged, its core
+        # saturated): our servers burn 12% more CPU per request, nginx not.
+        runner = dict(HOST, boot_id="0000000000000000")
+        base = self.with_nginx(BASE)
+        new = self.with_nginx(BASE, host=runner, cpu={"coro-hello": 1.12, "async-hello": 1.12})
+        for doc in (base, new):
+            for s in doc["series"]:
+                for p in s["points"]:
+                    for f in p["repetitions"] + [p["median"]]:
+                        f["loadgen_core_busy"] = 0.99
+        rc, out, _ = self.run_compare(base, new)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("coro-hello/nginx c=all: coro-hello cpu µs/req against the yardstick "
+                      "+12.0%", out)
+        self.assertNotIn("req/s against the yardstick", out.split("information only")[0])
+
+    def test_yardstick_levels_alone_do_not_gate(self):
+        # One level 20% worse, the others unchanged: the mean over the levels
+        # moves 6%, inside its band; the level is printed for information.
+        runner = dict(HOST, boot_id="0000000000000000")
+        new = self.with_nginx(BASE, host=runner, cpu={"coro-hello": 1.0})
+        for p in new["series"][0]["points"][2:]:
+            for f in p["repetitions"] + [p["median"]]:
+                f["server_cpu"] *= 1.2
+        rc, out, _ = self.run_compare(self.with_nginx(BASE), new)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("information only: coro-hello/nginx c=100: coro-hello cpu µs/req against "
+                      "the yardstick +20.0%", out)
+
+    def test_paired_repetitions(self):
+        # An interleaved run: repetition i of both servers share what the
+        # machine did; the ratio is the median of the pairs' ratios, so one
+        # slow moment (x0.5 for both) does not move it.
+        base, new = self.with_nginx(BASE), self.with_nginx(BASE)
+        for s in new["series"]:
+            for p in s["points"]:
+                p["repetitions"][0] = dict(p["repetitions"][0],
+                                           rps=p["repetitions"][0]["rps"] * 0.5,
+                                           server_cpu=p["repetitions"][0]["server_cpu"])
+        rc, out, _ = self.run_compare(base, new, "--absolute", "info")
+        self.assertEqual(rc, 0, out)
+
+    def test_shared_ratio_and_calibrated_reference(self):
+        # Six no-change runs whose CPU per request wobbles by ~1% per server
+        # and level; the calibration weighs the components, keeps each
+        # ratio's mean as the reference for this baseline, and narrows the
+        # bands; then a shared +11% CPU per request fails, a clean run passes.
+        wobble = [0.99, 1.01, 1.0, 0.985, 1.012, 1.004]
+        runs = []
+        for i, w in enumerate(wobble):
+            cpu = {"coro-hello": w, "async-hello": wobble[-1 - i]}
+            runs.append(self.write("run%d.json" % i, self.with_nginx(BASE, cpu=cpu)))
+        noise = os.path.join(self.tmp, "noise.json")
+        r = subprocess.run([sys.executable, COMPARE, "--calibrate", "-o", noise] + runs,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(noise) as f:
+            doc = json.load(f)
+        w = doc["weights"]["ratio:ours/nginx:cpu_us"]
+        self.assertEqual(sorted(w), ["async-hello@1", "async-hello@10", "async-hello@100",
+                                     "coro-hello@1", "coro-hello@10", "coro-hello@100"])
+        self.assertAlmostEqual(sum(w.values()), 1.0, places=2)
+        ref = doc["reference"]["ratio:ours/nginx@all:cpu_us"]
+        self.assertLess(ref["band"], doc["bands"]["ratio:ours/nginx@all:cpu_us"])
+        self.assertIsNone(doc["baseline"])
+        base = self.with_nginx(BASE)
+        doc["baseline"] = base["stamp"]  # what scripts/baseline --calibrate writes
+        with open(noise, "w") as f:
+            json.dump(doc, f)
+        runner = dict(HOST, boot_id="0000000000000000")
+        rc, out, _ = self.run_compare(base, self.with_nginx(BASE, host=runner), "--noise",
+                                      noise)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("within-run ratios are compared with their mean over those runs", out)
+        slow = self.with_nginx(BASE, host=runner, cpu={"coro-hello": 1 / 0.9,
+                                                       "async-hello": 1 / 0.9})
+        rc, out, _ = self.run_compare(base, slow, "--noise", noise)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("regression: ours/nginx c=all: our servers (coro-hello, async-hello) "
+                      "cpu µs/req against the yardstick +11.", out)
+        # another baseline: the reference no longer applies, the bands widen
+        other = self.with_nginx(BASE)
+        other["stamp"] = "20260202T000000Z"
+        rc, out, _ = self.run_compare(other, self.with_nginx(BASE, host=runner), "--noise",
+                                      noise)
+        self.assertIn("made with another baseline", out)
 
     def test_noise_for_another_scenario(self):
         noise = self.write("noise.json", {"schema": "corobench/noise/v1", "scenario": "hello",
