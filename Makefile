@@ -1,7 +1,10 @@
 # Thin wrapper over meson: the real build is meson.build.
 #   make            configure (once) and build into build/
 #   make test       install deps if missing, build, run every test
-#   make bench      install deps if missing, build, run SCENARIO (default seed-2012)
+#   make bench      install deps if missing, build, run SCENARIO (default seed-2012);
+#                   writes its charts and HTML page and prints the page's path
+#   make report     the HTML page of RESULT (default: the newest run); against
+#                   BASELINE when one is given on the command line
 #   make compare    compare BASELINE with NEW (default: the ci baseline and the last ci run)
 #   make baseline   refresh results/baseline/ from a fresh ci run and instruction count
 #   make trend      chart results/history.jsonl
@@ -14,7 +17,7 @@ SCENARIO ?= seed-2012
 BASELINE ?= results/baseline/ci.json
 NEW ?= results/ci/latest.json
 
-.PHONY: all deps test bench plots compare baseline trend fuzz soak clean
+.PHONY: all deps test bench plots report compare baseline trend fuzz soak clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -35,6 +38,11 @@ bench: deps
 
 plots: all
 	scripts/plot $(RESULT)
+
+# BASELINE has a default for `make compare`; the page compares only when it is given.
+REPORT_BASELINE = $(if $(filter command line environment override,$(origin BASELINE)),$(BASELINE))
+report: all
+	scripts/report $(if $(REPORT_BASELINE),$(or $(RESULT),$(error make report: give RESULT=... with BASELINE=...)) $(REPORT_BASELINE),$(RESULT))
 
 compare: all
 	scripts/compare $(BASELINE) $(NEW)

@@ -10,7 +10,9 @@ interleaved and the median of each figure is reported, because the machine
 may be shared. Usage:
 
     loadgen/compare_tools.py BUILD/loadgen/loadgen [-n 200000] [-c 50] [--rounds 3]
-                             [--engines epoll,uring] [--counts]
+                             [--engines epoll,uring] [--counts] [--close]
+
+(--rounds 0 --counts: only the counts, no timed rounds.)
 
 loadgen runs once per engine of --engines (`none`: without --engine, for a
 build that predates it). --counts adds the figures that do not depend on
@@ -21,7 +23,10 @@ cancels out), each tool once, unpinned.
 
 With --h2 M, nginx listens for cleartext HTTP/2 (prior knowledge) instead and
 only `loadgen --h2 --streams M` and `h2load -m M` run, M streams on each of the
-C connections.
+C connections (--counts then counts those two).
+
+With --close, every request has a connection of its own: loadgen and ab run
+without -k, and wrk and h2load (which keep connections) are left out.
 """
 import argparse
 import os
@@ -120,11 +125,19 @@ def main_h2(args):
             if " 0 failed" not in out:
                 print("h2load failures:", out, file=sys.stderr)
             results[name_h2].append((rps, cpu / n * 1e5, n))
+        report(results, args.rounds)
+        if args.counts:
+            done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
+            h2load_done = lambda out: int(re.search(r"(\d+) succeeded", out).group(1))  # noqa: E731
+            print_counts(args, {
+                name_lg: (lambda k: [args.loadgen, "-q", "--h2", "-n", str(k), "-c", str(c),
+                                     "--streams", str(m), url], done),
+                name_h2: (lambda k: ["h2load", "-n", str(k), "-c", str(c), "-m", str(m), url],
+                          h2load_done)})
     finally:
         ng.send_signal(signal.SIGTERM)
         ng.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
-    report(results, args.rounds)
     return 0
 
 
@@ -160,30 +173,40 @@ def count_instructions(cmd, requests_of):
 
 def counts(args, url, lg_names):
     """Syscalls and user instructions per request, for each tool."""
-    for tool in ("strace", "valgrind"):
-        if not shutil.which(tool):
-            raise SystemExit(tool + " not found")
     c = args.c
+    ka = [] if args.close else ["-k"]
     ab_done = lambda out: int(re.search(r"Complete requests:\s+(\d+)", out).group(1))  # noqa: E731
     wrk_done = lambda out: int(re.search(r"(\d+) requests in", out).group(1))  # noqa: E731
     tools = {}
     for name, flag in lg_names:
-        tools[name] = (lambda n, flag=flag: [args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)]
+        tools[name] = (lambda n, flag=flag: [args.loadgen, "-q"] + ka + ["-n", str(n), "-c", str(c)]
                        + flag + [url], ab_done)
-    tools["ab -k"] = (lambda n: ["ab", "-q", "-k", "-n", str(n), "-c", str(c), url], ab_done)
+    tools[" ".join(["ab"] + ka)] = (lambda n: ["ab", "-q"] + ka + ["-n", str(n), "-c", str(c), url],
+                                    ab_done)
     # wrk runs for a time: 1 s and 3 s give the two request counts
-    tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c, "-d%ds" % (1 if n < 50000 else 3),
-                                   url], wrk_done)
-    print("%-24s %20s %24s" % ("tool", "syscalls per request", "user instr. per request"))
+    if not args.close:
+        tools["wrk -t1"] = (lambda n: ["wrk", "-t1", "-c%d" % c,
+                                       "-d%ds" % (1 if n < 50000 else 3), url], wrk_done)
+    print_counts(args, tools)
+
+
+def print_counts(args, tools):
+    """tools: name -> (command for n requests, requests done from its output)."""
+    for tool in ("strace", "valgrind"):
+        if not shutil.which(tool):
+            raise SystemExit(tool + " not found")
+    print("%-26s %20s %24s" % ("tool", "syscalls per request", "user instr. per request"))
     for name, (cmd, done) in tools.items():
         sc, n = count_syscalls(cmd(args.n), done)
         i_short, n_short = count_instructions(cmd(20000), done)
         i_long, n_long = count_instructions(cmd(60000), done)
         ipr = (i_long - i_short) / max(1, n_long - n_short)
-        print("%-24s %20.3f %24.0f" % (name, sc / n, ipr))
+        print("%-26s %20.3f %24.0f" % (name, sc / n, ipr))
 
 
 def report(results, rounds):
+    if not rounds:
+        return  # --rounds 0: only --counts
     w = max(len(k) for k in results)
     print("%-*s %12s %22s %10s" % (w, "tool", "requests/s", "CPU s per 100k req", "requests"))
     for k, v in results.items():
@@ -207,10 +230,12 @@ def main():
                     help="loadgen's --engine values to run, comma-separated; none: no flag")
     ap.add_argument("--counts", action="store_true",
                     help="also syscalls and user instructions per request (strace, callgrind)")
+    ap.add_argument("--close", action="store_true",
+                    help="a connection per request: loadgen and ab without -k, no wrk/h2load")
     args = ap.parse_args()
     if args.h2:
         return main_h2(args)
-    for tool in ("nginx", "ab", "wrk", "h2load", "taskset"):
+    for tool in ("nginx", "ab", "taskset") + (() if args.close else ("wrk", "h2load")):
         if not shutil.which(tool):
             raise SystemExit(tool + " not found")
     tmp = tempfile.mkdtemp(prefix="loadgen-cmp-")
@@ -218,21 +243,26 @@ def main():
     url = "http://127.0.0.1:%d/" % port
     ng = start_nginx(tmp, port)
     n, c = args.n, args.c
+    ka = [] if args.close else ["-k"]
+    ab_name = " ".join(["ab"] + ka)
     lg_names = [("loadgen", [])] if args.engines == "none" else [
         ("loadgen --engine " + e, ["--engine", e]) for e in args.engines.split(",")]
-    results = {k: [] for k in [x[0] for x in lg_names] + ["ab -k", "wrk -t1", "h2load --h1"]}
+    results = {k: [] for k in [x[0] for x in lg_names] + [ab_name] +
+               ([] if args.close else ["wrk -t1", "h2load --h1"])}
     try:
         for _ in range(args.rounds):
             for name, flag in lg_names:
-                out, cpu, wall = run([args.loadgen, "-q", "-k", "-n", str(n), "-c", str(c)] +
+                out, cpu, wall = run([args.loadgen, "-q"] + ka + ["-n", str(n), "-c", str(c)] +
                                      flag + [url])
                 rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
                 if "Failed requests:        0" not in out:
                     print(name + " failures:", out, file=sys.stderr)
                 results[name].append((rps, cpu / n * 1e5, n))
-            out, cpu, wall = run(["ab", "-q", "-k", "-n", str(n), "-c", str(c), url])
+            out, cpu, wall = run(["ab", "-q"] + ka + ["-n", str(n), "-c", str(c), url])
             rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
-            results["ab -k"].append((rps, cpu / n * 1e5, n))
+            results[ab_name].append((rps, cpu / n * 1e5, n))
+            if args.close:
+                continue
             # wrk runs for a time: aim at about n requests at loadgen's rate
             secs = max(1, round(n / results[lg_names[0][0]][-1][0]))
             out, cpu, wall = run(["wrk", "-t1", "-c%d" % c, "-d%ds" % secs, url])

@@ -1,12 +1,13 @@
-/* engine: the load itself. One event loop per thread (epoll, or io_uring
- * where the kernel offers it) drives that thread's share of the connections
- * through ab's per-connection state machine (connect, write the request,
- * read the response, keep alive or reconnect), counts successes and
- * failures exactly as ab does, and records every request's connect/
- * processing/waiting/total time in histograms; with cf->h2 each connection
- * is instead one HTTP/2 session carrying up to cf->streams requests at a
- * time (engine_h2.c), counted by the same rules. lg_run() starts the
- * threads, waits for them and merges their results exactly. */
+/* engine: the load itself. lg_run() starts --threads threads, each with its
+ * own event loop (ev.h: epoll, or io_uring where the kernel offers it,
+ * chosen once per run) and a protocol driver on it: HTTP/1.x
+ * (driver_h1.c: ab's per-connection state machine - connect, write the
+ * request, read the response, keep alive or reconnect) or, with cf->h2,
+ * HTTP/2 (driver_h2.c: each connection one session carrying up to
+ * cf->streams requests at a time). Both count successes and failures
+ * exactly as ab does and record every request's connect/processing/
+ * waiting/total time in histograms; lg_run() waits for the threads and
+ * merges their results exactly. */
 #ifndef LOADGEN_ENGINE_H
 #define LOADGEN_ENGINE_H
 
@@ -18,7 +19,7 @@
 
 #define LG_MAX_ADDRS 8
 
-/* How the HTTP/1 loop waits for its sockets (--engine). */
+/* The event loop's back end (--engine). */
 enum lg_engine {
 	LG_ENGINE_AUTO,  /* io_uring when built in and working, else epoll */
 	LG_ENGINE_EPOLL, /* readiness: epoll_wait, then send()/recv() per request */

@@ -24,18 +24,36 @@ static inline int ci_eq(const char *a, const char *b, size_t n)
 	return 1;
 }
 
-const char *resp_find_ci(const char *hay, size_t len, const char *needle)
+/* A needle measured once: its length and its anchor, the offset of its
+ * first non-letter (n when it has none). The heads of every response are
+ * searched for the same few needles, so resp_parse_head() passes them
+ * measured (the constants below) rather than measuring them each time. */
+struct needle {
+	const char *s;
+	size_t n, k;
+};
+
+static const struct needle KEEP_ALIVE = {"Keep-Alive", 10, 4};
+static const struct needle CONTENT_LENGTH = {"Content-Length:", 15, 7};
+static const struct needle CLOSE = {"close", 5, 5};
+static const struct needle CHUNKED = {"chunked", 7, 7};
+static const struct needle SERVER = {"Server:", 7, 6};
+
+static inline int is_letter(unsigned char c)
 {
-	size_t n = strlen(needle);
+	return (unsigned char)((c | 0x20) - 'a') < 26;
+}
+
+static const char *find(const char *hay, size_t len, const struct needle *nd)
+{
+	size_t n = nd->n, k = nd->k;
+	const char *needle = nd->s;
 	if (n == 0)
 		return hay;
 	if (len < n)
 		return NULL;
 	/* Anchor on the needle's first non-letter ('-' in "Keep-Alive", ':'),
 	 * which has no case and is rare in a head: memchr finds it fast. */
-	size_t k = 0;
-	while (k < n && isalpha((unsigned char)needle[k]))
-		k++;
 	if (k < n) {
 		const char *p = hay + k, *end = hay + len - (n - k) + 1;
 		while (p < end && (p = memchr(p, needle[k], (size_t)(end - p)))) {
@@ -45,14 +63,24 @@ const char *resp_find_ci(const char *hay, size_t len, const char *needle)
 		}
 		return NULL;
 	}
-	int f = tolower((unsigned char)needle[0]);
+	/* all letters: x | 0x20 lowers a letter and equals a lowercase letter
+	 * only for that letter's two cases */
+	unsigned char f = (unsigned char)(needle[0] | 0x20);
 	for (size_t i = 0; i + n <= len; i++) {
-		if (tolower((unsigned char)hay[i]) != f)
+		if ((unsigned char)(hay[i] | 0x20) != f)
 			continue;
 		if (ci_eq(hay + i + 1, needle + 1, n - 1))
 			return hay + i;
 	}
 	return NULL;
+}
+
+const char *resp_find_ci(const char *hay, size_t len, const char *needle)
+{
+	struct needle nd = {needle, strlen(needle), 0};
+	while (nd.k < nd.n && is_letter((unsigned char)needle[nd.k]))
+		nd.k++;
+	return find(hay, len, &nd);
 }
 
 long resp_head_end(const char *buf, size_t len, int *term_len)
@@ -118,8 +146,8 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 	    isdigit((unsigned char)out->code[2]))
 		out->status =
 		    (out->code[0] - '0') * 100 + (out->code[1] - '0') * 10 + (out->code[2] - '0');
-	out->ka_token = resp_find_ci(buf, len, "Keep-Alive") != NULL;
-	const char *cl = resp_find_ci(buf, len, "Content-Length:");
+	out->ka_token = find(buf, len, &KEEP_ALIVE) != NULL;
+	const char *cl = find(buf, len, &CONTENT_LENGTH);
 	if (cl) {
 		/* ab: atoi(cl + 16), i.e. it skips "Content-Length: " blindly */
 		char num[24];
@@ -141,11 +169,10 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 		p++;
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		size_t ll = eol ? (size_t)(eol - p) : (size_t)(end - p);
-		if (ll > 11 && ci_eq(p, "Connection:", 11) &&
-		    resp_find_ci(p + 11, ll - 11, "close"))
+		if (ll > 11 && ci_eq(p, "Connection:", 11) && find(p + 11, ll - 11, &CLOSE))
 			out->conn_close = 1;
 		if (ll > 18 && ci_eq(p, "Transfer-Encoding:", 18) &&
-		    resp_find_ci(p + 18, ll - 18, "chunked"))
+		    find(p + 18, ll - 18, &CHUNKED))
 			out->chunked = 1;
 		p = eol;
 	}
@@ -154,7 +181,7 @@ void resp_parse_head(const char *buf, size_t len, struct resp_head *out)
 void resp_server_name(const char *buf, size_t len, char *out, size_t cap)
 {
 	size_t k = 0;
-	const char *p = resp_find_ci(buf, len, "Server:");
+	const char *p = find(buf, len, &SERVER);
 	if (p) {
 		size_t off = (size_t)(p - buf) + 8;
 		while (off < len && (unsigned char)buf[off] > 32 && k + 1 < cap)

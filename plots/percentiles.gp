@@ -5,6 +5,9 @@ set title sprintf("%s: latency percentiles (p50 solid, p99 dashed, p99.9 dotted)
     scenario, subtitle)
 set ylabel 'latency, ms (log scale)'
 set logscale y
-plot for [i=1:nseries] series(i) using 1:11 with linespoints ls ls_of(i) dt 1 title title[i].' p50', \
-     for [i=1:nseries] series(i) using 1:13 with linespoints ls ls_of(i) dt 2 title title[i].' p99', \
-     for [i=1:nseries] series(i) using 1:14 with linespoints ls ls_of(i) dt 3 title title[i].' p99.9'
+# each series is in the key three times: its short title (no runtime) keeps
+# the key narrow; a meta.gp from an older result2dat has only title
+if (!exists('shorttitle')) { array shorttitle[nseries]; do for [i=1:nseries] { shorttitle[i] = title[i] } }
+plot for [i=1:nseries] series(i) using 1:11 with linespoints ls ls_of(i) dt 1 title shorttitle[i].' p50', \
+     for [i=1:nseries] series(i) using 1:13 with linespoints ls ls_of(i) dt 2 title shorttitle[i].' p99', \
+     for [i=1:nseries] series(i) using 1:14 with linespoints ls ls_of(i) dt 3 title shorttitle[i].' p99.9'

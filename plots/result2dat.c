@@ -1,4 +1,5 @@
-/* result2dat — turn a corobench/result/v1 JSON file into gnuplot data files.
+/* result2dat — turn a corobench/result/v2 (or v1) JSON file into gnuplot data
+ * files.
  *
  *   result2dat RESULT.json OUTDIR
  *
@@ -12,8 +13,24 @@
  *   OUTDIR/dist-N.dat    the latency distribution of series N at the chosen level,
  *       from the histogram merged over repetitions:
  *       1 percentile  2 1/(1-percentile/100)  3 latency ms
- *   OUTDIR/meta.gp       gnuplot variables: the titles, the upstream delay (for
- *       Little's bound), the level of the distribution chart, axis ranges.
+ *   OUTDIR/cost-N.dat    CPU per request of series N, one line per level, in
+ *       microseconds per request: 1 level; then for each band of COST_FIELDS
+ *       that the result holds (meta.gp: ncost, cost_title[j]) three columns,
+ *       median, min, max; then each band's top in the stack (the sum of the
+ *       medians up to it, ncost columns); then the stack's total: median, min,
+ *       max (min and max over the repetitions' own totals and the median). The
+ *       median is the median figure over the median req/s (as
+ *       scripts/compare computes it); min and max are the extremes of the
+ *       repetitions' own ratios. A level without data is a blank line.
+ *   OUTDIR/meta.gp       gnuplot variables: the titles (title[N] with the style
+ *       and runtime, shorttitle[N] with the style only), the upstream delay (for
+ *       Little's bound), the level of the distribution chart, axis ranges, the
+ *       cost bands (ncost, cost_title[j]), the highest cost (cost_max), which
+ *       series have cost rows (hascost[N]) and their instructions per request
+ *       (icount[N], "" when not counted), and each series' line style
+ *       (lstyle[N], common.gp's numbers): where a result labels its series
+ *       implicit or explicit, a colour family per style, so that a chart groups
+ *       the rows by how they wait.
  *
  * gnuplot cannot read JSON, and hand-copied numbers drift from the truth; this
  * small program is the one path data takes from a result to a chart.
@@ -27,6 +44,27 @@
 #include <string.h>
 
 #define MAX_SERIES 64
+
+/* The bands of the cost chart, bottom to top: where a request's CPU goes.
+ * Each is a figure of the result in CPU seconds per wall second (1.0 = one
+ * core), drawn as microseconds per request (figure / req/s). A band with a
+ * `whole` is a part of that figure: it is drawn as its share of the whole
+ * (the parts, user and system clock ticks, are a sample; the whole, the
+ * scheduler's nanoseconds, is exact), where the point has every part; the
+ * whole's own band holds what its parts do not (all of it where the point
+ * has no split: a v1 file, or a window with too few clock ticks). A band no
+ * point has is left out of the chart. scripts/export's COST_FIELDS lists the
+ * exports' fields. */
+static const struct {
+	const char *key, *title, *whole;
+} COST_FIELDS[] = {
+    {"server_cpu_user", "server, user", "server_cpu"},
+    {"server_cpu_sys", "server, system", "server_cpu"},
+    {"server_cpu", "server (unsplit)", NULL},
+    {"upstream_cpu", "upstream stub", NULL},
+    {"loadgen_cpu", "load generator", NULL},
+};
+#define NCOST (sizeof COST_FIELDS / sizeof COST_FIELDS[0])
 
 static double num(const json_t *v, bool *ok)
 {
@@ -54,17 +92,93 @@ static void gp_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A figure of a set of figures: false when it is not a number. */
+typedef bool (*figure_fn)(const json_t *fig, const char *key, double *v);
+
+static bool figure(const json_t *fig, const char *key, double *v)
+{
+	bool ok;
+	*v = num(json_object_get(fig, key), &ok);
+	return ok;
+}
+
+/* Microseconds of figure key per request in one set of figures. */
+static bool cost_us(const json_t *fig, const char *key, double *us)
+{
+	double cpu, rps;
+	if (!figure(fig, key, &cpu) || !figure(fig, "rps", &rps) || rps <= 0)
+		return false;
+	*us = cpu / rps * 1e6;
+	return isfinite(*us); /* a figure gnuplot and meta.gp can hold */
+}
+
+/* Whether every part of whole is a number in fig, and their sum. */
+static bool parts_of(const json_t *fig, const char *whole, double *sum)
+{
+	bool any = false;
+	*sum = 0;
+	for (size_t k = 0; k < NCOST; k++) {
+		double v;
+		if (!COST_FIELDS[k].whole || strcmp(COST_FIELDS[k].whole, whole) != 0)
+			continue;
+		if (!figure(fig, COST_FIELDS[k].key, &v))
+			return false;
+		*sum += v;
+		any = true;
+	}
+	return any;
+}
+
+/* Microseconds per request of the cost band whose key is key (COST_FIELDS),
+ * in one set of figures: false where the figure it comes from is missing. */
+static bool band_us(const json_t *fig, const char *key, double *us)
+{
+	size_t k = 0;
+	while (k < NCOST && strcmp(COST_FIELDS[k].key, key) != 0)
+		k++;
+	if (k == NCOST)
+		return false;
+	const char *whole = COST_FIELDS[k].whole;
+	double parts;
+	if (whole) { /* a part: its share of the whole, where the point has them all */
+		double w, part;
+		if (!cost_us(fig, whole, &w) || !parts_of(fig, whole, &parts))
+			return false;
+		*us = parts > 0 && figure(fig, key, &part) ? w * part / parts : 0;
+		return isfinite(*us);
+	}
+	if (!cost_us(fig, key, us))
+		return false;
+	if (parts_of(fig, key, &parts)) /* the parts hold it all */
+		*us = 0;
+	return true;
+}
+
+/* The sum of the present bands in one set of figures: false when none. */
+static bool total_us(const json_t *fig, const bool present[NCOST], double *us)
+{
+	bool any = false;
+	*us = 0;
+	for (size_t k = 0; k < NCOST; k++) {
+		double v;
+		if (present[k] && band_us(fig, COST_FIELDS[k].key, &v)) {
+			*us += v;
+			any = true;
+		}
+	}
+	return any && isfinite(*us);
+}
+
 /* min, max and presence of a figure over a point's repetitions */
-static bool rep_range(const json_t *reps, const char *key, double *lo, double *hi)
+static bool rep_range(const json_t *reps, const char *key, figure_fn get, double *lo, double *hi)
 {
 	size_t i;
 	json_t *r;
 	bool any = false;
 	json_array_foreach(reps, i, r)
 	{
-		bool ok;
-		double v = num(json_object_get(r, key), &ok);
-		if (!ok)
+		double v;
+		if (!get(r, key, &v))
 			continue;
 		if (!any || v < *lo)
 			*lo = v;
@@ -85,15 +199,66 @@ static void put(FILE *f, const json_t *med, const char *key)
 		fputs(" NaN", f);
 }
 
+/* n rounded, with thousands separated by commas: "49,541". */
+static const char *grouped(double n, char *buf, size_t len)
+{
+	char digits[32];
+	int nd = snprintf(digits, sizeof(digits), "%.0f", n);
+	size_t o = 0;
+	for (int d = 0; d < nd && o + 2 < len; d++) {
+		if (d > 0 && (nd - d) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[d];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Line styles of common.gp: a colour family (and point fill) per style of
+ * waiting, the old palette for results without styles. */
+#define LS_PLAIN 1     /* 1..8, in order */
+#define LS_IMPLICIT 11 /* 11..16: blues and greens, filled points */
+#define LS_EXPLICIT 21 /* 21..26: reds and oranges, open points */
+#define LS_NONE 31     /* 31..34: purple, brown, grey, olive */
+
+static int line_style(const char *style, bool styled, size_t i, unsigned counts[3])
+{
+	if (!styled)
+		return LS_PLAIN + (int)(i % 8);
+	if (style && strcmp(style, "implicit") == 0)
+		return LS_IMPLICIT + (int)(counts[0]++ % 6);
+	if (style && strcmp(style, "explicit") == 0)
+		return LS_EXPLICIT + (int)(counts[1]++ % 6);
+	return LS_NONE + (int)(counts[2]++ % 4);
+}
+
+/* Opens OUTDIR/KIND-N.dat for writing into path (4096 bytes, kept for
+ * close_dat's message); NULL after saying why. */
+static FILE *open_dat(char *path, const char *dir, const char *kind, size_t n)
+{
+	snprintf(path, 4096, "%s/%s-%zu.dat", dir, kind, n);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+/* Closes a data file: 0, or -1 after saying that writing it failed. */
+static int close_dat(FILE *f, const char *path)
+{
+	if (fclose(f) != 0) {
+		fprintf(stderr, "result2dat: cannot write %s\n", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_series(const char *dir, size_t n, const json_t *series, double *rps_max)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/series-%zu.dat", dir, n);
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	FILE *f = open_dat(path, dir, "series", n);
+	if (!f)
 		return -1;
-	}
 	fprintf(f, "# level rps rps_min rps_max mean mean_min mean_max max max_min max_max "
 	           "p50 p90 p99 p999 server_cpu loadgen_cpu failed\n");
 	const json_t *points = json_object_get(series, "points");
@@ -120,7 +285,7 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 			double lo = 0, hi = 0;
 			if (k > 0)
 				put(f, med, ranged[k]);
-			if (rep_range(reps, ranged[k], &lo, &hi)) {
+			if (rep_range(reps, ranged[k], figure, &lo, &hi)) {
 				fprintf(f, " %.6g %.6g", lo, hi);
 				if (k == 0 && hi > *rps_max)
 					*rps_max = hi;
@@ -137,11 +302,108 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 		put(f, med, "failed");
 		fputc('\n', f);
 	}
-	if (fclose(f) != 0) {
-		fprintf(stderr, "result2dat: cannot write %s\n", path);
-		return -1;
+	return close_dat(f, path);
+}
+
+/* Which cost bands hold CPU at some measured point of some series. */
+static size_t cost_fields_present(const json_t *series, bool present[NCOST])
+{
+	size_t n = 0, i, j;
+	json_t *s, *pt;
+	for (size_t k = 0; k < NCOST; k++) {
+		present[k] = false;
+		json_array_foreach(series, i, s)
+		{
+			json_array_foreach(json_object_get(s, "points"), j, pt)
+			{
+				double us;
+				if (band_us(json_object_get(pt, "median"), COST_FIELDS[k].key,
+				            &us) &&
+				    us > 0)
+					present[k] = true;
+			}
+		}
+		n += present[k];
 	}
-	return 0;
+	return n;
+}
+
+/* Writes cost-N.dat; *has_rows tells whether a level had cost figures, and
+ * *max grows to the highest stack (or repetition's total) drawn. */
+static int write_cost(const char *dir, size_t n, const json_t *series, const bool present[NCOST],
+                      bool *has_rows, double *max)
+{
+	char path[4096];
+	FILE *f = open_dat(path, dir, "cost", n);
+	*has_rows = false;
+	if (!f)
+		return -1;
+	fputs("# level", f);
+	for (size_t k = 0; k < NCOST; k++)
+		if (present[k])
+			fprintf(f, " %s_us %s_us_min %s_us_max", COST_FIELDS[k].key,
+			        COST_FIELDS[k].key, COST_FIELDS[k].key);
+	for (size_t k = 0; k < NCOST; k++)
+		if (present[k])
+			fprintf(f, " %s_top", COST_FIELDS[k].key);
+	fputs(" total_us total_us_min total_us_max   (microseconds per request)\n", f);
+	size_t i, nfields = 0;
+	for (size_t k = 0; k < NCOST; k++)
+		nfields += present[k];
+	if (nfields == 0) /* no cost figures: no rows, and scripts/plot draws no cost chart */
+		return close_dat(f, path);
+	json_t *pt;
+	json_array_foreach(json_object_get(series, "points"), i, pt)
+	{
+		bool ok;
+		double level = num(json_object_get(pt, "level"), &ok);
+		const json_t *med = json_object_get(pt, "median");
+		const json_t *reps = json_object_get(pt, "repetitions");
+		double rps, total;
+		if (!ok || !figure(med, "rps", &rps) || !total_us(med, present, &total)) {
+			fputs("\n", f); /* a gap, as in series-N.dat */
+			continue;
+		}
+		*has_rows = true;
+		fprintf(f, "%.6g", level);
+		double tops[NCOST], top = 0;
+		for (size_t k = 0; k < NCOST; k++) {
+			if (!present[k])
+				continue;
+			double m, lo = 0, hi = 0;
+			if (band_us(med, COST_FIELDS[k].key, &m)) {
+				fprintf(f, " %.6g", m);
+				top += m;
+			} else {
+				fputs(" NaN", f); /* not measured here: nothing stacked */
+			}
+			tops[k] = top;
+			if (rep_range(reps, COST_FIELDS[k].key, band_us, &lo, &hi))
+				fprintf(f, " %.6g %.6g", lo, hi);
+			else
+				fputs(" NaN NaN", f);
+		}
+		for (size_t k = 0; k < NCOST; k++)
+			if (present[k])
+				fprintf(f, " %.6g", tops[k]);
+		/* the total's min and max over the repetitions' own totals */
+		double lo = total, hi = total, t;
+		size_t r;
+		json_t *rep;
+		json_array_foreach(reps, r, rep)
+		{
+			if (!total_us(rep, present, &t))
+				continue;
+			if (t < lo)
+				lo = t;
+			if (t > hi)
+				hi = t;
+		}
+		fprintf(f, " %.6g %.6g %.6g\n", total, lo, hi);
+		if (hi > *max)
+			*max = hi;
+	}
+	return close_dat(f, path);
 }
 
 /* Returns 1 when a distribution was written, 0 when the level has no data. */
@@ -166,15 +428,12 @@ static int write_dist(const char *dir, size_t n, const json_t *series, long long
 			total += c;
 	}
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/dist-%zu.dat", dir, n);
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		fprintf(stderr, "result2dat: cannot write %s: %s\n", path, strerror(errno));
+	FILE *f = open_dat(path, dir, "dist", n);
+	if (!f)
 		return -1;
-	}
 	if (total <= 0) { /* an empty file keeps gnuplot's "plot for" simple */
 		fprintf(f, "# no data at level %lld\n", level);
-		return fclose(f) == 0 ? 0 : -1;
+		return close_dat(f, path);
 	}
 	fprintf(f, "# percentile 1/(1-p) latency_ms   (level %lld, %.0f samples)\n", level, total);
 	double cum = 0, last_x = 0;
@@ -198,9 +457,7 @@ static int write_dist(const char *dir, size_t n, const json_t *series, long long
 		last_x = x;
 		fprintf(f, "%.6f %.6g %.6g\n", 100 * frac, x, upper_us / 1000.0);
 	}
-	if (fclose(f) != 0)
-		return -1;
-	return 1;
+	return close_dat(f, path) == 0 ? 1 : -1;
 }
 
 int main(int argc, char **argv)
@@ -217,8 +474,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *schema = json_string_value(json_object_get(root, "schema"));
-	if (!schema || strcmp(schema, "corobench/result/v1") != 0) {
-		fprintf(stderr, "result2dat: %s: schema: not a corobench/result/v1 file\n",
+	if (!schema || (strcmp(schema, "corobench/result/v1") != 0 &&
+	                strcmp(schema, "corobench/result/v2") != 0)) {
+		fprintf(stderr, "result2dat: %s: schema: not a corobench/result/v2 (or v1) file\n",
 		        argv[1]);
 		json_decref(root);
 		return 1;
@@ -236,7 +494,7 @@ int main(int argc, char **argv)
 	if (plot_level <= 0 && json_array_size(levels) > 0)
 		plot_level =
 		    json_integer_value(json_array_get(levels, json_array_size(levels) - 1));
-	double xmin = 0, xmax = 0;
+	double xmin = 0, xmax = 0, prev = 0, ratio_min = 0;
 	size_t i;
 	json_t *v;
 	json_array_foreach(levels, i, v)
@@ -244,6 +502,10 @@ int main(int argc, char **argv)
 		double l = (double)json_integer_value(v);
 		if (l <= 0)
 			continue;
+		/* the closest two levels: how wide a bar at a level may be */
+		if (prev > 0 && l > prev && (ratio_min == 0 || l / prev < ratio_min))
+			ratio_min = l / prev;
+		prev = l;
 		if (xmin == 0 || l < xmin)
 			xmin = l;
 		if (l > xmax)
@@ -254,11 +516,16 @@ int main(int argc, char **argv)
 		xmax = 10;
 	}
 
-	double rps_max = 0;
+	double rps_max = 0, cost_max = 0;
 	int has_dist[MAX_SERIES] = {0};
+	bool has_cost[MAX_SERIES] = {false};
+	bool cost_present[NCOST];
+	size_t ncost = cost_fields_present(series, cost_present);
 	json_array_foreach(series, i, v)
 	{
 		if (write_series(argv[2], i + 1, v, &rps_max) != 0)
+			goto fail;
+		if (write_cost(argv[2], i + 1, v, cost_present, &has_cost[i], &cost_max) != 0)
 			goto fail;
 		int d = write_dist(argv[2], i + 1, v, plot_level);
 		if (d < 0)
@@ -276,25 +543,60 @@ int main(int argc, char **argv)
 	size_t ns = json_array_size(series);
 	fprintf(f,
 	        "# written by result2dat from %s\nnseries = %zu\narray title[%zu]\n"
-	        "array hasdist[%zu]\n",
-	        argv[1], ns, ns, ns);
+	        "array hasdist[%zu]\narray lstyle[%zu]\narray shorttitle[%zu]\n"
+	        "array hascost[%zu]\narray icount[%zu]\n",
+	        argv[1], ns, ns, ns, ns, ns, ns, ns);
+	/* styles (implicit / explicit) came with the successors' rows; a result
+	 * from before them keeps the plain palette */
+	bool styled = false;
+	json_array_foreach(series, i, v)
+	{
+		if (json_is_string(json_object_get(v, "style")))
+			styled = true;
+	}
+	unsigned counts[3] = {0, 0, 0};
 	json_array_foreach(series, i, v)
 	{
 		const char *srv = json_string_value(json_object_get(v, "server"));
 		const char *app = json_string_value(json_object_get(v, "app"));
 		const char *status = json_string_value(json_object_get(v, "status"));
+		const char *style = json_string_value(json_object_get(v, "style"));
+		const char *runtime = json_string_value(json_object_get(v, "runtime"));
 		bool no_ka = json_is_false(json_object_get(v, "keepalive"));
 		const char *proto = json_string_value(json_object_get(v, "protocol"));
 		bool h2 = proto && strcmp(proto, "h2") == 0;
-		char t[256];
-		snprintf(t, sizeof(t), "%s (%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
-		         h2 ? ", h2" : "", no_ka ? ", no keep-alive" : "",
+		char t[384];
+		snprintf(t, sizeof(t), "%s (%s%s%s%s%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         h2 ? ", h2" : "", no_ka ? ", no keep-alive" : "", style ? ", " : "",
+		         style ? style : "", runtime ? ", " : "", runtime ? runtime : "",
 		         status && strcmp(status, "ok") != 0 ? " — " : "",
 		         status && strcmp(status, "ok") != 0 ? status : "");
 		fprintf(f, "title[%zu] = ", i + 1);
 		gp_string(f, t);
-		fprintf(f, "\nhasdist[%zu] = %d\n", i + 1, has_dist[i]);
+		/* without the runtime, for a key that lists each series thrice */
+		snprintf(t, sizeof(t), "%s (%s%s%s)%s%s", srv ? srv : "?", app ? app : "?",
+		         style ? ", " : "", style ? style : "",
+		         status && strcmp(status, "ok") != 0 ? " — " : "",
+		         status && strcmp(status, "ok") != 0 ? status : "");
+		fprintf(f, "\nshorttitle[%zu] = ", i + 1);
+		gp_string(f, t);
+		fprintf(f, "\nhasdist[%zu] = %d\nlstyle[%zu] = %d\n", i + 1, has_dist[i], i + 1,
+		        line_style(style, styled, i, counts));
+		/* v2: instructions per request (scripts/icount), for the cost chart */
+		bool ok;
+		double ir =
+		    num(json_object_get(json_object_get(v, "icount"), "ir_per_request"), &ok);
+		t[0] = '\0';
+		if (ok && ir > 0 && ir < 1e15) {
+			char g[32];
+			snprintf(t, sizeof(t), "%s instructions/request (callgrind, c = 1)",
+			         grouped(ir, g, sizeof(g)));
+		}
+		fprintf(f, "hascost[%zu] = %d\nicount[%zu] = ", i + 1, has_cost[i] ? 1 : 0, i + 1);
+		gp_string(f, t);
+		fputc('\n', f);
 	}
+	fprintf(f, "styled = %d\n", styled ? 1 : 0);
 	const char *name = json_string_value(json_object_get(root, "scenario"));
 	fputs("scenario = ", f);
 	gp_string(f, name ? name : "?");
@@ -352,6 +654,21 @@ int main(int argc, char **argv)
 		gp_string(f, "concurrency (connections, log scale)");
 	}
 	fprintf(f, "\nin_flight = %.6g\n", in_flight);
+	/* the cost bands, in the column order of cost-N.dat */
+	fprintf(f, "ncost = %zu\ncost_max = %.6g\nlevel_ratio_min = %.6g\n", ncost,
+	        cost_max > 0 ? cost_max : 1, ratio_min > 1 ? ratio_min : 2);
+	if (ncost > 0) {
+		fprintf(f, "array cost_title[%zu]\narray cost_key[%zu]\n", ncost, ncost);
+		for (size_t k = 0, j = 0; k < NCOST; k++) {
+			if (!cost_present[k])
+				continue;
+			fprintf(f, "cost_title[%zu] = ", ++j);
+			gp_string(f, COST_FIELDS[k].title);
+			fprintf(f, "\ncost_key[%zu] = ", j);
+			gp_string(f, COST_FIELDS[k].key);
+			fputc('\n', f);
+		}
+	}
 	fprintf(f, "rps_max = %.6g\nset xtics (", rps_max > 0 ? rps_max : 1);
 	json_array_foreach(levels, i, v)
 	{

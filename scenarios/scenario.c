@@ -428,8 +428,8 @@ static json_t *parse_expect(struct errs *e, const char *path, const json_t *v, b
 
 /* ---- placeholders in external servers' commands ---- */
 
-static const char *const placeholders[] = {"host",   "port", "listen", "upstream", "workers",
-                                           "source", "tmp",  "app",    "name",     NULL};
+static const char *const placeholders[] = {
+    "host", "port", "listen", "upstream", "workers", "source", "build", "tmp", "app", "name", NULL};
 
 /* "{name}" must be a known placeholder; "{{" and "}}" are literal braces. */
 static bool check_placeholders(struct errs *e, const char *path, const char *s)
@@ -462,7 +462,7 @@ static bool check_placeholders(struct errs *e, const char *path, const char *s)
 		if (!found) {
 			err_add(e, path,
 			        "unknown placeholder '{%.*s}' (known: {host} {port} {listen} "
-			        "{upstream} {workers} {source} {tmp} {app} {name})",
+			        "{upstream} {workers} {source} {build} {tmp} {app} {name})",
 			        (int)(n > 40 ? 40 : n), p + 1);
 			return false;
 		}
@@ -507,6 +507,18 @@ static json_t *parse_str_array(struct errs *e, const char *path, const json_t *v
 		return NULL;
 	}
 	return out;
+}
+
+/* An optional command at v's key: an array of strings with placeholders,
+ * or JSON null when it is absent or wrong (the error is reported). */
+static json_t *parse_command(struct errs *e, const char *path, const json_t *v, const char *key,
+                             size_t max)
+{
+	char p[PATH_LEN];
+	path_key(p, path, key);
+	const json_t *x = json_object_get(v, key);
+	json_t *a = x ? parse_str_array(e, p, x, 1, max, true) : NULL;
+	return a ? a : json_null();
 }
 
 static const char *const signals[] = {"SIGTERM", "SIGINT",  "SIGQUIT", "SIGHUP",
@@ -578,12 +590,28 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
                             const struct defaults *d)
 {
 	static const char *const known[] = {
-	    "name",        "kind",         "app",
-	    "workers",     "args",         "path",
-	    "expect",      "start",        "ready_url",
-	    "stop_signal", "cwd",          "env",
-	    "requires",    "missing_hint", "startup_timeout_s",
-	    "keepalive",   "protocol",     "h2load_reference",
+	    "name",
+	    "kind",
+	    "app",
+	    "workers",
+	    "args",
+	    "path",
+	    "expect",
+	    "start",
+	    "ready_url",
+	    "stop_signal",
+	    "cwd",
+	    "env",
+	    "requires",
+	    "missing_hint",
+	    "startup_timeout_s",
+	    "keepalive",
+	    "protocol",
+	    "h2load_reference",
+	    "style",
+	    "optional",
+	    "build",
+	    "runtime_version",
 	    NULL,
 	};
 	char p[PATH_LEN];
@@ -700,6 +728,28 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 		want_bool(e, p, x, &ka);
 	json_object_set_new(out, "keepalive", json_boolean(ka));
 
+	/* How a request's wait is written: the charts group rows by it. The
+	 * built-in workers are labelled by their way of waiting. */
+	path_key(p, path, "style");
+	json_t *style = kind == K_CORO    ? json_string("implicit")
+	                : kind == K_ASYNC ? json_string("explicit")
+	                                  : json_null();
+	if ((x = json_object_get(v, "style")) && want_str(e, p, x, 1, 16, &s)) {
+		if (strcmp(s, "implicit") == 0 || strcmp(s, "explicit") == 0) {
+			json_decref(style);
+			style = json_string(s);
+		} else {
+			err_add(e, p, "unknown style '%s' (one of: implicit, explicit)", s);
+		}
+	}
+	json_object_set_new(out, "style", style);
+
+	bool optional = false;
+	path_key(p, path, "optional");
+	if ((x = json_object_get(v, "optional")))
+		want_bool(e, p, x, &optional);
+	json_object_set_new(out, "optional", json_boolean(optional));
+
 	path_key(p, path, "args");
 	if ((x = json_object_get(v, "args"))) {
 		if (kind == K_EXTERNAL || kind == K_NGINX) {
@@ -734,8 +784,9 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 		json_object_set_new(out, "expect", json_deep_copy(d->expect));
 
 	/* external-only fields */
-	static const char *const ext_only[] = {"start", "ready_url", "stop_signal",  "cwd",
-	                                       "env",   "requires",  "missing_hint", NULL};
+	static const char *const ext_only[] = {
+	    "start",        "ready_url", "stop_signal",     "cwd", "env", "requires",
+	    "missing_hint", "build",     "runtime_version", NULL};
 	if (kind != K_EXTERNAL) {
 		for (size_t i = 0; ext_only[i]; i++) {
 			if (json_object_get(v, ext_only[i])) {
@@ -746,6 +797,7 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 		}
 	}
 	json_t *start = json_null(), *ready = json_null(), *cwd = json_null();
+	json_t *build = json_null(), *runtime = json_null();
 	json_t *sig = json_string(kind == K_EXTERNAL ? "SIGTERM" : "SIGTERM");
 	json_t *env = json_object(), *req = json_array(), *hint = json_null();
 	if (kind == K_NGINX) {
@@ -766,6 +818,12 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 				start = a;
 			}
 		}
+		/* optional commands: one that builds the server before it starts,
+		 * one whose first line of output names its runtime and version */
+		json_decref(build);
+		build = parse_command(e, path, v, "build", 256);
+		json_decref(runtime);
+		runtime = parse_command(e, path, v, "runtime_version", 64);
 		path_key(p, path, "ready_url");
 		if (!(x = json_object_get(v, "ready_url"))) {
 			err_add(e, p, "missing (a URL that answers once the server is ready)");
@@ -844,6 +902,8 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 		}
 	}
 	json_object_set_new(out, "start", start);
+	json_object_set_new(out, "build", build);
+	json_object_set_new(out, "runtime_version", runtime);
 	json_object_set_new(out, "ready_url", ready);
 	json_object_set_new(out, "stop_signal", sig);
 	json_object_set_new(out, "cwd", cwd);

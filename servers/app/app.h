@@ -43,7 +43,9 @@
 #ifndef COROBENCH_APP_H
 #define COROBENCH_APP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* A view: bytes owned by someone else, length known, no NUL promised. */
 struct app_str {
@@ -67,6 +69,14 @@ struct app_request {
 	struct app_str body; /* de-chunked request body; len 0 when none */
 	int http_major, http_minor;
 };
+
+/* The HEAD rule, for every worker and codec: a HEAD request's answer is
+ * the head of the GET answer, without the body. Methods are case-sensitive
+ * (RFC 9110 9.1). */
+static inline bool app_method_is_head(struct app_str method)
+{
+	return method.len == 4 && memcmp(method.base, "HEAD", 4) == 0;
+}
 
 struct app_ctx; /* one per request, owned by the worker */
 

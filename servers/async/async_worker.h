@@ -1,8 +1,9 @@
 /* async_worker.h — the explicit-async-call worker (uWSGI's --async mode with
- * explicit calls): every connection is a state machine driven by libevent
- * callbacks, read -> parse -> app -> write -> keep-alive or close. There are
- * no coroutines here: a request that waits must have made an explicit call
- * (app_fetch_async, app_sleep_async) whose callback finishes it.
+ * explicit calls), on the worker core (servers/core/core.h): every
+ * connection is driven by libevent callbacks, read -> parse -> app -> write
+ * -> keep-alive or close. There are no coroutines here: a request that
+ * waits must have made an explicit call (app_fetch_async, app_sleep_async)
+ * whose callback finishes it.
  *
  * THE BLOCKING-CALL PITFALL, KEPT ON PURPOSE. The blocking-style calls of
  * app.h (app_fetch, app_sleep_ms) really block this worker process here: a
@@ -31,43 +32,15 @@
 #ifndef COROBENCH_ASYNC_WORKER_H
 #define COROBENCH_ASYNC_WORKER_H
 
-#include "app.h"
-#include "master.h"
-#include "options.h"
-
-struct event_base;
-struct async_worker;
+#include "core.h"
 
 struct async_config {
-	const struct server_opts *opts; /* listen, keep-alive, limits, upstream */
-	const struct app *app;
 	unsigned max_inflight; /* --async N */
 };
 
-/* A worker on base. listen_fd (non-blocking, listening) may be -1 for a
- * worker fed only through async_worker_adopt(). NULL on failure (errno). */
-struct async_worker *async_worker_new(struct event_base *base, const struct async_config *cfg,
-                                      int listen_fd);
-
-/* Take ownership of a connected socket (made non-blocking here) and serve
- * it. 0, or -1 (the fd is closed) when out of memory. */
-int async_worker_adopt(struct async_worker *w, int fd);
-
-/* Begin a graceful stop: stop accepting, close idle connections, let the
- * requests in flight finish (their answers say "Connection: close"). The
- * loop is broken once no connection is left. */
-void async_worker_stop(struct async_worker *w);
-
-/* Live connections and requests in flight (for tests and the stop logic). */
-unsigned async_worker_conns(const struct async_worker *w);
-unsigned async_worker_inflight(const struct async_worker *w);
-
-/* Close every connection (cancelling what their requests wait on) and free
- * the worker. The event base is the caller's. */
-void async_worker_free(struct async_worker *w);
-
-/* The master_run() worker function: arg is a const struct async_config *.
- * Runs one event loop until a graceful stop; returns the exit status. */
-int async_worker_main(const struct worker_env *env, void *arg);
+/* The worker core's class of this worker. core_main() runs it in every
+ * worker process, and core_new() on a loop of one's own (tests), with a
+ * const struct async_config *. */
+extern const struct core_class async_worker_class;
 
 #endif

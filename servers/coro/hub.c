@@ -6,6 +6,8 @@
  * through task_run(), which also frees the coroutine when it has finished.
  */
 #include "hub.h"
+
+#include "clock.h"
 #include "coro.h"
 
 #include <event2/event.h>
@@ -186,12 +188,13 @@ void hub_cancel_all(struct hub *h)
 	}
 }
 
+/* The timeval for a wait of ms: libevent's common timeout (its O(1)
+ * queue) for the first duration a wait used, the keep-alive timeout. */
 static const struct timeval *timeout_tv(struct hub *h, unsigned ms, struct timeval *tmp)
 {
 	if (ms == h->common_ms && h->common_tv)
 		return h->common_tv;
-	tmp->tv_sec = ms / 1000;
-	tmp->tv_usec = (ms % 1000) * 1000;
+	*tmp = core_tv(ms);
 	if (!h->common_tv) {
 		const struct timeval *c = event_base_init_common_timeout(h->base, tmp);
 		if (c) {
@@ -261,42 +264,15 @@ static void fd_write_cb(evutil_socket_t fd, short what, void *arg)
 	hub_wake(f->waiter);
 }
 
-/* The socket wait timeout. Arming a libevent timer per wait and deleting
- * it after (an event_add and event_del per request, ~530 instructions of
- * queue work) is the price of exactness nobody needs for second-long
- * timeouts; instead a wait notes its deadline on the kernel's jiffy clock
- * (a vDSO read) and the timer, once armed, stays pending between waits.
- * When it fires it checks the wait then in progress: none, it lapses; one
- * not yet due, it re-arms for the rest; else the wait times out. */
-static int64_t coarse_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* The socket wait timeout: lazy (clock.h, struct core_lazy), so a wait
+ * costs a clock read, not an event_add and an event_del. */
 static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct hub_fd *f = arg;
-	f->tev_armed = false;
-	if (!f->deadline)
+	if (!core_lazy_fired(&f->tmo))
 		return;
-	/* Within a few ms counts as due: the clock is a jiffy coarse. */
-	int64_t now = coarse_now_ms();
-	int64_t left = f->deadline - now;
-	if (left > 10) {
-		if (left > (int64_t)f->wait_ms)
-			left = f->wait_ms; /* (a clock that went back) */
-		struct timeval tv = {.tv_sec = (time_t)(left / 1000),
-		                     .tv_usec = (suseconds_t)(left % 1000) * 1000};
-		if (event_add(&f->tev, &tv) == 0) {
-			f->tev_armed = true;
-			f->tev_at = now + left;
-			return;
-		}
-	}
 	f->timed_out = true;
 	hub_wake(f->waiter);
 }
@@ -312,14 +288,11 @@ int hub_fd_open(struct hub *h, struct hub_fd *f, int fd, unsigned flags)
 	f->timed_out = false;
 	f->write_armed = false;
 	f->peer_closed = false;
-	f->tev_armed = false;
-	f->wait_ms = 0;
-	f->deadline = 0;
 	f->waiter = NULL;
+	core_lazy_init(&f->tmo, h->base, fd_timer_cb, f);
 	if (event_assign(&f->rev, h->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, fd_read_cb,
 	                 f) != 0 ||
-	    event_assign(&f->wev, h->base, fd, EV_WRITE | EV_ET, fd_write_cb, f) != 0 ||
-	    evtimer_assign(&f->tev, h->base, fd_timer_cb, f) != 0)
+	    event_assign(&f->wev, h->base, fd, EV_WRITE | EV_ET, fd_write_cb, f) != 0)
 		return -1;
 	return event_add(&f->rev, NULL);
 }
@@ -329,34 +302,31 @@ void hub_fd_close(struct hub_fd *f)
 	event_del(&f->rev);
 	if (f->write_armed)
 		event_del(&f->wev);
-	evtimer_del(&f->tev);
-	f->tev_armed = false;
+	core_lazy_del(&f->tmo);
+}
+
+void hub_fd_watch(struct hub_fd *f, bool on)
+{
+	f->waiter = on ? f->hub->current : NULL;
+}
+
+bool hub_fd_peer_closed(const struct hub_fd *f)
+{
+	return f->peer_closed;
 }
 
 /* Park the running task on f until an edge, the timeout or a cancel. */
 static int fd_wait(struct hub_fd *f, unsigned timeout_ms)
 {
 	struct hub *h = f->hub;
-	if (timeout_ms) {
-		int64_t now = coarse_now_ms();
-		f->wait_ms = timeout_ms;
-		f->deadline = now + timeout_ms;
-		if (f->deadline == 0)
-			f->deadline = 1; /* 0 means none */
-		/* A pending timer that fires by the deadline re-arms for the
-		 * rest; one that would fire after it must move. */
-		if (!f->tev_armed || f->tev_at > f->deadline) {
-			struct timeval tmp;
-			if (event_add(&f->tev, timeout_tv(h, timeout_ms, &tmp)) != 0)
-				return -EIO;
-			f->tev_armed = true;
-			f->tev_at = f->deadline;
-		}
-	}
+	struct timeval tmp;
+	if (timeout_ms && core_lazy_begin(&f->tmo, timeout_ms) &&
+	    core_lazy_arm(&f->tmo, timeout_tv(h, timeout_ms, &tmp)) != 0)
+		return -EIO;
 	f->waiter = h->current;
 	int rc = hub_park(h);
 	f->waiter = NULL;
-	f->deadline = 0;
+	core_lazy_clear(&f->tmo);
 	if (rc != 0)
 		return rc;
 	if (f->timed_out) {

@@ -16,6 +16,8 @@
 #ifndef COROBENCH_HUB_H
 #define COROBENCH_HUB_H
 
+#include "clock.h"
+
 #include <event2/event_struct.h>
 
 #include <stdbool.h>
@@ -76,12 +78,9 @@ struct hub_fd {
 	int fd;
 	bool readable, writable, timed_out, write_armed, tcp;
 	bool peer_closed; /* EPOLLRDHUP seen: a short read no longer means empty */
-	bool tev_armed;   /* tev is pending (left so between waits, see hub.c) */
-	int64_t tev_at;   /* ...and fires then, ms on the coarse clock */
-	unsigned wait_ms; /* the timed wait in progress: its timeout, */
-	int64_t deadline; /* ...and its end, ms on the coarse clock (0: none) */
 	struct hub_task *waiter;
-	struct event rev, wev, tev;
+	struct event rev, wev;
+	struct core_lazy tmo; /* the wait's timeout (clock.h) */
 };
 
 enum hub_fd_flags {
@@ -98,6 +97,12 @@ enum hub_fd_flags {
 int hub_fd_open(struct hub *h, struct hub_fd *f, int fd, unsigned flags);
 /* Unregister; does not close fd. */
 void hub_fd_close(struct hub_fd *f);
+
+/* While the running task waits on something else (hub_park), let f's
+ * read events wake it too (on), or no longer (off). */
+void hub_fd_watch(struct hub_fd *f, bool on);
+/* The peer closed its side (or reset): EPOLLRDHUP was reported. */
+bool hub_fd_peer_closed(const struct hub_fd *f);
 
 /* Read up to len bytes, parking while there are none. timeout_ms 0: no
  * timeout. Returns the bytes read (> 0), 0 at end of stream, or -errno:

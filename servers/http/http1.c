@@ -25,49 +25,11 @@
  * endless header (or endless whitespace, which produces no callback) is
  * stopped at exactly max_header_bytes.
  */
-#include "http1.h"
-
-#include <llhttp.h>
+#include "http1_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct hdr_span {
-	size_t name_off, name_len, value_off, value_len;
-};
-
-struct http1_parser {
-	llhttp_t ll;
-	struct http1_limits lim;
-
-	char *head; /* method, target and header bytes, copied */
-	size_t head_len, head_cap;
-	const char *pend, *pend_end; /* the region of the input not yet copied */
-	size_t pend_base;            /* ...and where it goes in head */
-	char *body;                  /* de-chunked body */
-	size_t body_len, body_cap;
-	struct hdr_span *spans;
-	struct app_header *headers; /* views built from spans on completion */
-	size_t nheaders, hdr_cap;
-
-	size_t method_off, method_len, url_off, url_len;
-	size_t raw_head;      /* raw bytes of the current head fed to llhttp */
-	size_t trailer_bytes; /* chunked trailers: counted, not kept */
-
-	bool in_head;    /* the head of a request is still arriving */
-	bool in_message; /* some byte of a request has been seen */
-	enum { H_NONE, H_FIELD, H_VALUE_START, H_VALUE } hstate; /* within a header line */
-	bool value_cut;                    /* the last value span ended where the input did */
-	const char *feed_start, *feed_end; /* the bytes given to llhttp_execute */
-	char prev_byte;                    /* the byte fed before feed_start */
-	bool keep_alive, expect_continue, upgrade, continue_pending;
-	bool ended;          /* a request without keep-alive was parsed: llhttp refuses more */
-	unsigned char minor; /* the request's HTTP/1.x */
-	bool failed;
-	int err_status;
-	const char *err_reason;
-};
 
 struct http1_limits http1_limits_default(void)
 {
@@ -78,13 +40,8 @@ struct http1_limits http1_limits_default(void)
 	};
 }
 
-static struct http1_parser *from_ll(llhttp_t *ll)
-{
-	return ll->data;
-}
-
 /* Record our own verdict; the callback then returns an error to llhttp. */
-static int fail(struct http1_parser *p, int status, const char *reason)
+int http1_fail(struct http1_parser *p, int status, const char *reason)
 {
 	if (!p->err_status) {
 		p->err_status = status;
@@ -93,313 +50,11 @@ static int fail(struct http1_parser *p, int status, const char *reason)
 	return -1;
 }
 
-static int grow(char **buf, size_t *cap, size_t need, size_t first)
-{
-	size_t n = *cap ? *cap : first;
-	while (n < need)
-		n = n > SIZE_MAX / 2 ? need : n * 2;
-	char *b = realloc(*buf, n);
-	if (!b)
-		return -1;
-	*buf = b;
-	*cap = n;
-	return 0;
-}
-
-/* A span of the head at at[0..len): its offset in head, where the pending
- * region (extended to cover it) will be copied. */
-static inline size_t span_take(struct http1_parser *p, const char *at, size_t len)
-{
-	if (!p->pend) {
-		p->pend = at;
-		p->pend_base = p->head_len;
-	}
-	p->pend_end = at + len;
-	return p->pend_base + (size_t)(at - p->pend);
-}
-
-/* Copy the pending region into head: before the input goes away, and
- * before the head is read (on_headers_complete). */
-static int head_flush(struct http1_parser *p)
-{
-	if (!p->pend)
-		return 0;
-	size_t n = (size_t)(p->pend_end - p->pend);
-	size_t need = p->pend_base + n;
-	if (need > p->head_cap && grow(&p->head, &p->head_cap, need, 1024) != 0) {
-		p->pend = NULL;
-		return fail(p, 431, "out of memory for the header block");
-	}
-	memcpy(p->head + p->pend_base, p->pend, n);
-	p->head_len = need;
-	p->pend = NULL;
-	return 0;
-}
-
-/* Room for one more header (below max_headers). 0, or -1 out of memory. */
-static int hdr_grow(struct http1_parser *p)
-{
-	size_t n = p->hdr_cap ? p->hdr_cap * 2 : 16;
-	if (n > p->lim.max_headers)
-		n = p->lim.max_headers;
-	struct hdr_span *s = realloc(p->spans, n * sizeof(*s));
-	if (!s)
-		return -1;
-	p->spans = s;
-	struct app_header *h = realloc(p->headers, n * sizeof(*h));
-	if (!h)
-		return -1;
-	p->headers = h;
-	p->hdr_cap = n;
-	return 0;
-}
-
-/* ---- llhttp callbacks ---- */
-
-static int on_message_begin(llhttp_t *ll)
-{
-	struct http1_parser *p = from_ll(ll);
-	p->in_message = true;
-	p->head_len = 0;
-	p->pend = NULL;
-	p->body_len = 0;
-	p->nheaders = 0;
-	p->method_off = p->method_len = p->url_off = p->url_len = 0;
-	p->trailer_bytes = 0;
-	p->hstate = H_NONE;
-	p->keep_alive = p->expect_continue = p->upgrade = p->continue_pending = false;
-	return 0;
-}
-
-static int on_method(llhttp_t *ll, const char *at, size_t len)
-{
-	struct http1_parser *p = from_ll(ll);
-	size_t off = span_take(p, at, len);
-	if (p->method_len == 0)
-		p->method_off = off;
-	p->method_len += len;
-	return 0;
-}
-
-static int on_url(llhttp_t *ll, const char *at, size_t len)
-{
-	struct http1_parser *p = from_ll(ll);
-	size_t off = span_take(p, at, len);
-	if (p->url_len == 0)
-		p->url_off = off;
-	p->url_len += len;
-	return 0;
-}
-
-static int on_version_complete(llhttp_t *ll)
-{
-	/* llhttp accepts 0.9 and 2.0 in an HTTP/1 request line; we speak 1.x. */
-	if (ll->http_major != 1 || ll->http_minor > 1)
-		return fail(from_ll(ll), 400, "unsupported HTTP version");
-	return 0;
-}
-
-static bool trailing(const llhttp_t *ll)
-{
-	return (ll->flags & F_TRAILING) != 0;
-}
-
-static int count_trailer(struct http1_parser *p, size_t len)
-{
-	p->trailer_bytes += len;
-	if (p->trailer_bytes > p->lim.max_header_bytes)
-		return fail(p, 431, "trailers too large");
-	return 0;
-}
-
-/* RFC 9110 tchar. llhttp's loose mode lets a space into a field name
- * ("Bad Name: x"), which a front end may read differently: refuse it. */
-#define T8(c) [c] = 1
-static const unsigned char tchar[256] = {
-    T8('!'), T8('#'), T8('$'), T8('%'), T8('&'), T8('\''), T8('*'), T8('+'), T8('-'), T8('.'),
-    T8('^'), T8('_'), T8('`'), T8('|'), T8('~'), T8('0'),  T8('1'), T8('2'), T8('3'), T8('4'),
-    T8('5'), T8('6'), T8('7'), T8('8'), T8('9'), T8('A'),  T8('B'), T8('C'), T8('D'), T8('E'),
-    T8('F'), T8('G'), T8('H'), T8('I'), T8('J'), T8('K'),  T8('L'), T8('M'), T8('N'), T8('O'),
-    T8('P'), T8('Q'), T8('R'), T8('S'), T8('T'), T8('U'),  T8('V'), T8('W'), T8('X'), T8('Y'),
-    T8('Z'), T8('a'), T8('b'), T8('c'), T8('d'), T8('e'),  T8('f'), T8('g'), T8('h'), T8('i'),
-    T8('j'), T8('k'), T8('l'), T8('m'), T8('n'), T8('o'),  T8('p'), T8('q'), T8('r'), T8('s'),
-    T8('t'), T8('u'), T8('v'), T8('w'), T8('x'), T8('y'),  T8('z'),
-};
-#undef T8
-
-static int on_header_field(llhttp_t *ll, const char *at, size_t len)
-{
-	struct http1_parser *p = from_ll(ll);
-	for (size_t i = 0; i < len; i++)
-		if (!tchar[(unsigned char)at[i]])
-			return fail(p, 400, "invalid character in a header name");
-	if (trailing(ll))
-		return count_trailer(p, len);
-	if (p->hstate != H_FIELD) {
-		if (p->nheaders >= p->lim.max_headers)
-			return fail(p, 431, "too many headers");
-		if (p->nheaders == p->hdr_cap && hdr_grow(p) != 0)
-			return fail(p, 431, "out of memory for headers");
-		size_t off = span_take(p, at, len);
-		p->spans[p->nheaders++] = (struct hdr_span){.name_off = off, .value_off = off};
-		p->hstate = H_FIELD;
-	} else {
-		span_take(p, at, len);
-	}
-	p->spans[p->nheaders - 1].name_len += len;
-	return 0;
-}
-
-static int on_header_value(llhttp_t *ll, const char *at, size_t len)
-{
-	struct http1_parser *p = from_ll(ll);
-	if (trailing(ll))
-		return count_trailer(p, len);
-	if (p->hstate != H_VALUE_START && p->hstate != H_VALUE)
-		return fail(p, 400, "header without a name");
-	struct hdr_span *s = &p->spans[p->nheaders - 1];
-	size_t off = span_take(p, at, len);
-	if (p->hstate == H_VALUE_START) {
-		p->hstate = H_VALUE;
-		s->value_off = off;
-	} else if (!p->value_cut || (at > p->feed_start ? at[-1] : p->prev_byte) == '\n') {
-		/* A second span of one value that the end of a read did not
-		 * cause, or that starts a line: llhttp joined an obs-fold
-		 * continuation line. RFC 9112 5.2 lets us refuse it, and that
-		 * closes a smuggling path ("Host: x\r\n Transfer-Encoding: ..."). */
-		return fail(p, 400, "obsolete line folding");
-	}
-	p->value_cut = at + len == p->feed_end;
-	s->value_len += len;
-	return 0;
-}
-
-static int on_header_field_complete(llhttp_t *ll)
-{
-	struct http1_parser *p = from_ll(ll);
-	if (trailing(ll))
-		return 0;
-	/* llhttp reports an empty name as a zero-length span */
-	if (p->hstate != H_FIELD || p->spans[p->nheaders - 1].name_len == 0)
-		return fail(p, 400, "header without a name");
-	p->hstate = H_VALUE_START;
-	return 0;
-}
-
-static int on_header_value_complete(llhttp_t *ll)
-{
-	from_ll(ll)->hstate = H_NONE;
-	return 0;
-}
-
-static bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen)
-{
-	if (alen != litlen)
-		return false;
-	for (size_t i = 0; i < alen; i++) {
-		unsigned char c = (unsigned char)a[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + ('a' - 'A'));
-		if (c != (unsigned char)lit[i])
-			return false;
-	}
-	return true;
-}
-
-#define TOKEN_EQ(base, len, lit) token_eq((base), (len), (lit), sizeof(lit) - 1)
-
-static int on_headers_complete(llhttp_t *ll)
-{
-	struct http1_parser *p = from_ll(ll);
-	p->in_head = false;
-	if (head_flush(p) != 0)
-		return -1;
-	/* A request line without a version is HTTP/0.9 to llhttp. */
-	if (ll->http_major != 1 || ll->http_minor > 1)
-		return fail(p, 400, "unsupported HTTP version");
-	/* llhttp refuses most of these itself; checking first makes the answer
-	 * 400 rather than a 413 for a huge Content-Length beside a chunked TE. */
-	if ((ll->flags & F_TRANSFER_ENCODING) && (ll->flags & F_CONTENT_LENGTH))
-		return fail(p, 400, "Content-Length together with Transfer-Encoding");
-	if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->lim.max_body_bytes)
-		return fail(p, 413, "declared body too large");
-	for (size_t i = 0; i < p->nheaders; i++) {
-		const struct hdr_span *s = &p->spans[i];
-		if (TOKEN_EQ(p->head + s->name_off, s->name_len, "expect") &&
-		    TOKEN_EQ(p->head + s->value_off, s->value_len, "100-continue"))
-			p->expect_continue = true;
-	}
-	p->upgrade = ll->upgrade != 0;
-	/* We answer an upgrade request as a plain HTTP/1.1 request (RFC 9110
-	 * lets a server ignore Upgrade), so llhttp must keep parsing HTTP/1.1
-	 * after it instead of stopping with HPE_PAUSED_UPGRADE. */
-	ll->upgrade = 0;
-	if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0) {
-		/* Size the buffer for the body up front, but only up to 64 KiB:
-		 * a peer that merely announces a large body gets no memory for it
-		 * until the bytes arrive. */
-		size_t want = ll->content_length < 65536 ? (size_t)ll->content_length : 65536;
-		if (want > p->body_cap && grow(&p->body, &p->body_cap, want, 4096) != 0)
-			return fail(p, 413, "out of memory for the body");
-		p->continue_pending = p->expect_continue && ll->http_minor >= 1;
-	} else if (ll->flags & F_CHUNKED) {
-		p->continue_pending = p->expect_continue && ll->http_minor >= 1;
-	}
-	return 0;
-}
-
-static int on_chunk_header(llhttp_t *ll)
-{
-	struct http1_parser *p = from_ll(ll);
-	/* Refuse an oversized chunk before its bytes arrive. */
-	if (ll->content_length > p->lim.max_body_bytes - p->body_len)
-		return fail(p, 413, "chunked body too large");
-	return 0;
-}
-
-static int on_body(llhttp_t *ll, const char *at, size_t len)
-{
-	struct http1_parser *p = from_ll(ll);
-	if (len > p->lim.max_body_bytes - p->body_len)
-		return fail(p, 413, "body too large");
-	if (p->body_len + len > p->body_cap &&
-	    grow(&p->body, &p->body_cap, p->body_len + len, 4096) != 0)
-		return fail(p, 413, "out of memory for the body");
-	memcpy(p->body + p->body_len, at, len);
-	p->body_len += len;
-	p->continue_pending = false;
-	return 0;
-}
-
-static int on_message_complete(llhttp_t *ll)
-{
-	struct http1_parser *p = from_ll(ll);
-	p->minor = ll->http_minor; /* on_version_complete: 1.0 or 1.1 */
-	p->keep_alive = llhttp_should_keep_alive(ll) != 0;
-	p->continue_pending = false;
-	return HPE_PAUSED;
-}
-
-static const llhttp_settings_t settings = {
-    .on_message_begin = on_message_begin,
-    .on_method = on_method,
-    .on_url = on_url,
-    .on_version_complete = on_version_complete,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_header_field_complete = on_header_field_complete,
-    .on_header_value_complete = on_header_value_complete,
-    .on_headers_complete = on_headers_complete,
-    .on_chunk_header = on_chunk_header,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 /* ---- the API ---- */
 
 static void start_connection(struct http1_parser *p)
 {
-	llhttp_init(&p->ll, HTTP_REQUEST, &settings);
+	llhttp_init(&p->ll, HTTP_REQUEST, &http1_llhttp_settings);
 	p->ll.data = p;
 	p->pend = NULL;
 	p->ended = false;
@@ -647,10 +302,11 @@ static enum http1_result fast_parse(struct http1_parser *p, const char *d, size_
 			break;
 		}
 		const char *n = l;
-		while (e - l >= 4 && tchar[(unsigned char)l[0]] && tchar[(unsigned char)l[1]] &&
-		       tchar[(unsigned char)l[2]] && tchar[(unsigned char)l[3]])
+		while (e - l >= 4 && http1_tchar[(unsigned char)l[0]] &&
+		       http1_tchar[(unsigned char)l[1]] && http1_tchar[(unsigned char)l[2]] &&
+		       http1_tchar[(unsigned char)l[3]])
 			l += 4;
-		while (l < e && tchar[(unsigned char)*l])
+		while (l < e && http1_tchar[(unsigned char)*l])
 			l++;
 		if (l == n || e - l < 3 || l[0] != ':' || l[1] != ' ' || l[2] == ' ' ||
 		    l[2] == '\t')
@@ -672,7 +328,7 @@ static enum http1_result fast_parse(struct http1_parser *p, const char *d, size_
 			else
 				return HTTP1_NEED_MORE;
 		}
-		if (nh >= p->lim.max_headers || (nh == p->hdr_cap && hdr_grow(p) != 0))
+		if (nh >= p->lim.max_headers || (nh == p->hdr_cap && http1_hdr_grow(p) != 0))
 			return HTTP1_NEED_MORE;
 		p->spans[nh++] = (struct hdr_span){.name_off = (size_t)(n - d),
 		                                   .name_len = nlen,
@@ -685,7 +341,7 @@ static enum http1_result fast_parse(struct http1_parser *p, const char *d, size_
 	if (minor == 1 ? conn == 2 : conn != 1)
 		return HTTP1_NEED_MORE;
 	size_t head = (size_t)(l - d);
-	if (head > p->head_cap && grow(&p->head, &p->head_cap, head, 1024) != 0)
+	if (head > p->head_cap && http1_grow(&p->head, &p->head_cap, head, 1024) != 0)
 		return HTTP1_NEED_MORE;
 	memcpy(p->head, d, head);
 	p->head_len = head;
@@ -723,7 +379,7 @@ enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t l
 		p->feed_start = data + off;
 		p->feed_end = data + off + n;
 		llhttp_errno_t err = llhttp_execute(&p->ll, data + off, n);
-		if (p->pend && head_flush(p) != 0 && err == HPE_OK)
+		if (p->pend && http1_head_flush(p) != 0 && err == HPE_OK)
 			err = HPE_USER;
 		if (err == HPE_PAUSED) {
 			/* on_message_complete: one whole request ends here. */
@@ -748,7 +404,7 @@ enum http1_result http1_parse(struct http1_parser *p, const char *data, size_t l
 			p->raw_head += n;
 			if (p->raw_head >= p->lim.max_header_bytes) {
 				*consumed = off;
-				fail(p, 431, "header block too large");
+				http1_fail(p, 431, "header block too large");
 				return set_failed(p, HPE_USER);
 			}
 		}
@@ -773,7 +429,7 @@ enum http1_result http1_parse_eof(struct http1_parser *p)
 		return HTTP1_ERROR;
 	if (!p->in_message)
 		return HTTP1_NEED_MORE;
-	fail(p, 400, "connection closed mid-request");
+	http1_fail(p, 400, "connection closed mid-request");
 	p->failed = true;
 	return HTTP1_ERROR;
 }

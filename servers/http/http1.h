@@ -18,7 +18,8 @@
 #ifndef COROBENCH_HTTP1_H
 #define COROBENCH_HTTP1_H
 
-#include "app.h" /* struct app_str, struct app_header, struct app_request */
+#include "app.h"  /* struct app_str, struct app_header, struct app_request */
+#include "obuf.h" /* struct http_obuf: where responses are appended */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,18 +85,6 @@ bool http1_parser_take_continue(struct http1_parser *p);
 bool http1_head_scan(uint8_t *state, const char *d, size_t n);
 
 /* ---- responses ---- */
-
-/* A growable output buffer: the worker appends responses and writes the lot
- * with one write/writev per loop turn. */
-struct http_obuf {
-	char *data;
-	size_t len, cap;
-};
-
-void http_obuf_init(struct http_obuf *b);
-void http_obuf_free(struct http_obuf *b);
-/* Drop the first n bytes (they were written). */
-void http_obuf_consume(struct http_obuf *b, size_t n);
 
 /* Append a complete response: status line, Date (cached, refreshed once a
  * second), Server, Content-Type, Content-Length, Connection, blank line,

@@ -1,5 +1,5 @@
-/* http1_response.c — the response side of http1.h: the output buffer, the
- * response head and the Date cache.
+/* http1_response.c — the response side of http1.h: the response head and
+ * the Date cache.
  *
  * This runs once per request on both workers, so a head is assembled with
  * memcpy of prepared pieces: the status line comes from a table, "Date: ...
@@ -13,48 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---- output buffer ---- */
-
-void http_obuf_init(struct http_obuf *b)
-{
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
-void http_obuf_free(struct http_obuf *b)
-{
-	free(b->data);
-	http_obuf_init(b);
-}
-
-void http_obuf_consume(struct http_obuf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->len = 0;
-		return;
-	}
-	memmove(b->data, b->data + n, b->len - n);
-	b->len -= n;
-}
-
-static int obuf_reserve(struct http_obuf *b, size_t extra)
-{
-	if (extra > SIZE_MAX / 2 - b->len)
-		return -1;
-	size_t need = b->len + extra;
-	if (need <= b->cap)
-		return 0;
-	size_t n = b->cap ? b->cap : 512;
-	while (n < need)
-		n *= 2;
-	char *d = realloc(b->data, n);
-	if (!d)
-		return -1;
-	b->data = d;
-	b->cap = n;
-	return 0;
-}
 
 /* ---- status lines ---- */
 
@@ -253,7 +211,7 @@ static char *put_head(struct http_obuf *b, int http_minor, int status, const cha
 	size_t ct_len = strlen(content_type);
 	size_t head_len = 9 + sl_len + DATE_LINES_LEN + sizeof(CT_PREFIX) - 1 + ct_len +
 	                  sizeof(CL_PREFIX) - 1 + nd + conn_len;
-	if (body_len > SIZE_MAX / 2 || obuf_reserve(b, head_len + body_len) != 0)
+	if (body_len > SIZE_MAX / 2 || http_obuf_reserve(b, head_len + body_len) != 0)
 		return NULL;
 
 	char *d = b->data + b->len;

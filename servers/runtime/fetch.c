@@ -14,102 +14,16 @@
  * comments at FETCH_SHARDS, struct fetch_sock and req_set_url): no
  * epoll_ctl() for a reused connection, no URL parsing, no getenv(), short
  * connection-cache walks. */
-#include "fetch.h"
+#include "fetch_internal.h"
 
-#include <curl/curl.h>
 #include <errno.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 /* Transfers kept on the free list after a burst; beyond this they are
  * freed so a spike does not pin memory forever. */
 #define FETCH_FREE_MAX 4096
-/* Connections each multi handle keeps open (curl's default is 4 per easy
- * handle added, which closes and reopens under a burst). */
-#define FETCH_MAXCONNECTS 4096
-/* libcurl finds an idle connection for a transfer by walking every
- * connection to that host in its cache (url.c, ConnectionExists): with 500
- * transfers in flight the walk cost a sixth of a request. Transfers are
- * therefore spread over a few multi handles, each with its own cache and so
- * a walk this many times shorter: each goes to the one with the fewest in
- * flight (the first of those), so that a steady load finds its connections
- * where it left them and a single client uses a single connection. */
-#define FETCH_SHARDS 8
-
-/* One upstream socket libcurl told us about. Sockets we opened ourselves
- * (CURLOPT_OPENSOCKETFUNCTION) stay registered with libevent for reading
- * while their connection idles in libcurl's cache: a kept-alive connection
- * is handed from transfer to transfer, and re-adding and deleting it each
- * time cost two epoll_ctl() calls per request. They leave libevent when
- * libcurl closes them (CURLOPT_CLOSESOCKETFUNCTION), or when they turn
- * readable while idle (the upstream closed them; libcurl's own liveness
- * check finds that out at the next reuse). */
-struct fetch_sock {
-	struct fetcher *f;
-	struct fetch_shard *sh; /* whose multi handle owns it */
-	curl_socket_t fd;
-	short armed;  /* EV_READ|EV_WRITE as registered with libevent; 0: not added */
-	bool watched; /* libcurl wants events (after POLL_IN/OUT, until POLL_REMOVE) */
-	bool ours;    /* opened by opensock_cb: we see its close */
-	struct event ev;
-	struct fetch_sock *prev, *next; /* all live ones, for fetcher_free */
-};
-
-/* Growable body buffer with a cap; handed to the caller on success. */
-struct fetch_buf {
-	char *data;
-	size_t len, cap, max;
-	bool too_big;
-};
-
-struct fetch_req {
-	struct fetcher *f; /* NULL for a fetch_sync's handle */
-	struct fetch_shard *sh;
-	CURL *easy;
-	CURLU *uh; /* url, parsed once: CURLOPT_CURLU */
-	char *url; /* the URL the handle is set to, NULL: none yet */
-	fetch_done_fn done;
-	void *arg;
-	struct fetch_buf buf;
-	struct timespec start;
-	struct event fail_ev;      /* delivers a failure that happened inside fetcher_get */
-	enum app_fetch_error fail; /* its error */
-	bool in_multi;
-	bool live;                     /* in flight: guards against a second fetch_cancel */
-	struct fetch_req *prev, *next; /* in flight list, or free list (next only) */
-};
-
-/* One multi handle, its timer and the idle transfers bound to it. */
-struct fetch_shard {
-	struct fetcher *f;
-	CURLM *multi;
-	struct event timer;
-	struct fetch_req *free_list;
-	unsigned ninflight;
-};
-
-struct fetcher {
-	struct event_base *base;
-	struct fetch_shard shard[FETCH_SHARDS];
-	unsigned nshards;
-	struct fetch_opts opts;
-	struct fetch_req *inflight; /* doubly linked */
-	unsigned ninflight, nfree;
-	struct fetch_sock *socks;
-	struct fetch_sock **byfd; /* libcurl forgets sockp at POLL_REMOVE; we do not */
-	size_t nbyfd;
-};
-
-struct fetch_sync {
-	struct fetch_req req;
-};
 
 struct fetch_opts fetch_opts_default(void)
 {
@@ -213,7 +127,7 @@ static enum app_fetch_error map_curlcode(CURLcode rc, const struct fetch_buf *b)
 
 /* Fill res from a finished transfer; returns the body the caller now owns
  * (NULL when empty or failed) and leaves the buffer empty. */
-static void *take_result(struct fetch_req *r, CURLcode rc, struct app_fetch_result *res)
+void *fetch_take_result(struct fetch_req *r, CURLcode rc, struct app_fetch_result *res)
 {
 	long status = 0;
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -238,9 +152,6 @@ static void *take_result(struct fetch_req *r, CURLcode rc, struct app_fetch_resu
 
 /* ---- easy handles ---- */
 
-static curl_socket_t opensock_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
-static int closesock_cb(void *clientp, curl_socket_t fd);
-
 /* Options that never change for a handle; only the URL does per transfer. */
 static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 {
@@ -261,9 +172,9 @@ static CURL *easy_new(struct fetch_req *r, const struct fetch_opts *o)
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (r->sh) {
-		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensock_cb);
+		curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, fetch_opensock_cb);
 		curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r->sh);
-		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesock_cb);
+		curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, fetch_closesock_cb);
 		curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, r->sh);
 	}
 	return e;
@@ -379,8 +290,8 @@ static void req_put(struct fetcher *f, struct fetch_req *r)
 
 /* Finish r: recycle it first (the callback may start new transfers and
  * reuse it), then run the callback. */
-static void req_finish(struct fetcher *f, struct fetch_req *r, struct app_fetch_result *res,
-                       void *body)
+void fetch_req_finish(struct fetcher *f, struct fetch_req *r, struct app_fetch_result *res,
+                      void *body)
 {
 	fetch_done_fn done = r->done;
 	void *arg = r->arg;
@@ -397,236 +308,7 @@ static void fail_cb(evutil_socket_t fd, short what, void *arg)
 	    .error = r->fail,
 	    .elapsed_ms = ms_since(&r->start),
 	};
-	req_finish(r->f, r, &res, NULL);
-}
-
-/* ---- the multi handle and the loop ---- */
-
-static void check_done(struct fetch_shard *sh)
-{
-	struct fetcher *f = sh->f;
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(sh->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		char *priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		struct fetch_req *r = (struct fetch_req *)priv;
-		CURLcode rc = msg->data.result;
-		struct app_fetch_result res;
-		void *body = take_result(r, rc, &res);
-		req_finish(f, r, &res, body);
-	}
-}
-
-static void sock_arm(struct fetch_sock *s, short kind);
-
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fetch_sock *s = arg;
-	struct fetch_shard *sh = s->sh;
-	if (!s->watched) {
-		/* An idle connection turned readable: the upstream closed it (or
-		 * sent junk). Stop listening; libcurl's liveness check at the
-		 * next reuse closes it. */
-		sock_arm(s, 0);
-		return;
-	}
-	int action =
-	    ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-	int running;
-	/* s may be freed in here (libcurl closing the socket): not used after. */
-	curl_multi_socket_action(sh->multi, fd, action, &running);
-	/* No "running == 0: drop the timer" here, as hiperfifo.c does: a
-	 * callback in check_done() may have started a transfer that needs it.
-	 * libcurl removes its timer itself through multi_timer_cb(-1). */
-	check_done(sh);
-}
-
-static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct fetch_shard *sh = arg;
-	int running;
-	curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(sh);
-}
-
-/* CURLMOPT_TIMERFUNCTION: only arm; calling back into libcurl from here
- * is not allowed. */
-static int multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct fetch_shard *sh = userp;
-	if (timeout_ms < 0) {
-		evtimer_del(&sh->timer);
-		return 0;
-	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(&sh->timer, &tv);
-	return 0;
-}
-
-/* Register s with libevent for kind (EV_READ|EV_WRITE), or for nothing
- * (0). Nothing happens when it already is: no epoll_ctl() for a request
- * that reuses a connection whose interest did not change. */
-static void sock_arm(struct fetch_sock *s, short kind)
-{
-	if (kind == s->armed)
-		return;
-	if (s->armed)
-		event_del(&s->ev);
-	s->armed = 0;
-	if (!kind)
-		return;
-	event_assign(&s->ev, s->f->base, s->fd, (short)(kind | EV_PERSIST), sock_event_cb, s);
-	if (event_add(&s->ev, NULL) == 0)
-		s->armed = kind;
-}
-
-static struct fetch_sock *sock_find(const struct fetcher *f, curl_socket_t fd)
-{
-	return fd >= 0 && (size_t)fd < f->nbyfd ? f->byfd[fd] : NULL;
-}
-
-static struct fetch_sock *sock_new(struct fetch_shard *sh, curl_socket_t fd, bool ours)
-{
-	struct fetcher *f = sh->f;
-	if (fd < 0)
-		return NULL;
-	if ((size_t)fd >= f->nbyfd) {
-		size_t n = f->nbyfd ? f->nbyfd : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct fetch_sock **p = realloc(f->byfd, n * sizeof(*p));
-		if (!p)
-			return NULL;
-		memset(p + f->nbyfd, 0, (n - f->nbyfd) * sizeof(*p));
-		f->byfd = p;
-		f->nbyfd = n;
-	}
-	struct fetch_sock *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	s->f = f;
-	s->sh = sh;
-	s->fd = fd;
-	s->ours = ours;
-	s->next = f->socks;
-	if (f->socks)
-		f->socks->prev = s;
-	f->socks = s;
-	f->byfd[fd] = s;
-	return s;
-}
-
-static void sock_free(struct fetcher *f, struct fetch_sock *s)
-{
-	sock_arm(s, 0);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		f->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	if (sock_find(f, s->fd) == s)
-		f->byfd[s->fd] = NULL;
-	free(s);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: mirror libcurl's interest in a socket. */
-static int multi_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
-{
-	(void)e;
-	struct fetch_shard *sh = userp;
-	struct fetcher *f = sh->f;
-	struct fetch_sock *s = sockp ? sockp : sock_find(f, fd);
-	if (what == CURL_POLL_REMOVE) {
-		if (!s || s->sh != sh) /* the fd lives on elsewhere (see opensock_cb) */
-			return 0;
-		s->watched = false;
-		if (!s->ours)
-			sock_free(f, s); /* e.g. a resolver's socket: we would not see it close */
-		else if (s->armed & EV_WRITE)
-			sock_arm(s, 0); /* a writable socket would fire at once */
-		return 0;
-	}
-	if (!s) {
-		s = sock_new(sh, fd, false);
-		if (!s)
-			return -1; /* libcurl fails the transfer */
-	}
-	if (!sockp)
-		curl_multi_assign(sh->multi, fd, s);
-	s->watched = true;
-	sock_arm(s, (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
-	                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0)));
-	return 0;
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: as libcurl would, but we now know the socket
- * is a connection whose close we will see. */
-static curl_socket_t opensock_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-	(void)purpose;
-	struct fetch_shard *sh = clientp;
-	struct fetcher *f = sh->f;
-	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	if (fd == CURL_SOCKET_BAD)
-		return fd;
-	struct fetch_sock *s = sock_find(f, fd);
-	if (s) {
-		/* The fd number was closed behind our back (a threaded resolver's
-		 * socket pair, which libcurl closes itself) and comes back now.
-		 * A multi handle may still hold the old entry as this fd's sockp,
-		 * so the entry itself is taken over rather than freed. Its
-		 * registration went with the old socket: event_del() only tidies
-		 * libevent's books (epoll_ctl's ENOENT is ignored there). */
-		sock_arm(s, 0);
-		s->sh = sh;
-		s->watched = false;
-		s->ours = true;
-		return fd;
-	}
-	if (!sock_new(sh, fd, true)) {
-		close(fd);
-		return CURL_SOCKET_BAD;
-	}
-	return fd;
-}
-
-/* CURLOPT_CLOSESOCKETFUNCTION: leave libevent before the fd goes. */
-static int closesock_cb(void *clientp, curl_socket_t fd)
-{
-	struct fetcher *f = ((struct fetch_shard *)clientp)->f;
-	struct fetch_sock *s = sock_find(f, fd);
-	if (s)
-		sock_free(f, s);
-	return close(fd);
-}
-
-static bool shard_init(struct fetch_shard *sh, struct fetcher *f)
-{
-	sh->f = f;
-	sh->multi = curl_multi_init();
-	if (!sh->multi)
-		return false;
-	evtimer_assign(&sh->timer, f->base, timer_event_cb, sh);
-	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
-	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
-	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
-	curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
-	long maxconn = FETCH_MAXCONNECTS;
-	if (f->opts.max_host_connections) {
-		curl_multi_setopt(sh->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-		                  (long)f->opts.max_host_connections);
-		if (f->opts.max_host_connections > (unsigned)maxconn)
-			maxconn = (long)f->opts.max_host_connections;
-	}
-	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, maxconn);
-	return true;
+	fetch_req_finish(r->f, r, &res, NULL);
 }
 
 struct fetcher *fetcher_new(struct event_base *base, const struct fetch_opts *opts)
@@ -639,7 +321,7 @@ struct fetcher *fetcher_new(struct event_base *base, const struct fetch_opts *op
 	/* A per-host cap holds per multi handle: one handle keeps it exact. */
 	f->nshards = f->opts.max_host_connections ? 1 : FETCH_SHARDS;
 	for (unsigned i = 0; i < f->nshards; i++) {
-		if (!shard_init(&f->shard[i], f)) {
+		if (!fetch_shard_init(&f->shard[i], f)) {
 			f->nshards = i;
 			fetcher_free(f);
 			errno = ENOMEM;
@@ -671,7 +353,7 @@ void fetcher_free(struct fetcher *f)
 		evtimer_del(&sh->timer);
 	}
 	while (f->socks) /* whatever libcurl did not close through us */
-		sock_free(f, f->socks);
+		fetch_sock_free(f, f->socks);
 	free(f->byfd);
 	free(f);
 }
@@ -759,5 +441,5 @@ void fetch_sync_get(struct fetch_sync *s, const char *url, struct app_fetch_resu
 	CURLcode rc = curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	if (rc == CURLE_OK)
 		rc = curl_easy_perform(r->easy); /* the handle keeps its connection */
-	*body = take_result(r, rc, res);
+	*body = fetch_take_result(r, rc, res);
 }

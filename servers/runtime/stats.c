@@ -86,7 +86,7 @@ static void stats_handle(struct app_ctx *ctx, const struct app_request *req)
 	if (req->path.len == wrap_path_len &&
 	    memcmp(req->path.base, wrap_path, wrap_path_len) == 0 &&
 	    ((req->method.len == 3 && memcmp(req->method.base, "GET", 3) == 0) ||
-	     (req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0))) {
+	     app_method_is_head(req->method))) {
 		char body[512];
 		int n = stats_format_json(body, sizeof(body));
 		if (n < 0)

@@ -14,14 +14,12 @@
  *
  * Byte i of every body is PATTERN[i % 64], so a client can check it.
  */
-#include "corobench_config.h"
+#include "upstream.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -35,35 +33,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define PROG "upstream"
 #define PATTERN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-#define BLOCK (64 * 1024)         /* the pattern block; a multiple of 64 */
-#define IN_CAP (16 * 1024)        /* request head limit (then 431) */
-#define MAX_SIZE (1UL << 30)      /* largest body, bytes */
-#define MAX_DELAY (3600UL * 1000) /* longest delay, ms */
-#define ACCEPT_BURST 64           /* accepts per wake-up, for fairness */
+#define BLOCK (64 * 1024)  /* the pattern block; a multiple of 64 */
+#define IN_CAP (16 * 1024) /* request head limit (then 431) */
+#define ACCEPT_BURST 64    /* accepts per wake-up, for fairness */
 #define IOV_BATCH 64
-
-/* ---- configuration ---- */
-
-struct config {
-	const char *listen;
-	unsigned long delay_ms;
-	unsigned long size;
-	int backlog;
-	bool quiet;
-};
-
-enum kind { K_STR, K_ULONG, K_INT, K_FLAG };
-
-struct flag {
-	const char *name;
-	enum kind kind;
-	void *dest;
-	const char *metavar;
-	const char *help;
-	unsigned long min, max;
-};
 
 /* ---- server and connections ---- */
 
@@ -341,7 +315,7 @@ static bool has_token(const char *v, size_t len, const char *lit)
 }
 
 /* Decimal; false when empty, not digits or above max. */
-static bool parse_ulong(const char *p, size_t len, unsigned long max, unsigned long *out)
+bool upstream_parse_ulong(const char *p, size_t len, unsigned long max, unsigned long *out)
 {
 	if (len == 0 || len > 19)
 		return false;
@@ -376,17 +350,17 @@ static bool parse_query(const char *q, size_t len, struct overrides *o)
 		size_t klen = (size_t)(ke - k), vlen = (size_t)(stop - v);
 		unsigned long flag = 0;
 		if (token_eq(k, klen, "delay")) {
-			if (!parse_ulong(v, vlen, MAX_DELAY, &o->delay))
+			if (!upstream_parse_ulong(v, vlen, MAX_DELAY, &o->delay))
 				return false;
 		} else if (token_eq(k, klen, "size")) {
-			if (!parse_ulong(v, vlen, MAX_SIZE, &o->size))
+			if (!upstream_parse_ulong(v, vlen, MAX_SIZE, &o->size))
 				return false;
 		} else if (token_eq(k, klen, "status")) {
-			if (!parse_ulong(v, vlen, 599, &o->status) || o->status < 200)
+			if (!upstream_parse_ulong(v, vlen, 599, &o->status) || o->status < 200)
 				return false;
 		} else if (token_eq(k, klen, "close") || token_eq(k, klen, "reset") ||
 		           token_eq(k, klen, "stall")) {
-			if (vlen && !parse_ulong(v, vlen, 1, &flag))
+			if (vlen && !upstream_parse_ulong(v, vlen, 1, &flag))
 				return false;
 			bool on = vlen == 0 || flag == 1;
 			if (k[0] == 'c' || k[0] == 'C')
@@ -439,7 +413,7 @@ static int start_request(struct conn *c, size_t head_end)
 		} else if (token_eq(h, nlen, "content-length")) {
 			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
 				vlen--;
-			if (!parse_ulong(v, vlen, ULONG_MAX / 2, &clen))
+			if (!upstream_parse_ulong(v, vlen, ULONG_MAX / 2, &clen))
 				return fail(c, 400);
 		} else if (token_eq(h, nlen, "transfer-encoding")) {
 			chunked = true;
@@ -617,217 +591,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(s->base, NULL);
 }
 
-/* ---- start-up ---- */
-
-static void format_addr(const struct sockaddr *sa, char *out, size_t cap)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, cap, "[%s]:%u", host, (unsigned)ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, cap, "%s:%u", host, (unsigned)ntohs(s4->sin_port));
-	}
-}
-
-/* Bind HOST:PORT, [V6]:PORT or :PORT. Returns the fd, or -1 with *why. */
-static int open_listener(const char *spec, int backlog, const char **why, char *bound,
-                         size_t boundcap)
-{
-	char host[256];
-	const char *port;
-	size_t hlen;
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (!close || close[1] != ':') {
-			*why = "expected HOST:PORT, [IPV6]:PORT or :PORT";
-			return -1;
-		}
-		hlen = (size_t)(close - spec - 1);
-		port = close + 2;
-		if (hlen >= sizeof(host)) {
-			*why = "address too long";
-			return -1;
-		}
-		memcpy(host, spec + 1, hlen);
-	} else {
-		const char *colon = strrchr(spec, ':');
-		if (!colon || memchr(spec, ':', (size_t)(colon - spec))) {
-			*why = "expected HOST:PORT, [IPV6]:PORT or :PORT";
-			return -1;
-		}
-		hlen = (size_t)(colon - spec);
-		port = colon + 1;
-		if (hlen >= sizeof(host)) {
-			*why = "host name too long";
-			return -1;
-		}
-		memcpy(host, spec, hlen);
-	}
-	host[hlen] = '\0';
-	unsigned long pnum;
-	if (!parse_ulong(port, strlen(port), 65535, &pnum)) {
-		*why = "bad port (0..65535)";
-		return -1;
-	}
-	struct addrinfo hints = {
-	    .ai_family = hlen ? AF_UNSPEC : AF_INET,
-	    .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	};
-	struct addrinfo *res = NULL;
-	int gai = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
-	if (gai != 0) {
-		*why = gai_strerror(gai);
-		return -1;
-	}
-	int fd = -1, err = 0;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			err = errno;
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
-			break;
-		err = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		*why = strerror(err);
-		return -1;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		format_addr((const struct sockaddr *)&ss, bound, boundcap);
-	else
-		snprintf(bound, boundcap, "%s", spec);
-	return fd;
-}
-
-static void usage(FILE *f, const struct flag *flags)
-{
-	fprintf(f, "Usage: " PROG " [OPTION]...\n"
-	           "The stub remote service: answers every GET with 200 and --size bytes after\n"
-	           "--delay-ms. Per-request overrides in the query: ?delay=MS ?size=BYTES\n"
-	           "?status=CODE ?close=1 (drop without answering) ?reset=1 (close mid-body)\n"
-	           "?stall=1 (never answer). GET /_stats: connection and request counters.\n\n"
-	           "Options (--flag VALUE or --flag=VALUE):\n");
-	for (const struct flag *d = flags; d->name; d++) {
-		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "--%s%s%s", d->name, d->metavar ? " " : "",
-		         d->metavar ? d->metavar : "");
-		fprintf(f, "  %-20s  %s", lhs, d->help);
-		switch (d->kind) {
-		case K_STR:
-			fprintf(f, " (default: %s)\n", *(const char **)d->dest);
-			break;
-		case K_ULONG:
-			fprintf(f, " (default: %lu)\n", *(const unsigned long *)d->dest);
-			break;
-		case K_INT:
-			fprintf(f, " (default: %d)\n", *(const int *)d->dest);
-			break;
-		case K_FLAG:
-			if (d->dest)
-				fprintf(f, " (default: %s)\n",
-				        *(const bool *)d->dest ? "on" : "off");
-			else
-				fputc('\n', f);
-			break;
-		}
-	}
-}
-
-/* 0: go on, 1: --help/--version done, -1: bad usage (message printed). */
-static int parse_args(struct config *cfg, int argc, char **argv)
-{
-	const struct flag flags[] = {
-	    {"listen", K_STR, &cfg->listen, "ADDR", "HOST:PORT, [IPV6]:PORT or :PORT", 0, 0},
-	    {"delay-ms", K_ULONG, &cfg->delay_ms, "D", "wait before answering, ms", 0, MAX_DELAY},
-	    {"size", K_ULONG, &cfg->size, "BYTES", "body size of every answer", 0, MAX_SIZE},
-	    {"backlog", K_INT, &cfg->backlog, "N", "listen(2) backlog", 1, 65535},
-	    {"quiet", K_FLAG, &cfg->quiet, NULL, "no line but the readiness line \"listening on\"",
-	     0, 0},
-	    {"help", K_FLAG, NULL, NULL, "print this help and exit", 0, 0},
-	    {"version", K_FLAG, NULL, NULL, "print the version and exit", 0, 0},
-	    {0},
-	};
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout, flags);
-			return 1;
-		}
-		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
-			printf(PROG " %s\n", COROBENCH_VERSION);
-			return 1;
-		}
-	}
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--", 2) != 0) {
-			fprintf(stderr, PROG ": unexpected argument '%s'\n", a);
-			goto bad;
-		}
-		const char *name = a + 2, *eq = strchr(name, '=');
-		size_t len = eq ? (size_t)(eq - name) : strlen(name);
-		const struct flag *d = flags;
-		while (d->name && !(strlen(d->name) == len && !memcmp(d->name, name, len)))
-			d++;
-		if (!d->name || !d->dest) {
-			fprintf(stderr, PROG ": unknown flag '--%.*s'\n", (int)len, name);
-			goto bad;
-		}
-		if (d->kind == K_FLAG) {
-			if (eq) {
-				fprintf(stderr, PROG ": --%s takes no value\n", d->name);
-				goto bad;
-			}
-			*(bool *)d->dest = true;
-			continue;
-		}
-		const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-		if (!v) {
-			fprintf(stderr, PROG ": --%s needs a value (%s)\n", d->name, d->metavar);
-			goto bad;
-		}
-		if (d->kind == K_STR) {
-			*(const char **)d->dest = v;
-			continue;
-		}
-		unsigned long n;
-		bool digits = *v && strspn(v, "0123456789") == strlen(v);
-		if (!digits || !parse_ulong(v, strlen(v), d->max, &n) || n < d->min) {
-			fprintf(stderr, PROG ": --%s: '%s' %s (%lu..%lu)\n", d->name, v,
-			        digits ? "is out of range" : "is not a number", d->min, d->max);
-			goto bad;
-		}
-		if (d->kind == K_INT)
-			*(int *)d->dest = (int)n;
-		else
-			*(unsigned long *)d->dest = n;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "Try '" PROG " --help'.\n");
-	return -1;
-}
-
 int main(int argc, char **argv)
 {
 	struct server s = {
 	    .cfg = {.listen = "127.0.0.1:9000", .delay_ms = 0, .size = 64, .backlog = 4096},
 	    .lfd = -1,
 	};
-	int rc = parse_args(&s.cfg, argc, argv);
+	int rc = upstream_parse_args(&s.cfg, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
 	signal(SIGPIPE, SIG_IGN);
@@ -841,7 +611,7 @@ int main(int argc, char **argv)
 
 	const char *why = NULL;
 	char bound[INET6_ADDRSTRLEN + 16];
-	s.lfd = open_listener(s.cfg.listen, s.cfg.backlog, &why, bound, sizeof(bound));
+	s.lfd = upstream_listen(s.cfg.listen, s.cfg.backlog, &why, bound, sizeof(bound));
 	if (s.lfd < 0) {
 		fprintf(stderr, PROG ": cannot listen on %s: %s\n", s.cfg.listen, why);
 		return 1;

@@ -29,7 +29,7 @@
  * /chain?ms=N waits twice, /forget answers nothing, anything else "fast". */
 
 static unsigned max_seen_inflight;
-static struct async_worker *cur_worker;
+static struct core *cur_worker;
 
 static void slow_done(struct app_ctx *ctx, void *arg)
 {
@@ -51,8 +51,8 @@ static bool path_is(const struct app_request *req, const char *p)
 static void test_handle(struct app_ctx *ctx, const struct app_request *req)
 {
 	unsigned ms = (unsigned)app_query_ulong(req, "ms", 20);
-	if (cur_worker && async_worker_inflight(cur_worker) > max_seen_inflight)
-		max_seen_inflight = async_worker_inflight(cur_worker);
+	if (cur_worker && cur_worker->inflight > max_seen_inflight)
+		max_seen_inflight = cur_worker->inflight;
 	if (path_is(req, "/slow"))
 		app_sleep_async(ctx, ms, slow_done, NULL);
 	else if (path_is(req, "/chain"))
@@ -70,7 +70,7 @@ static const struct app test_app = {.name = "test", .summary = "", .handle = tes
 struct rig {
 	struct server_opts opts;
 	struct event_base *base;
-	struct async_worker *w;
+	struct core *w;
 };
 
 static void rig_init(struct rig *r, unsigned max_inflight)
@@ -78,9 +78,8 @@ static void rig_init(struct rig *r, unsigned max_inflight)
 	server_opts_default(&r->opts);
 	r->base = event_base_new();
 	assert_non_null(r->base);
-	struct async_config cfg = {
-	    .opts = &r->opts, .app = &test_app, .max_inflight = max_inflight};
-	r->w = async_worker_new(r->base, &cfg, -1);
+	struct async_config cfg = {.max_inflight = max_inflight};
+	r->w = core_new(r->base, &async_worker_class, &r->opts, &test_app, &cfg, -1);
 	assert_non_null(r->w);
 	cur_worker = r->w;
 	max_seen_inflight = 0;
@@ -89,7 +88,7 @@ static void rig_init(struct rig *r, unsigned max_inflight)
 static void rig_free(struct rig *r)
 {
 	cur_worker = NULL;
-	async_worker_free(r->w);
+	core_free(r->w);
 	event_base_free(r->base);
 }
 
@@ -98,7 +97,7 @@ static int rig_client(struct rig *r)
 {
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(async_worker_adopt(r->w, sv[0]), 0);
+	assert_int_equal(core_adopt(r->w, sv[0]), 0);
 	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
 	return sv[1];
 }
@@ -188,11 +187,11 @@ static void test_keepalive_sequential(void **state)
 		pump(&r, fd, &g, "fast", i, 2000);
 	}
 	assert_int_equal(count_of(&g, "HTTP/1.1 200 OK"), 50);
-	assert_int_equal(async_worker_conns(r.w), 1);
-	assert_int_equal(async_worker_inflight(r.w), 0);
+	assert_int_equal(r.w->nconns, 1);
+	assert_int_equal(r.w->inflight, 0);
 	close(fd);
 	spin(&r, 20);
-	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
 	rig_free(&r);
 }
 
@@ -215,10 +214,10 @@ static void test_pipeline_in_order(void **state)
 	const char *p3 = p2 ? strstr(p2 + 4, "slow") : NULL;
 	const char *p4 = p3 ? strstr(p3 + 4, "fast") : NULL;
 	assert_non_null(p4);
-	assert_int_equal(async_worker_inflight(r.w), 0);
+	assert_int_equal(r.w->inflight, 0);
 	close(fd);
 	spin(&r, 20);
-	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
 	rig_free(&r);
 }
 
@@ -241,11 +240,11 @@ static void test_async_cap(void **state)
 	/* 5 requests, 2 at a time, 40 ms each: three rounds. */
 	assert_true(max_seen_inflight <= 2);
 	assert_true(took >= 115.0);
-	assert_int_equal(async_worker_inflight(r.w), 0);
+	assert_int_equal(r.w->inflight, 0);
 	for (int i = 0; i < 5; i++)
 		close(fds[i]);
 	spin(&r, 20);
-	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
 	rig_free(&r);
 }
 
@@ -260,12 +259,12 @@ static void test_client_leaves_while_waiting(void **state)
 	/* The second one queues for the single slot. */
 	send_all(fd2, "GET /slow?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
 	spin(&r, 30);
-	assert_int_equal(async_worker_inflight(r.w), 1);
+	assert_int_equal(r.w->inflight, 1);
 	close(fd);
 	close(fd2);
 	spin(&r, 50);
-	assert_int_equal(async_worker_conns(r.w), 0);
-	assert_int_equal(async_worker_inflight(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
+	assert_int_equal(r.w->inflight, 0);
 	rig_free(&r); /* ASan: the cancelled timers and contexts are gone */
 }
 
@@ -283,7 +282,7 @@ static void test_malformed_400(void **state)
 	assert_non_null(strstr(g.data, "Connection: close"));
 	close(fd);
 	spin(&r, 10);
-	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
 	rig_free(&r);
 }
 
@@ -318,15 +317,15 @@ static void test_graceful_stop(void **state)
 	memset(&gi, 0, sizeof(gi));
 	send_all(busy, "GET /slow?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");
 	spin(&r, 10);
-	assert_int_equal(async_worker_inflight(r.w), 1);
-	async_worker_stop(r.w);
-	assert_int_equal(async_worker_conns(r.w), 1); /* the idle one went at once */
+	assert_int_equal(r.w->inflight, 1);
+	core_stop(r.w);
+	assert_int_equal(r.w->nconns, 1); /* the idle one went at once */
 	pump(&r, idle, &gi, NULL, 0, 1000);
 	assert_int_equal(event_base_dispatch(r.base), 0); /* breaks when the last conn ends */
 	pump(&r, busy, &g, NULL, 0, 1000);
 	assert_non_null(strstr(g.data, "slow"));
 	assert_non_null(strstr(g.data, "Connection: close"));
-	assert_int_equal(async_worker_conns(r.w), 0);
+	assert_int_equal(r.w->nconns, 0);
 	close(busy);
 	close(idle);
 	rig_free(&r);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """check_result.py — check a result file against results/SCHEMA.md
-(corobench/result/v1).
+(corobench/result/v2, and the v1 files written before it).
 
     check_result.py FILE [--complete]
 
@@ -18,6 +18,13 @@ INT_FIGS = ("requests", "complete", "failed", "non2xx")
 NUM_FIGS = ("duration_s", "rps", "transfer_kbps")
 OPT_FIGS = ("min_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
             "loadgen_cpu", "loadgen_core_busy", "server_cpu")
+# corobench/result/v2's cost figures (results/SCHEMA.md, "Cost figures"):
+# present in every set of figures, null when not measured, never negative.
+COST_FIGS = ("server_cpu_user", "server_cpu_sys", "upstream_cpu", "loadgen_cpu_user",
+             "loadgen_cpu_sys", "server_syscr", "server_syscw", "server_csw_voluntary",
+             "server_csw_involuntary")
+SCHEMAS = ("corobench/result/v1", "corobench/result/v2")
+COST_CPU = ("schedstat", "clock ticks")
 STATUSES = ("ok", "partial", "crashed", "refused", "failed", "skipped", "running")
 GAPS = ("crashed", "refused", "skipped", "failed", "not run")
 KINDS = ("coro", "async", "nginx", "external", "h2load")
@@ -29,6 +36,8 @@ class Checker:
     def __init__(self):
         self.problems = []
         self.sweep = "connections"
+        self.v2 = True
+        self.complete_run = True
 
     def bad(self, path, msg):
         self.problems.append("%s: %s" % (path or "(top)", msg))
@@ -62,7 +71,7 @@ class Checker:
             v = f.get(k)
             if self.typ("%s.%s" % (path, k), v, (int, float), nullable=median) and v < 0:
                 self.bad("%s.%s" % (path, k), "is negative")
-        for k in OPT_FIGS:
+        for k in OPT_FIGS + (COST_FIGS if self.v2 else ()):
             if k not in f:
                 self.bad("%s.%s" % (path, k), "missing (null when not measured)")
                 continue
@@ -73,16 +82,47 @@ class Checker:
         if not median and all(isinstance(x, (int, float)) for x in lat):
             if any(a > b * 1.0001 + 1e-9 for a, b in zip(lat, lat[1:])):
                 self.bad(path, "latencies do not rise min <= p50 <= p90 <= p99 <= p99.9 <= max")
+        if self.v2 and not median:
+            self.cost_parts(path, f, "server_cpu", ("server_cpu_user", "server_cpu_sys"))
+            self.cost_parts(path, f, "loadgen_cpu", ("loadgen_cpu_user", "loadgen_cpu_sys"))
         fl = f.get("failures")
         if self.typ(path + ".failures", fl, (dict,)):
             for k in FAILURE_KINDS:
                 self.typ("%s.failures.%s" % (path, k), fl.get(k), (int, float))
 
+    def cost_parts(self, path, f, whole, parts):
+        """A split figure: both parts or neither, and they add up to the whole."""
+        vals = [f.get(k) for k in parts]
+        nums = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(nums) == 1:
+            self.bad("%s.%s" % (path, parts[0]), "%s and %s go together (both or neither)"
+                     % parts)
+        w = f.get(whole)
+        if len(nums) == 2 and isinstance(w, (int, float)) and \
+                abs(sum(nums) - w) > 1e-6 + 1e-6 * abs(w):
+            self.bad("%s.%s" % (path, parts[0]), "%s + %s is %r, not %s (%r)" % (
+                parts[0], parts[1], sum(nums), whole, w))
+
     def check(self, doc, complete=False):
         if not self.typ("", doc, (dict,)):
             return
-        if doc.get("schema") != "corobench/result/v1":
-            self.bad("schema", "is %r, expected 'corobench/result/v1'" % doc.get("schema"))
+        if doc.get("schema") not in SCHEMAS:
+            self.bad("schema", "is %r, expected one of %s" % (doc.get("schema"),
+                                                               ", ".join(SCHEMAS)))
+        self.v2 = doc.get("schema") != "corobench/result/v1"
+        self.complete_run = doc.get("complete") is True
+        if self.v2:
+            cm = doc.get("cost_method")
+            if self.typ("cost_method", cm, (dict,)):
+                if cm.get("cpu") not in COST_CPU:
+                    self.bad("cost_method.cpu", "is %r, expected one of %s" % (
+                        cm.get("cpu"), ", ".join(COST_CPU)))
+                for k in ("clk_tck", "split_min_ticks"):
+                    if self.typ("cost_method." + k, cm.get(k), (int,)) and cm[k] < 1:
+                        self.bad("cost_method." + k, "must be at least 1")
+                if self.typ("cost_method.sample_interval_s", cm.get("sample_interval_s"),
+                            (int, float)) and cm["sample_interval_s"] <= 0:
+                    self.bad("cost_method.sample_interval_s", "must be positive")
         for k in ("scenario", "scenario_file", "stamp", "started"):
             self.typ(k, doc.get(k), (str,))
         if isinstance(doc.get("scenario"), str) and \
@@ -143,6 +183,38 @@ class Checker:
             self.series("series[%d]" % i, s, levels if isinstance(levels, list) else [],
                         complete)
 
+    def icount(self, path, s):
+        """A v2 series' instructions per request: an object for coro and async
+        series (null only while it runs or in an interrupted run), null for the
+        others."""
+        if "icount" not in s:
+            self.bad(path, "missing (null when not a coro or async series)")
+            return
+        ic = s["icount"]
+        if s.get("kind") not in ("coro", "async"):
+            if ic is not None:
+                self.bad(path, "must be null for a %s series" % s.get("kind"))
+            return
+        if ic is None and (s.get("status") == "running" or not self.complete_run):
+            return  # counted after the sweeps: an interrupted run may lack it
+        if not self.typ(path, ic, (dict,)):
+            return
+        ir = ic.get("ir_per_request")
+        if self.typ(path + ".ir_per_request", ir, (int, float), nullable=True) and ir <= 0:
+            self.bad(path + ".ir_per_request", "must be positive")
+        note = ic.get("note")
+        self.typ(path + ".note", note, (str,), nullable=True)
+        if ir is None and not note:
+            self.bad(path + ".note", "an uncounted icount must say why")
+        if self.typ(path + ".case", ic.get("case"), (str,)) and \
+                ic["case"] != "%s:%s" % (s.get("kind"), s.get("app")):
+            self.bad(path + ".case", "is %r, expected the series' KIND:APP" % ic["case"])
+        n1, n2 = ic.get("n1"), ic.get("n2")
+        if self.typ(path + ".n1", n1, (int,)) and self.typ(path + ".n2", n2, (int,)) and \
+                not 0 < n1 < n2:
+            self.bad(path + ".n2", "must be larger than n1 (and n1 positive)")
+        self.typ(path + ".seconds", ic.get("seconds"), (int, float), nullable=True)
+
     def shape(self, path, s, pt):
         """The optional protocol/connections/streams/in_flight of a point."""
         proto = pt.get("protocol", s.get("protocol", "h1"))
@@ -183,6 +255,12 @@ class Checker:
             if k in s and self.typ("%s.%s" % (path, k), s[k], (int,), nullable=True) and \
                     s[k] < 1:
                 self.bad("%s.%s" % (path, k), "must be at least 1")
+        # how the row waits and what runs it (optional: older files lack them)
+        if s.get("style") not in (None, "implicit", "explicit"):
+            self.bad(path + ".style", "is %r, expected implicit, explicit or null" %
+                     s.get("style"))
+        if "runtime" in s:
+            self.typ(path + ".runtime", s["runtime"], (str,), nullable=True)
         if s.get("status") not in STATUSES:
             self.bad(path + ".status", "unknown status %r" % s.get("status"))
         self.typ(path + ".workers", s.get("workers"), (int,))
@@ -196,6 +274,8 @@ class Checker:
                 self.typ(cp + ".exit", c.get("exit"), (str,))
         if s.get("status") == "crashed" and not s.get("crashes"):
             self.bad(path + ".crashes", "a crashed series must say where it crashed")
+        if self.v2:
+            self.icount(path + ".icount", s)
         v = s.get("verified")
         if v is not None and self.typ(path + ".verified", v, (dict,)):
             self.typ(path + ".verified.ok", v.get("ok"), (bool,))

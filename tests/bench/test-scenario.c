@@ -441,15 +441,89 @@ static void test_h2_errors(void **state)
 	                 "x.json: servers[0].protocol: is h1, but the scenario sweeps streams");
 }
 
+/* Style, optional rows, build and runtime commands (the reference rows of
+ * issue 16). */
+static void test_style_and_runtime(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	struct scenario *s = scenario_parse(valid, strlen(valid), "x.json", &errors);
+	assert_non_null(s);
+	const json_t *srv = json_object_get(scenario_json(s), "servers");
+	/* the built-in workers are labelled by their way of waiting; the others
+	 * are unlabelled unless the scenario says */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(srv, 0), "style")),
+	                    "implicit");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(srv, 1), "style")),
+	                    "explicit");
+	for (size_t i = 0; i < 4; i++) {
+		const json_t *x = json_array_get(srv, i);
+		if (i >= 2)
+			assert_true(json_is_null(json_object_get(x, "style")));
+		assert_true(json_is_false(json_object_get(x, "optional")));
+		assert_true(json_is_null(json_object_get(x, "build")));
+		assert_true(json_is_null(json_object_get(x, "runtime_version")));
+	}
+	scenario_free(s);
+
+	char *doc = with("\"requires\":[\"deb:x\"]",
+	                 "\"requires\":[\"go\"],\"style\":\"implicit\",\"optional\":true,"
+	                 "\"build\":[\"{source}/b\",\"{build}/out\"],"
+	                 "\"runtime_version\":[\"{build}/out\",\"--version\"]");
+	s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	const json_t *ext = json_array_get(json_object_get(scenario_json(s), "servers"), 3);
+	assert_string_equal(json_string_value(json_object_get(ext, "style")), "implicit");
+	assert_true(json_is_true(json_object_get(ext, "optional")));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(ext, "build"), 1)),
+	                    "{build}/out");
+	assert_int_equal(json_array_size(json_object_get(ext, "runtime_version")), 2);
+	scenario_free(s);
+	free(doc);
+
+	/* a worker's label can be overridden */
+	doc = with("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	           "{\"kind\":\"coro\",\"app\":\"proxy\",\"style\":\"explicit\"}");
+	s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	assert_non_null(s);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(scenario_json(s), "servers"), 0), "style")),
+	    "explicit");
+	scenario_free(s);
+	free(doc);
+
+	expect_sub_error("\"requires\":[\"deb:x\"]", "\"requires\":[],\"style\":\"green\"",
+	                 "x.json: servers[3].style: unknown style 'green' (one of: implicit, "
+	                 "explicit)");
+	expect_sub_error("\"requires\":[\"deb:x\"]", "\"requires\":[],\"optional\":1",
+	                 "x.json: servers[3].optional: must be true or false, not an integer");
+	expect_sub_error("\"requires\":[\"deb:x\"]", "\"requires\":[],\"build\":[]",
+	                 "x.json: servers[3].build: must have at least 1 element");
+	expect_sub_error("\"requires\":[\"deb:x\"]", "\"requires\":[],\"build\":[\"{bild}\"]",
+	                 "x.json: servers[3].build[0]: unknown placeholder '{bild}' (known: {host} "
+	                 "{port} {listen} {upstream} {workers} {source} {build} {tmp}");
+	expect_sub_error("\"requires\":[\"deb:x\"]",
+	                 "\"requires\":[],\"runtime_version\":\"go version\"",
+	                 "x.json: servers[3].runtime_version: must be an array of strings");
+	expect_sub_error("{\"kind\":\"coro\",\"app\":\"proxy\"}",
+	                 "{\"kind\":\"coro\",\"app\":\"proxy\",\"build\":[\"make\"]}",
+	                 "x.json: servers[0].build: only for external servers");
+	expect_sub_error("{\"kind\":\"nginx\",", "{\"kind\":\"nginx\",\"runtime_version\":[\"x\"],",
+	                 "x.json: servers[2].runtime_version: only for external servers");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid_normalizes), cmocka_unit_test(test_missing_fields),
-	    cmocka_unit_test(test_wrong_types),      cmocka_unit_test(test_bad_cpu_lists),
-	    cmocka_unit_test(test_servers),          cmocka_unit_test(test_invalid_json),
-	    cmocka_unit_test(test_plot_level),       cmocka_unit_test(test_robust),
-	    cmocka_unit_test(test_bad_values),       cmocka_unit_test(test_load_missing_file),
-	    cmocka_unit_test(test_h2_normalizes),    cmocka_unit_test(test_h2_errors),
+	    cmocka_unit_test(test_valid_normalizes),  cmocka_unit_test(test_missing_fields),
+	    cmocka_unit_test(test_wrong_types),       cmocka_unit_test(test_bad_cpu_lists),
+	    cmocka_unit_test(test_servers),           cmocka_unit_test(test_invalid_json),
+	    cmocka_unit_test(test_plot_level),        cmocka_unit_test(test_robust),
+	    cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_load_missing_file),
+	    cmocka_unit_test(test_h2_normalizes),     cmocka_unit_test(test_h2_errors),
+	    cmocka_unit_test(test_style_and_runtime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

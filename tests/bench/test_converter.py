@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""test_converter.py — result2dat on a crafted result: the data files hold the
-right medians and min–max ranges, a level without data becomes a gap, the
-distribution comes from the merged histogram, meta.gp carries the titles and
-Little's bound; the schema checker accepts the crafted file and names the
-field of each broken variant; scripts/plot draws PNG and SVG from it."""
+"""test_converter.py — result2dat on a crafted result (corobench/result/v2,
+and its v1 form): the data files hold the right medians and min–max ranges, a
+level without data becomes a gap, the distribution comes from the merged
+histogram, the cost file holds CPU per request (median over median req/s,
+min–max of the repetitions' ratios) in the bands the result has — the server's
+user and system shares of its CPU, its CPU where a point has no split, the
+upstream's, the load generator's — with their tops in the stack and the total,
+meta.gp carries the titles, Little's bound, the cost bands, the instructions
+per request and which series have cost rows; the schema checker accepts the
+crafted file and names the field of each broken variant (the v2 cost fields
+among them); scripts/plot draws PNG and SVG from it."""
 import copy
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -19,19 +26,32 @@ sys.path.insert(0, HERE)
 import check_result  # noqa: E402
 
 
-def figures(rps, mean, mx, p50=None):
+def figures(rps, mean, mx, p50=None, split=True):
+    """One repetition's figures. The cost: server 0.5 cores (0.2 user, 0.3
+    system; no split with split=False, as a level with too few clock ticks),
+    upstream 0.1, loadgen 0.2 (0.05 user, 0.15 system); per request one read
+    and one write call, 0.5 voluntary and 0.1 involuntary context switches."""
     p50 = p50 if p50 is not None else mean * 0.9
     return {"requests": 100, "complete": 100, "failed": 0,
             "failures": {k: 0 for k in check_result.FAILURE_KINDS}, "non2xx": 0,
             "duration_s": 1.0, "rps": rps, "transfer_kbps": 10.0, "min_ms": p50 * 0.5,
             "mean_ms": mean, "p50_ms": p50, "p90_ms": min(mean * 1.2, mx),
-            "p99_ms": min(mean * 1.5, mx), "p999_ms": min(mean * 1.8, mx), "max_ms": mx, "loadgen_cpu": 0.2,
-            "loadgen_core_busy": 0.3, "server_cpu": 0.5}
+            "p99_ms": min(mean * 1.5, mx), "p999_ms": min(mean * 1.8, mx), "max_ms": mx,
+            "loadgen_cpu": 0.2, "loadgen_core_busy": 0.3, "server_cpu": 0.5,
+            "server_cpu_user": 0.2 if split else None, "server_cpu_sys": 0.3 if split else None,
+            "upstream_cpu": 0.1, "loadgen_cpu_user": 0.05, "loadgen_cpu_sys": 0.15,
+            "server_syscr": float(rps), "server_syscw": float(rps),
+            "server_csw_voluntary": rps * 0.5, "server_csw_involuntary": rps * 0.1}
+
+
+def median(vals):
+    vals = sorted(v for v in vals if v is not None)
+    return vals[len(vals) // 2] if vals else None
 
 
 def point(level, reps, hist):
-    med = {k: sorted(r[k] for r in reps)[len(reps) // 2] for k in check_result.INT_FIGS +
-           check_result.NUM_FIGS + check_result.OPT_FIGS}
+    med = {k: median(r[k] for r in reps) for k in check_result.INT_FIGS +
+           check_result.NUM_FIGS + check_result.OPT_FIGS + check_result.COST_FIGS}
     med["failures"] = {k: 0 for k in check_result.FAILURE_KINDS}
     return {"level": level, "gap": None, "repetitions": reps, "median": med,
             "histogram": {"unit": "us", "buckets": hist}}
@@ -42,17 +62,21 @@ def crafted():
                 [[20000, 90], [21000, 9], [30000, 1]]),
           point(10, [figures(480, 20.8, 25), figures(470, 21.0, 26), figures(490, 20.4, 40)],
                 [[20000, 900], [25000, 99], [40000, 1]])]
-    s2 = [point(1, [figures(45, 22.0, 23)] * 3, [[22000, 300]]),
+    s2 = [point(1, [figures(45, 22.0, 23, split=False)] * 3, [[22000, 300]]),
           {"level": 10, "gap": "crashed", "repetitions": [], "median": None,
            "histogram": {"unit": "us", "buckets": []}}]
     base = {"server": "", "kind": "coro", "app": "proxy", "workers": 1, "path": "/",
             "command": None, "version": None, "loadgen_version": None, "status": "ok",
             "verified": {"ok": True, "detail": "x", "url_path": "/"}, "crashes": [],
             "errors": [], "warnings": []}
-    a = dict(base, server="coro", points=s1)
+    a = dict(base, server="coro", points=s1,
+             icount={"ir_per_request": 49541.2, "case": "coro:proxy", "n1": 500, "n2": 2500,
+                     "seconds": 3.1, "note": None})
     b = dict(base, server="async", kind="async", app="proxy-async", status="crashed",
-             crashes=[{"repetition": 1, "level": 10, "exit": "killed by SIGSEGV"}], points=s2)
-    return {"schema": "corobench/result/v1", "scenario": "crafted",
+             crashes=[{"repetition": 1, "level": 10, "exit": "killed by SIGSEGV"}], points=s2,
+             icount={"ir_per_request": None, "case": "async:proxy-async", "n1": 500,
+                     "n2": 2500, "seconds": None, "note": "not measured (--no-icount)"})
+    return {"schema": "corobench/result/v2", "scenario": "crafted",
             "scenario_file": "crafted.json", "scenario_doc": {"plot_level": 10},
             "stamp": "20260101T000000Z", "started": "2026-01-01T00:00:00+00:00",
             "finished": "2026-01-01T00:01:00+00:00", "complete": True,
@@ -63,7 +87,24 @@ def crafted():
             "pinning": {"server": [0], "loadgen": [1], "upstream": None, "taskset": True,
                         "allowed_cpus": [0, 1]},
             "upstream": {"delay_ms": 20, "size": 1024, "version": None},
-            "levels": [1, 10], "series": [a, b]}
+            "levels": [1, 10], "series": [a, b],
+            "cost_method": {"cpu": "schedstat", "clk_tck": 100, "sample_interval_s": 0.1,
+                            "split_min_ticks": 10}}
+
+
+def as_v1(doc):
+    """The crafted result as a corobench/result/v1 file: no cost method, no
+    icount, none of v2's cost figures."""
+    d = copy.deepcopy(doc)
+    d["schema"] = "corobench/result/v1"
+    del d["cost_method"]
+    for s in d["series"]:
+        del s["icount"]
+        for p in s["points"]:
+            for f in p["repetitions"] + ([p["median"]] if p["median"] else []):
+                for k in check_result.COST_FIGS:
+                    f.pop(k, None)  # a repetition may be listed twice
+    return d
 
 
 def rows(path):
@@ -74,6 +115,15 @@ def rows(path):
                 continue
             out.append([float(x) for x in line.split()] if line.strip() else None)
     return out
+
+
+def convert(conv, doc, path, out):
+    """Writes doc to path and result2dat's files into the new folder out."""
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    os.makedirs(out)
+    r = subprocess.run([conv, path, out], stderr=subprocess.PIPE, check=False)
+    assert r.returncode == 0, r.stderr
 
 
 def main():
@@ -104,6 +154,29 @@ def main():
              "series[0].points[0].histogram.buckets[1]"),
             (lambda d: d["series"][0]["points"][0]["repetitions"][0].__setitem__("max_ms", 1.0),
              "series[0].points[0].repetitions[0]: latencies do not rise"),
+            (lambda d: d["series"][0].__setitem__("style", "green"), "series[0].style"),
+            (lambda d: d["series"][0].__setitem__("runtime", 3), "series[0].runtime"),
+            # the v2 cost fields
+            (lambda d: d["series"][0]["points"][0]["repetitions"][0].pop("upstream_cpu"),
+             "series[0].points[0].repetitions[0].upstream_cpu"),
+            (lambda d: d["series"][0]["points"][0]["median"].__setitem__("server_syscr", -1),
+             "series[0].points[0].median.server_syscr"),
+            (lambda d: d["series"][0]["points"][0]["repetitions"][1].__setitem__(
+                "server_cpu_sys", None), "series[0].points[0].repetitions[1].server_cpu_user"),
+            (lambda d: d["series"][0]["points"][0]["repetitions"][2].__setitem__(
+                "server_cpu_user", 0.3), "series[0].points[0].repetitions[2].server_cpu_user"),
+            (lambda d: d["series"][0]["points"][1]["repetitions"][0].__setitem__(
+                "loadgen_cpu_sys", 0.5), "series[0].points[1].repetitions[0].loadgen_cpu_user"),
+            (lambda d: d.pop("cost_method"), "cost_method"),
+            (lambda d: d["cost_method"].__setitem__("cpu", "guess"), "cost_method.cpu"),
+            (lambda d: d["series"][0].pop("icount"), "series[0].icount"),
+            (lambda d: d["series"][0]["icount"].__setitem__("case", "async:proxy"),
+             "series[0].icount.case"),
+            (lambda d: d["series"][1]["icount"].__setitem__("note", None),
+             "series[1].icount.note"),
+            (lambda d: d["series"][0]["icount"].__setitem__("ir_per_request", -3),
+             "series[0].icount.ir_per_request"),
+            (lambda d: d["series"][0].update(kind="nginx"), "series[0].icount"),
         ]
         for mutate, field in broken:
             d = copy.deepcopy(doc)
@@ -114,16 +187,16 @@ def main():
         c = check_result.Checker()
         c.check(doc, complete=True)
         assert not c.problems, c.problems  # a crashed series may have gaps
+        # a v1 file (no cost method, icount or v2 cost figures) is still valid
+        c = check_result.Checker()
+        c.check(as_v1(doc), complete=True)
+        assert not c.problems, c.problems
 
         res_dir = os.path.join(tmp, "results", "crafted")
         os.makedirs(res_dir)
         res = os.path.join(res_dir, "20260101T000000Z.json")
-        with open(res, "w") as f:
-            json.dump(doc, f)
         out = os.path.join(tmp, "dat")
-        os.makedirs(out)
-        r = subprocess.run([conv, res, out], stderr=subprocess.PIPE, check=False)
-        assert r.returncode == 0, r.stderr
+        convert(conv, doc, res, out)
         s1 = rows(os.path.join(out, "series-1.dat"))
         assert len(s1) == 2, s1
         lvl, rps, lo, hi = s1[0][:4]
@@ -137,12 +210,91 @@ def main():
         assert [round(x[0], 1) for x in d1] == [90.0, 99.9, 99.9], d1
         assert [x[2] for x in d1] == [20, 25, 40], d1
         assert rows(os.path.join(out, "dist-2.dat")) == []   # no data at level 10
+        # CPU per request in five bands at 48..50 req/s: server 0.5 cores (0.2
+        # user + 0.3 system, unsplit in series 2), upstream 0.1, loadgen 0.2
+        us = lambda cores, rps: cores / rps * 1e6  # noqa: E731
+        c1 = rows(os.path.join(out, "cost-1.dat"))
+        assert len(c1) == 2 and len(c1[0]) == 1 + 5 * 3 + 5 + 3, c1
+        lvl, user, user_lo, user_hi, sys_, _, _, unsplit, _, _, up, up_lo, up_hi, lg = c1[0][:14]
+        assert lvl == 1 and abs(user - us(0.2, 49)) < 1 and abs(sys_ - us(0.3, 49)) < 1, c1[0]
+        assert abs(user_lo - us(0.2, 50)) < 1 and abs(user_hi - us(0.2, 48)) < 1, c1[0]
+        assert unsplit == 0, c1[0]                    # the split holds all of it
+        assert abs(up - us(0.1, 49)) < 1 and abs(lg - us(0.2, 49)) < 1, c1[0]
+        assert abs(up_lo - us(0.1, 50)) < 1 and abs(up_hi - us(0.1, 48)) < 1, c1[0]
+        tops, total = c1[0][16:21], c1[0][21:24]
+        for got, want in zip(tops, (0.2, 0.5, 0.5, 0.6, 0.8)):
+            assert abs(got - us(want, 49)) < 1, (tops, want)
+        assert abs(total[0] - us(0.8, 49)) < 1 and abs(total[1] - us(0.8, 50)) < 1 and \
+            abs(total[2] - us(0.8, 48)) < 1, total
+        c2 = rows(os.path.join(out, "cost-2.dat"))
+        assert c2[1] is None                          # the crash is a gap
+        assert math.isnan(c2[0][1]) and math.isnan(c2[0][4]), c2[0]   # no split ...
+        assert abs(c2[0][7] - us(0.5, 45)) < 1, c2[0]                 # ... all unsplit
+        assert [round(x) for x in c2[0][16:21]] == [0, 0] + \
+            [round(us(x, 45)) for x in (0.5, 0.6, 0.8)], c2[0]
         meta = open(os.path.join(out, "meta.gp")).read()
+        for want in ("ncost = 5", 'cost_title[1] = "server, user"',
+                     'cost_title[2] = "server, system"', 'cost_title[3] = "server (unsplit)"',
+                     'cost_title[4] = "upstream stub"', 'cost_title[5] = "load generator"',
+                     'cost_key[3] = "server_cpu"', "hascost[1] = 1", "hascost[2] = 1",
+                     'icount[1] = "49,541 instructions/request (callgrind, c = 1)"',
+                     'icount[2] = ""', "level_ratio_min = 10"):
+            assert want in meta, (want, meta)
+        # the highest stack: series 2 at 45 req/s
+        assert abs(float(meta.split("cost_max = ")[1].split()[0]) - us(0.8, 45)) < 1, meta
+        # the v1 form: the server's CPU unsplit, the load generator's, no icount
+        v1, out1 = os.path.join(tmp, "v1.json"), os.path.join(tmp, "dat1")
+        convert(conv, as_v1(doc), v1, out1)
+        meta1 = open(os.path.join(out1, "meta.gp")).read()
+        for want in ("ncost = 2", 'cost_title[1] = "server (unsplit)"',
+                     'cost_title[2] = "load generator"', 'icount[1] = ""'):
+            assert want in meta1, (want, meta1)
+        c1 = rows(os.path.join(out1, "cost-1.dat"))
+        assert len(c1[0]) == 1 + 2 * 3 + 2 + 3 and abs(c1[0][1] - us(0.5, 49)) < 1, c1[0]
+        # a result without a cost figure: no cost rows, ncost = 0
+        nocost = copy.deepcopy(doc)
+        for s in nocost["series"]:
+            for pt in s["points"]:
+                for f in pt["repetitions"] + ([pt["median"]] if pt["median"] else []):
+                    for k in ("server_cpu", "loadgen_cpu") + check_result.COST_FIGS:
+                        f[k] = None
+        nres, out2 = os.path.join(tmp, "nocost.json"), os.path.join(tmp, "dat2")
+        convert(conv, nocost, nres, out2)
+        assert rows(os.path.join(out2, "cost-1.dat")) == []
+        meta2 = open(os.path.join(out2, "meta.gp")).read()
+        assert "ncost = 0" in meta2 and "hascost[1] = 0" in meta2, meta2
         for want in ('nseries = 2', 'title[1] = "coro (proxy)"',
                      'title[2] = "async (proxy-async) — crashed"', "delay_ms = 20",
                      "plot_level = 10", "hasdist[2] = 0", "set xtics (1, 10)",
                      'Test \\"CPU\\"'):
             assert want in meta, (want, meta)
+        assert "lstyle[1] = 1" in meta and "lstyle[2] = 2" in meta and "styled = 0" in meta
+
+        # labelled rows: the style and runtime in the key, a colour family per
+        # style (common.gp's 11.. implicit, 21.. explicit, 31.. unlabelled)
+        sdoc = copy.deepcopy(doc)
+        third = dict(copy.deepcopy(sdoc["series"][0]), server="nginx", kind="nginx",
+                     icount=None)
+        sdoc["series"].append(third)
+        sdoc["series"][0].update(style="implicit", runtime="go1.19.8")
+        sdoc["series"][1].update(style="explicit", runtime="Node.js v20")
+        c = check_result.Checker()
+        c.check(sdoc, complete=True)
+        assert not c.problems, c.problems
+        sres = os.path.join(res_dir, "20260101T000001Z.json")
+        with open(sres, "w") as f:
+            json.dump(sdoc, f)
+        r = subprocess.run([conv, sres, out], stderr=subprocess.PIPE, check=False)
+        assert r.returncode == 0, r.stderr
+        meta = open(os.path.join(out, "meta.gp")).read()
+        for want in ('title[1] = "coro (proxy, implicit, go1.19.8)"',
+                     'title[2] = "async (proxy-async, explicit, Node.js v20) — crashed"',
+                     'title[3] = "nginx (proxy)"', 'shorttitle[1] = "coro (proxy, implicit)"',
+                     'shorttitle[2] = "async (proxy-async, explicit) — crashed"',
+                     "lstyle[1] = 11", "lstyle[2] = 21",
+                     "lstyle[3] = 31", "styled = 1"):
+            assert want in meta, (want, meta)
+
         # garbage in: a clear refusal, not a crash
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:
@@ -156,13 +308,45 @@ def main():
                                stderr=subprocess.PIPE, check=False)
             assert r.returncode == 0, r.stderr.decode()
             written = r.stdout.decode().split()
-            for chart in ("throughput", "mean", "longest", "percentiles", "distribution"):
+            for chart in ("throughput", "mean", "longest", "percentiles", "distribution",
+                          "cost"):
                 for fmt in ("png", "svg"):
                     p = os.path.join(res_dir, "20260101T000000Z-%s.%s" % (chart, fmt))
                     assert os.path.getsize(p) > 1000, p
                     assert any(w.endswith(os.path.basename(p)) for w in written), written
             with open(os.path.join(res_dir, "20260101T000000Z-throughput.svg")) as f:
-                assert "Little" in f.read()
+                svg = f.read()
+            assert "Little" in svg and "filled points" not in svg
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), sres,
+                                "--build", BUILD, "--format", "svg"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            with open(os.path.join(res_dir, "20260101T000001Z-throughput.svg")) as f:
+                svg = f.read()
+            # the key says which colours are which style
+            assert "implicit: blues/greens, filled points" in svg, svg[:2000]
+            assert "coro (proxy, implicit, go1.19.8)" in svg
+            with open(os.path.join(res_dir, "20260101T000000Z-cost.svg")) as f:
+                svg = f.read()
+            for want in ("coro (proxy)", "49,541 instructions/request", "server, system",
+                         "server (unsplit)", "upstream stub", "load generator", "total"):
+                assert want in svg, want
+            # a v1 result's cost chart: drawn, with the bands it has
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), v1,
+                                "--build", BUILD, "--format", "svg", "--outdir", out1],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            with open(os.path.join(out1, "v1-cost.svg")) as f:
+                svg = f.read()
+            assert "server (unsplit)" in svg and "server, user" not in svg
+            # without cost figures the other charts are drawn, the cost chart is not
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), nres,
+                                "--build", BUILD, "--format", "svg", "--outdir", out2],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            assert "nocost-throughput.svg" in r.stdout.decode(), r.stdout
+            assert not any(ln.endswith("-cost.svg") for ln in r.stdout.decode().split()), \
+                r.stdout
         else:
             print("gnuplot not installed: charts not drawn")
         print("ok")

@@ -9,6 +9,10 @@ whatever state the real binaries are in:
   - a server that crashes mid-sweep is reported by name and level, the run goes
     on with the next server, the result marks the gap;
   - missing packages stop the run before any timing, with the scenario's hint;
+  - an optional server whose packages are missing is skipped with one line and
+    the run succeeds; an external server's build command runs before it
+    starts (a failing one fails that server only); every series records its
+    style and runtime;
   - Ctrl-C (SIGINT) stops the run, keeps the result, and leaves no process;
   - failed requests are a problem of their series (partial, exit 1);
   - "interleave": every server started first, then each level of each
@@ -121,8 +125,14 @@ def main():
         assert pt["level"] == 2 and len(pt["repetitions"]) == 2 and pt["median"]["rps"] > 0
         assert pt["median"]["server_cpu"] is not None
         assert "result: " in out and "latest: " in out
-        assert re.search(r"^server +c +req/s +mean ms +p99 ms +max ms +failed$", out, re.M)
-        assert re.search(r"^async +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0$", out, re.M), out
+        assert re.search(r"^server +c +req/s +mean ms +p99 ms +max ms +failed +srv µs/req "
+                         r"+up µs/req$", out, re.M), out
+        assert re.search(r"^async +2 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +0 +[0-9.]+ +[0-9.-]+$",
+                         out, re.M), out
+        # a stand-in binary is not counted by scripts/icount, and the result says why
+        assert pt["median"]["server_csw_voluntary"] is not None
+        ic = doc["series"][0]["icount"]
+        assert ic["ir_per_request"] is None and "not this build's binary" in ic["note"], ic
         if shutil.which("gnuplot"):
             assert "chart: " in out and "-throughput.png" in out, out
 
@@ -159,6 +169,48 @@ def main():
         scen4 = scenario(os.path.join(tmp, "tiny4.json"), extra_servers=[ext])
         rc, out = run(tmp, scen4, args=["--no-plot"])
         assert rc == 1 and "run scripts/deps --reference" in out and "== coro" not in out, out
+
+        # 4b. optional rows: a missing one is skipped with one line, the run
+        # succeeds; a built one runs, with its style and runtime recorded
+        ghost = dict(ext, optional=True)
+        built = {"kind": "external", "name": "built", "app": "proxy", "style": "explicit",
+                 "build": ["cp", os.path.join(tmp, "server"), "{tmp}/built-server"],
+                 "start": ["{tmp}/built-server", "--listen", "{listen}", "--app", "proxy",
+                           "--upstream", "{upstream}"],
+                 "runtime_version": ["{tmp}/built-server", "--version"],
+                 "ready_url": "http://{host}:{port}/"}
+        scen4b = scenario(os.path.join(tmp, "tiny4b.json"), levels=(1,), reps=1,
+                          extra_servers=[ghost, built])
+        rc, out = run(tmp, scen4b, args=["--no-plot"])
+        assert rc == 0, rc
+        skip_lines = [ln for ln in out.splitlines() if "SKIPPED" in ln]
+        assert skip_lines == ["== ghost: SKIPPED: ghost needs no-such-server-%s, which is not "
+                              "installed: run scripts/deps --reference" % TAG[-8:]], skip_lines
+        assert "problems:" not in out, out
+        assert re.search(r"== built: built in [0-9.]+ s \(cp ", out), out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        st = {s["server"]: s for s in doc["series"]}
+        assert st["ghost"]["status"] == "skipped" and st["built"]["status"] == "ok", st
+        assert st["built"]["runtime"] == "server (fake) 0.0.0", st["built"]["runtime"]
+        assert [st[n]["style"] for n in ("coro", "async", "ghost", "built")] == \
+            ["implicit", "explicit", None, "explicit"]
+        assert st["coro"]["runtime"].startswith("C: libevent "), st["coro"]["runtime"]
+
+        # 4c. a build that fails fails its server, named, and the run says so
+        broken = dict(built, name="broken", build=["false"])
+        with open(os.path.join(tmp, "tiny4c.json"), "w") as f:
+            json.dump({"name": "fake-tiny", "purpose": "a failing build", "levels": [1],
+                       "seconds": 1, "warmup_s": 0, "repetitions": 1,
+                       "upstream": {"delay_ms": 2, "size": 64},
+                       "expect": {"status": 200, "body_upstream": 1},
+                       "servers": [broken]}, f)
+        rc, out = run(tmp, os.path.join(tmp, "tiny4c.json"), args=["--no-plot"])
+        assert rc == 1, rc
+        assert "== broken: FAILED: the build command false exited with status 1" in out, out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert doc["series"][0]["status"] == "failed", doc["series"][0]
 
         # 5. Ctrl-C: the result is kept, nothing is left running
         scen5 = scenario(os.path.join(tmp, "tiny5.json"), levels=(1, 2, 3, 4), seconds=2, reps=3)

@@ -3,10 +3,10 @@
 crafted results (better, worse, within noise, other host, schema mismatch,
 missing levels, a crashed level, different scenarios, missing file; failed
 requests and non-2xx answers on any host; a series, point or figure missing
-from the new run; the yardstick ratios against nginx), its Markdown,
+from the new run; the yardstick ratios against nginx), its Markdown, JSON,
 benchmark-JSON and calibration outputs; scripts/icount's callgrind parser
 (totals and per-object self cost) and thresholds; scripts/trend's history
-line.
+line; scripts/ratios' table of each row against our faster worker.
 
 Every input is written by this file into a temporary folder: no server runs.
 Python 3 standard library only.
@@ -26,6 +26,7 @@ SOURCE = os.environ.get("COROBENCH_SOURCE") or os.path.dirname(
 COMPARE = os.path.join(SOURCE, "scripts", "compare")
 ICOUNT = os.path.join(SOURCE, "scripts", "icount")
 TREND = os.path.join(SOURCE, "scripts", "trend")
+RATIOS = os.path.join(SOURCE, "scripts", "ratios")
 
 LEVELS = [1, 10, 100]
 HOST = {"hostname": "bench-a", "cpu_model": "Test CPU", "cores": 2,
@@ -236,11 +237,21 @@ class Compare(unittest.TestCase):
 
     def test_schema_mismatch(self):
         bad = result(BASE)
-        bad["schema"] = "corobench/result/v2"
+        bad["schema"] = "corobench/result/v3"
         rc, out, err = self.run_compare(result(BASE), bad)
         self.assertEqual(rc, 2)
         self.assertIn("schema", err)
-        self.assertIn("corobench/result/v2", err)
+        self.assertIn("corobench/result/v3", err)
+
+    def test_v1_baseline_v2_run(self):
+        """A v1 baseline compares with a v2 run (server CPU's grain differs,
+        not its meaning), and the comparison says so."""
+        new = result(BASE)
+        new["schema"] = "corobench/result/v2"
+        rc, out, err = self.run_compare(result(BASE), new)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("clock ticks", out)
+        self.assertIn("corobench/result/v2", out)
 
     def test_different_scenarios(self):
         rc, _, err = self.run_compare(result(BASE), result(BASE, scenario="hello"))
@@ -326,6 +337,34 @@ class Compare(unittest.TestCase):
         self.assertIn("ratio coro-hello/async-hello c=1 req/s", names)
         self.assertTrue(all(isinstance(x["value"], (int, float)) for x in bigger + smaller))
         self.assertIn("async-hello c=10 p99 ms", {x["name"] for x in smaller})
+
+    def test_json_report(self):
+        # --json -: the report as data on stdout (what scripts/report renders),
+        # the same verdicts and findings as the text, the same exit status
+        new = result({"coro-hello": 600.0, "async-hello": 1100.0})
+        rc, text, _ = self.run_compare(result(BASE), new)
+        rc2, out, err = self.run_compare(result(BASE), new, "--json", "-")
+        self.assertEqual((rc, rc2), (1, 1), err)
+        doc = json.loads(out)
+        self.assertEqual(doc["schema"], "corobench/compare/v1")
+        self.assertTrue(doc["regression"])
+        self.assertTrue(doc["summary"].startswith("REGRESSION"), doc["summary"])
+        self.assertEqual(doc["table"]["head"][:3], ["server", "c", "req/s base"])
+        rows = {(r[0], r[1]): r[-1] for r in doc["table"]["rows"]}
+        self.assertEqual(rows[("coro-hello", "1")], "worse")
+        self.assertEqual(rows[("async-hello", "100")], "within noise")
+        self.assertEqual(self.verdicts(text, "coro-hello"),
+                         [r[-1] for r in doc["table"]["rows"] if r[0] == "coro-hello"])
+        for finding in doc["regressions"]:
+            self.assertIn("regression: " + finding, text)
+        self.assertTrue(doc["ratios"]["rows"])
+        # a file beside the text report
+        path = os.path.join(self.tmp, "report.json")
+        rc, out, _ = self.run_compare(result(BASE), result(BASE), "--json", path)
+        self.assertEqual(rc, 0)
+        self.assertIn("no regression", out)
+        with open(path) as f:
+            self.assertEqual(json.load(f)["summary"], "no regression")
 
     @unittest.skipUnless(shutil.which("gnuplot"), "gnuplot is not installed")
     def test_plot(self):
@@ -707,6 +746,66 @@ class Trend(unittest.TestCase):
                 self.assertTrue(os.path.getsize(os.path.join(out, "trend-rps.png")) > 0)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Ratios(unittest.TestCase):
+    """scripts/ratios: each row against the faster of coro and async, per level."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="corobench-test-ratios-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_ratios(self, doc, *args):
+        path = os.path.join(self.tmp, "r.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        r = subprocess.run([sys.executable, RATIOS, path] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def doc(self):
+        doc = result(BASE)  # async 1100 x level, coro 1000 x level
+        go = copy.deepcopy(doc["series"][0])
+        go.update(server="go", kind="external", app="proxy", style="implicit",
+                  runtime="go1.19.8")
+        for p in go["points"]:
+            for f in p["repetitions"]:
+                f["rps"] /= 2      # half coro's req/s: 0.45 of async's
+                f["p99_ms"] *= 3   # 3 x the workers' p99
+        go["points"][2]["median"]["failed"] = 7
+        node = dict(copy.deepcopy(go), server="node", status="skipped", style="explicit")
+        doc["series"] += [go, node]
+        return doc
+
+    def test_table(self):
+        rc, out, err = self.run_ratios(self.doc(), "--levels", "10,100")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "| server | style | runtime | c = 10 req/s | p99 ms | "
+                                   "CPU µs/req | c = 100 req/s | p99 ms | CPU µs/req |")
+        # the faster worker is async: 1.00 x itself, coro 0.91 x
+        # server CPU 0.5 core: 0.5 / 11000 req/s = 45.5 µs per request
+        self.assertIn("| async-hello (hello) | - | - | 11,000 (1.00×) | 20 (1.00×) | "
+                      "45.5 (1.00×) |", out)
+        self.assertIn("| coro-hello (hello) | - | - | 10,000 (0.91×) | 20 (1.00×) | "
+                      "50 (1.10×) |", out)
+        self.assertIn("| go (proxy) | implicit | go1.19.8 | 5,000 (0.45×) | 60 (3.00×) | "
+                      "100 (2.20×) | 50,000 (0.45×) (7 failed) | 60 (3.00×) | 10 (2.20×) |", out)
+        self.assertIn("| node (proxy) | explicit | go1.19.8 | skipped | - | - | skipped | - "
+                      "| - |", out)
+        self.assertIn("c = 10: async-hello; c = 100: async-hello.", out)
+
+    def test_bad_levels(self):
+        rc, _, err = self.run_ratios(self.doc(), "--levels", "10,30")
+        self.assertEqual(rc, 2)
+        self.assertIn("--levels: 30 not among the run's levels 1,10,100", err)
+
+    def test_not_a_result(self):
+        rc, _, err = self.run_ratios({"schema": "x"})
+        self.assertEqual(rc, 2)
+        self.assertIn("schema", err)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """repro.py — minimal reproductions of the server bugs test_hostile.py found
-(README.md, "Findings"), one per bug, for the servers' owners:
+(results/HISTORY.md, "Findings"), one per bug, for the servers' owners:
 
     python3 tests/hostile/repro.py c1 SERVER   # stack use-after-return (ASan build)
     python3 tests/hostile/repro.py h1 SERVER   # slowloris is never cut off

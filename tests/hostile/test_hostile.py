@@ -53,7 +53,7 @@ BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
                      r"runtime error:|restarting it|killing it|core dumped|"
                      r"Segmentation fault|Aborted")
 
-# Known server bugs (README.md, "Findings"): (servers, check-name regex, why).
+# Known server bugs (results/HISTORY.md, "Findings"): (servers, check-name regex, why).
 # A matching failure prints "not ok ... # TODO why", which TAP does not count;
 # a matching pass says the entry can go. COROBENCH_HOSTILE_STRICT=1 turns
 # them back into plain failures.
@@ -724,7 +724,7 @@ class Suite:
             apps = ["proxy", "proxy-async"]
             for app in apps:
                 # The blocking-style proxy app on the async worker blocks the
-                # whole worker while it waits (by design, DESIGN.md): the
+                # whole worker while it waits (by design, docs/DESIGN.md): the
                 # concurrency checks apply to the other three pairs only.
                 concurrent = not (self.kind == "async" and app == "proxy")
 

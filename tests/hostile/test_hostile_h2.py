@@ -60,7 +60,7 @@ BAD_LOG = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer
 
 from h2wire import *  # noqa: E402,F401,F403 (frames, HPACK, the H2 client)
 
-# Known server bugs (README.md, "HTTP/2 findings"): (servers, check regex, why).
+# Known server bugs (results/HISTORY.md, "HTTP/2 findings"): (servers, check regex, why).
 # W1 (a zero flow-control window held the connection forever) is fixed.
 XFAIL = []
 if os.environ.get("COROBENCH_HOSTILE_STRICT") == "1":

@@ -76,6 +76,32 @@ static void test_find_ci(void **state)
 	assert_null(resp_find_ci(h, strlen(h), "keep-alivex"));
 	assert_ptr_equal(resp_find_ci(h, strlen(h), "connection"), h);
 	assert_null(resp_find_ci(h, 5, "Connection"));
+	/* all letters: both cases of each, and nothing else, match */
+	const char *c = "Connection: {LOSE} cLoSe";
+	assert_ptr_equal(resp_find_ci(c, strlen(c), "close"), c + 19);
+	assert_ptr_equal(resp_find_ci(c, strlen(c), "CLOSE"), c + 19);
+	assert_null(resp_find_ci(c, strlen(c) - 1, "close"));
+	assert_ptr_equal(resp_find_ci(c, strlen(c), ""), c);
+}
+
+/* The heads' own searches (for Keep-Alive, Content-Length:, close) find
+ * them in any case, and only whole. */
+static void test_parse_case(void **state)
+{
+	(void)state;
+	struct resp_head h;
+	const char head[] = "HTTP/1.1 200 OK\r\ncontent-LENGTH: 12\r\nCONNECTION: Close\r\n"
+	                    "X-Note: KEEP-alive";
+	resp_parse_head(S(head), &h);
+	assert_int_equal(h.content_length, 12);
+	assert_int_equal(h.conn_close, 1);
+	assert_int_equal(h.ka_token, 1);
+	const char none[] = "HTTP/1.1 200 OK\r\nContent-Lengt: 12\r\nConnection: clos\r\n"
+	                    "X: Keep-Aliv";
+	resp_parse_head(S(none), &h);
+	assert_int_equal(h.content_length, -1);
+	assert_int_equal(h.conn_close, 0);
+	assert_int_equal(h.ka_token, 0);
 }
 
 static void test_chunked(void **state)
@@ -110,6 +136,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_close_chunked),
 	    cmocka_unit_test(test_parse_garbage),
 	    cmocka_unit_test(test_find_ci),
+	    cmocka_unit_test(test_parse_case),
 	    cmocka_unit_test(test_chunked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,27 +119,49 @@ def _dec_str(b, i):
     return out.encode(), i + n
 
 
-def status_of(block):
-    """The :status of a response header block (no dynamic table), or None."""
+def _raw_str(b, i):
+    """A string literal as it stands (Huffman flag and length included)."""
+    n, j = _dec_int(b, i, 7)
+    return b[i:j + n], j + n
+
+
+def block_fields(block):
+    """The representations of a header block (no dynamic table), in order:
+    ("idx", index, None, None) for an indexed field, ("size", size, None,
+    None) for a table size update, and (pattern, index, name, value) for a
+    literal, pattern its first byte's high bits, name (None when indexed) and
+    value the raw string literals (decode them with _dec_str(raw, 0))."""
     i = 0
     while i < len(block):
         b = block[i]
-        if b & 0x80:  # indexed
+        if b & 0x80:
             idx, i = _dec_int(block, i, 7)
-            if idx in STATIC_STATUS:
-                return STATIC_STATUS[idx]
+            yield "idx", idx, None, None
             continue
-        if b & 0xE0 == 0x20:  # dynamic table size update
-            _, i = _dec_int(block, i, 5)
+        if b & 0xE0 == 0x20:
+            size, i = _dec_int(block, i, 5)
+            yield "size", size, None, None
             continue
         idx, i = _dec_int(block, i, 6 if b & 0x40 else 4)
         name = None
         if idx == 0:
-            name, i = _dec_str(block, i)
-        value, i = _dec_str(block, i)
-        if 8 <= idx <= 14 or name == b":status":
+            name, i = _raw_str(block, i)
+        value, i = _raw_str(block, i)
+        yield b & 0xF0, idx, name, value
+
+
+def status_of(block):
+    """The :status of a response header block (no dynamic table), or None."""
+    for kind, idx, name, value in block_fields(block):
+        if kind == "size":
+            continue
+        if kind == "idx":
+            if idx in STATIC_STATUS:
+                return STATIC_STATUS[idx]
+            continue
+        if 8 <= idx <= 14 or (name is not None and _dec_str(name, 0)[0] == b":status"):
             try:
-                return int(value)
+                return int(_dec_str(value, 0)[0])
             except ValueError:
                 return None
     return None

@@ -1,11 +1,10 @@
 #!/bin/bash
-# rss.sh BUILD SRC — worker VmRSS with 10,000 idle keep-alive connections,
-# async-server then coro-server (when built), one worker on CPU 0, the
-# client (servers/coro/idle_conns.py) on CPU 1.
+# rss.sh BUILD — worker VmRSS with 10,000 idle keep-alive connections,
+# async-server then coro-server, one worker on CPU 0, the client
+# (idle_conns.py) on CPU 1.
 set -u
 . "$(dirname "$0")/common.sh"
 B=$1
-S=$2
 ulimit -n 20000
 for name in async coro; do
 	port=$(freeport)
@@ -21,7 +20,7 @@ for name in async coro; do
 	pid=$!
 	wait_port $port
 	echo "== $name"
-	taskset -c 1 python3 "$S/servers/coro/idle_conns.py" --port $port --count 10000 --pid $pid --hold 2
+	taskset -c 1 python3 "$HERE/idle_conns.py" --port $port --count 10000 --pid $pid --hold 2
 	kill $pid
 	wait $pid 2>/dev/null
 done

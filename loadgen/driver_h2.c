@@ -1,35 +1,36 @@
-/* engine_h2: one thread's HTTP/2 load (--h2, cleartext with prior
- * knowledge, as h2load does for http:// URLs). The thread's share of the -c
- * connections each keep one nghttp2 client session for the connection's
- * life with up to --streams requests in flight; a stream is counted like one
- * of ab's keep-alive requests (the same histograms, document-length and
- * status rules) and a stream that ends without a whole response (reset,
- * refused by GOAWAY, cut by the connection's end) fails as "reset".
+/* driver_h2: the HTTP/2 protocol driver (--h2, cleartext with prior
+ * knowledge, as h2load does for http:// URLs), one thread's share of the
+ * load on that thread's event loop (ev.h). Each of the thread's -c
+ * connections keeps one nghttp2 client session for the connection's life
+ * with up to --streams requests in flight; a stream is counted like one of
+ * ab's keep-alive requests (the same histograms, document-length and status
+ * rules) and a stream that ends without a whole response (reset, refused by
+ * GOAWAY, cut by the connection's end) fails as "reset".
  *
- * The per-request path: requests are submitted from one prebuilt
- * nghttp2_nv array (names and values never copied), everything a batch of
- * events produced is serialised with nghttp2_session_mem_send() into the
- * connection's buffer and written with one send(); a readable socket is
- * drained with one recv() per readiness (more only when the buffer filled)
- * and fed to nghttp2_session_mem_recv(). Stream slots are preallocated per
- * connection: nothing is allocated per request by loadgen itself. */
+ * Where a request goes out: h2_pump() submits requests from one prebuilt
+ * nghttp2_nv array (names and values never copied), serialises everything a
+ * turn of the loop produced with nghttp2_session_mem_send() into the
+ * connection's buffer and hands it to ev_send() at once. Where its answer
+ * is read: on_event() drains the socket with ev_recv() into
+ * nghttp2_session_mem_recv(), whose callbacks fill the stream's slot;
+ * on_stream_close() counts it. Stream slots are preallocated per connection
+ * and nghttp2's own small blocks come from a per-thread pool: nothing is
+ * allocated per request by loadgen itself. */
 #include "engine_int.h"
 
 #include <errno.h>
 #include <stdint.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
 
-#define OUTBUFSIZE 65536          /* gather this much before one send() */
+#include "pool.h"
+
+#define OUTBUFSIZE 65536          /* gather this much before one send */
 #define H2_WINDOW ((1 << 30) - 1) /* h2load's default -w 30 / -W 30 */
+#define SCAN_US 1000000           /* -s timeouts are looked for once a second */
 
 enum { H2_UNCONN, H2_CONNECTING, H2_OPEN };
 
@@ -42,111 +43,21 @@ struct h2s {
 	uint64_t start, connect, endwrite, beginread;
 };
 
-/* nghttp2 allocates and frees several small blocks per stream; a
- * thread-local free list per power-of-two size class makes that a few
- * pointer moves instead of malloc()/free() (about a tenth of the CPU time
- * otherwise). Blocks over POOL_MAX go to malloc(). */
-#define POOL_MIN_SHIFT 4
-#define POOL_CLASSES 9 /* 16 .. 4096 bytes */
-#define POOL_MAX (1u << (POOL_MIN_SHIFT + POOL_CLASSES - 1))
-#define POOL_HDR 16 /* keeps the payload 16-byte aligned */
-
-struct pool {
-	void *free[POOL_CLASSES];
-};
-
-static void *pool_malloc(size_t size, void *ud)
-{
-	struct pool *p = ud;
-	unsigned k = 0;
-	if (size > POOL_MAX) {
-		k = POOL_CLASSES;
-	} else {
-		if (size > (1u << POOL_MIN_SHIFT))
-			k = 32 - (unsigned)__builtin_clz((unsigned)size - 1) - POOL_MIN_SHIFT;
-		void *b = p->free[k];
-		if (b) {
-			p->free[k] = *(void **)((char *)b + POOL_HDR);
-			return (char *)b + POOL_HDR;
-		}
-		size = 1u << (POOL_MIN_SHIFT + k);
-	}
-	char *b = malloc(POOL_HDR + size);
-	if (!b)
-		return NULL;
-	*(unsigned *)b = k;
-	return b + POOL_HDR;
-}
-
-static void pool_free(void *ptr, void *ud)
-{
-	struct pool *p = ud;
-	if (!ptr)
-		return;
-	char *b = (char *)ptr - POOL_HDR;
-	unsigned k = *(unsigned *)b;
-	if (k == POOL_CLASSES) {
-		free(b);
-		return;
-	}
-	*(void **)ptr = p->free[k];
-	p->free[k] = b;
-}
-
-static void *pool_calloc(size_t n, size_t size, void *ud)
-{
-	if (size && n > SIZE_MAX / size)
-		return NULL;
-	void *r = pool_malloc(n * size, ud);
-	if (r)
-		memset(r, 0, n * size);
-	return r;
-}
-
-static void *pool_realloc(void *ptr, size_t size, void *ud)
-{
-	if (!ptr)
-		return pool_malloc(size, ud);
-	unsigned k = *(unsigned *)((char *)ptr - POOL_HDR);
-	if (k == POOL_CLASSES) {
-		char *b = realloc((char *)ptr - POOL_HDR, POOL_HDR + size);
-		return b ? b + POOL_HDR : NULL;
-	}
-	size_t have = 1u << (POOL_MIN_SHIFT + k);
-	if (size <= have)
-		return ptr;
-	void *r = pool_malloc(size, ud);
-	if (r) {
-		memcpy(r, ptr, have);
-		pool_free(ptr, ud);
-	}
-	return r;
-}
-
-static void pool_destroy(struct pool *p)
-{
-	for (unsigned k = 0; k < POOL_CLASSES; k++) {
-		while (p->free[k]) {
-			char *b = p->free[k];
-			p->free[k] = *(void **)(b + POOL_HDR);
-			free(b);
-		}
-	}
-}
-
 struct h2t;
 
 struct h2c {
+	struct ev_sock s; /* first: the handlers get the connection from it */
 	struct h2t *ht;
-	int fd, state, want_out, dirty, fresh;
-	nghttp2_session *s;
+	int state, dirty, fresh;
+	int sending; /* out[0..outlen) is with ev_send() */
+	nghttp2_session *sess;
 	struct h2s *slots, *free;
 	struct h2s *cst; /* the stream of the last lookup: a response's */
 	int32_t cid;     /* frames and headers come one stream at a time */
 	int inflight;
 	uint64_t connstart;
 	uint8_t *out;
-	size_t outcap, outlen, outoff;
+	size_t outcap, outlen;
 };
 
 struct h2t {
@@ -156,7 +67,8 @@ struct h2t {
 	struct h2c **dirty;
 	int ndirty, nconns, streams;
 	long inflight;
-	uint64_t now; /* of the event being handled: one clock read per readiness */
+	uint64_t now; /* of the event being handled: one clock read per read */
+	struct ev_timer scan;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
 	nghttp2_nv *nva;
@@ -176,20 +88,10 @@ static void mark_dirty(struct h2t *ht, struct h2c *c)
 	}
 }
 
-static void set_want_out(struct h2t *ht, struct h2c *c, int on)
-{
-	if (c->want_out == on)
-		return;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0),
-	                         .data.ptr = c};
-	if (epoll_ctl(ht->t->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-		c->want_out = on;
-}
-
 static struct h2s *stream_of(struct h2c *c, int32_t id)
 {
 	if (id != c->cid) {
-		c->cst = nghttp2_session_get_stream_user_data(c->s, id);
+		c->cst = nghttp2_session_get_stream_user_data(c->sess, id);
 		c->cid = id;
 	}
 	return c->cst;
@@ -354,28 +256,25 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
  * requests remain. */
 static void h2_close(struct h2t *ht, struct h2c *c, int recv_error)
 {
-	struct thr *t = ht->t;
-	if (c->s) {
+	if (c->sess) {
 		for (int i = 0; i < ht->streams; i++)
 			if (c->slots[i].inuse)
 				finish_stream(ht, c, &c->slots[i], 0, recv_error);
-		nghttp2_session_del(c->s);
-		c->s = NULL;
+		nghttp2_session_del(c->sess);
+		c->sess = NULL;
 	}
 	c->cid = 0;
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
-		t->active--;
-	}
-	c->outlen = c->outoff = 0;
+	if (c->s.fd >= 0)
+		lge_close(ht->t, &c->s);
+	c->outlen = 0;
+	c->sending = 0;
 	c->state = H2_UNCONN;
 	h2_connect(ht, c);
 }
 
 static void h2_open(struct h2t *ht, struct h2c *c)
 {
-	if (nghttp2_session_client_new3(&c->s, ht->cbs, c, ht->opt, &ht->mem)) {
+	if (nghttp2_session_client_new3(&c->sess, ht->cbs, c, ht->opt, &ht->mem)) {
 		lge_fatal(ht->t, "", "nghttp2_session_client_new", ENOMEM);
 		return;
 	}
@@ -383,52 +282,32 @@ static void h2_open(struct h2t *ht, struct h2c *c)
 	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
 	};
-	nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
-	nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, H2_WINDOW);
+	nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+	nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, H2_WINDOW);
 	c->state = H2_OPEN;
 	c->fresh = 1;
 	mark_dirty(ht, c);
 }
 
+static const struct ev_handler h2_handler;
+
 static void h2_connect(struct h2t *ht, struct h2c *c)
 {
 	struct thr *t = ht->t;
-	const struct lg_conf *cf = ht->cf;
 	for (;;) {
-		if (!(t->started < t->requests) ||
-		    atomic_load_explicit(&t->g->stop, memory_order_relaxed))
+		if (!lge_may_start(t))
 			return;
-		const struct sockaddr *sa = (const struct sockaddr *)&cf->addrs[t->addr];
-		int fd = lge_socket(t, cf, sa);
-		if (fd < 0)
-			return;
-		/* many small writes in flight at once: Nagle would hold them back */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		c->connstart = t->last = lg_now_us();
-		int rc = connect(fd, sa, cf->addrlens[t->addr]);
-		int e = errno;
-		if (rc == 0 || e == EINPROGRESS) {
-			struct epoll_event ev = {
-			    .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
-			if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-				e = errno;
-				close(fd);
-				lge_fatal(t, "", "epoll_ctl", e);
-				return;
-			}
-			c->fd = fd;
-			c->want_out = 1;
-			t->active++;
-			if (rc == 0)
-				h2_open(ht, c);
-			else
-				c->state = H2_CONNECTING;
-			return;
-		}
-		close(fd);
-		if (!lge_connect_failed(t, e))
-			return;
+		c->connstart = t->last = ev_now_update(t->ev);
+		/* TCP_NODELAY: many small writes in flight at once, which Nagle
+		 * would hold back */
+		int rc = lge_open(t, &c->s, &h2_handler, EV_READ | EV_WRITE, 1);
+		if (rc == LGE_REFUSED)
+			continue;
+		if (rc == LGE_CONNECTED)
+			h2_open(ht, c);
+		else if (rc == LGE_CONNECTING)
+			c->state = H2_CONNECTING;
+		return;
 	}
 }
 
@@ -436,9 +315,7 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 static void h2_connect_failed(struct h2t *ht, struct h2c *c, int e)
 {
 	struct thr *t = ht->t;
-	close(c->fd);
-	c->fd = -1;
-	t->active--;
+	lge_close(t, &c->s);
 	c->state = H2_UNCONN;
 	if (t->r.good == 0 && t->addr + 1 < ht->cf->naddrs) {
 		t->addr++;
@@ -455,23 +332,22 @@ static void h2_connect_failed(struct h2t *ht, struct h2c *c, int e)
 	t->r.bad += 2;
 	t->r.err_except++;
 	t->started++;
-	uint64_t now = lg_now_us();
+	uint64_t now = ev_now_update(t->ev);
 	t->last = now;
 	lge_save(t, c->connstart, now, now, now, now, 0, 0);
 	lge_publish_failed(t);
 	h2_connect(ht, c);
 }
 
-/* Submits requests up to --streams, then writes what nghttp2 has queued
- * with one send() per OUTBUFSIZE. */
+/* Submits requests up to --streams, then hands what nghttp2 has queued to
+ * ev_send(), OUTBUFSIZE at a time. */
 static void h2_pump(struct h2t *ht, struct h2c *c)
 {
 	struct thr *t = ht->t;
 	if (c->state != H2_OPEN)
 		return;
-	while (c->inflight < ht->streams && t->started < t->requests && c->free &&
-	       !atomic_load_explicit(&t->g->stop, memory_order_relaxed) &&
-	       nghttp2_session_check_request_allowed(c->s)) {
+	while (c->inflight < ht->streams && c->free && lge_may_start(t) &&
+	       nghttp2_session_check_request_allowed(c->sess)) {
 		struct h2s *st = c->free;
 		st->ended = st->timedout = st->status = 0;
 		st->cl = -1;
@@ -480,7 +356,7 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 		st->connect = ht->now;
 		/* the first requests on a connection carry its connect time */
 		st->start = c->fresh ? c->connstart : ht->now;
-		int32_t id = nghttp2_submit_request(c->s, NULL, ht->nva, ht->nvlen,
+		int32_t id = nghttp2_submit_request(c->sess, NULL, ht->nva, ht->nvlen,
 		                                    ht->cf->body ? &ht->prd : NULL, st);
 		if (id < 0)
 			break;
@@ -494,28 +370,12 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 		t->started++;
 	}
 	c->fresh = 0;
+	if (c->sending)
+		return; /* on_sent() comes back here */
 	for (;;) {
-		while (c->outoff < c->outlen) {
-			ssize_t n =
-			    send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == EAGAIN) {
-					set_want_out(ht, c, 1);
-					return;
-				}
-				t->r.epipe++;
-				h2_close(ht, c, 0);
-				return;
-			}
-			t->r.totalposted += n;
-			c->outoff += (size_t)n;
-		}
-		c->outoff = c->outlen = 0;
 		while (c->outlen < OUTBUFSIZE) {
 			const uint8_t *d;
-			ssize_t n = nghttp2_session_mem_send(c->s, &d);
+			ssize_t n = nghttp2_session_mem_send(c->sess, &d);
 			if (n < 0) {
 				h2_close(ht, c, 0);
 				return;
@@ -539,88 +399,111 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 		}
 		if (!c->outlen)
 			break;
-	}
-	set_want_out(ht, c, 0);
-	/* after a GOAWAY, once the last stream is over: a new connection now
-	 * rather than wait for the server to close this one */
-	if ((!c->inflight && !nghttp2_session_check_request_allowed(c->s)) ||
-	    (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s)))
-		h2_close(ht, c, 0);
-}
-
-static void h2_read(struct h2t *ht, struct h2c *c, uint32_t events)
-{
-	struct thr *t = ht->t;
-	for (;;) {
-		ssize_t r = recv(c->fd, t->buf, RBUFSIZE, 0);
-		if (r < 0) {
-			if (errno == EAGAIN)
-				break;
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			if (!ht->cf->recverrok) {
-				t->r.err_recv++;
-				lge_fatal(t, "", "apr_socket_recv", e);
-				return;
-			}
-			if (ht->cf->verbosity >= 1)
-				fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror(e), e);
-			h2_close(ht, c, 1);
-			return;
-		}
-		if (r == 0) {
+		ssize_t n = ev_send(&c->s, c->out, c->outlen);
+		if (n < 0) {
+			t->r.epipe++;
 			h2_close(ht, c, 0);
 			return;
 		}
-		t->r.totalread += r;
-		ht->now = lg_now_us();
-		if (nghttp2_session_mem_recv(c->s, (const uint8_t *)t->buf, (size_t)r) < 0) {
-			h2_close(ht, c, 0); /* a protocol error: what is in flight is lost */
+		t->r.totalposted += n;
+		if ((size_t)n < c->outlen) {
+			c->sending = 1;
 			return;
 		}
-		/* a short read drained the socket, unless the peer's FIN came too */
-		if ((size_t)r < RBUFSIZE && !(events & (EPOLLRDHUP | EPOLLHUP)))
-			break;
+		c->outlen = 0;
+	}
+	if (c->s.watch & EV_WRITE)
+		ev_watch(&c->s, EV_READ); /* the connect is over: once per connection */
+	/* after a GOAWAY, once the last stream is over: a new connection now
+	 * rather than wait for the server to close this one */
+	if ((!c->inflight && !nghttp2_session_check_request_allowed(c->sess)) ||
+	    (!nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess)))
+		h2_close(ht, c, 0);
+}
+
+static void on_sent(struct ev_sock *s, size_t sent, int err, uint64_t now)
+{
+	(void)now;
+	struct h2c *c = (struct h2c *)s;
+	struct h2t *ht = c->ht;
+	ht->t->r.totalposted += (int64_t)sent;
+	c->sending = 0;
+	c->outlen = 0;
+	if (err) {
+		ht->t->r.epipe++;
+		h2_close(ht, c, 0);
+		return;
 	}
 	mark_dirty(ht, c);
 }
 
-static void h2_handle(struct h2t *ht, struct h2c *c, uint32_t ev)
+/* Feeds what the socket has to the session, until it is drained. */
+static void h2_read(struct h2t *ht, struct h2c *c)
 {
+	struct thr *t = ht->t;
+	const char *p;
+	ssize_t r;
+	while ((r = ev_recv(&c->s, &p)) > 0) {
+		t->r.totalread += r;
+		ht->now = ev_now(t->ev);
+		if (nghttp2_session_mem_recv(c->sess, (const uint8_t *)p, (size_t)r) < 0) {
+			h2_close(ht, c, 0); /* a protocol error: what is in flight is lost */
+			return;
+		}
+	}
+	if (r == -EAGAIN) {
+		mark_dirty(ht, c);
+	} else if (r == 0) {
+		h2_close(ht, c, 0);
+	} else if (!ht->cf->recverrok) {
+		t->r.err_recv++;
+		lge_fatal(t, "", "apr_socket_recv", (int)-r);
+	} else {
+		if (ht->cf->verbosity >= 1)
+			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror((int)-r),
+			        (int)-r);
+		h2_close(ht, c, 1);
+	}
+}
+
+static void on_event(struct ev_sock *s, unsigned ev)
+{
+	struct h2c *c = (struct h2c *)s;
+	struct h2t *ht = c->ht;
+	ht->now = ev_now(ht->t->ev); /* when the loop woke */
 	if (c->state == H2_CONNECTING) {
-		if (ev & (EPOLLERR | EPOLLHUP)) {
-			int e = 0;
-			socklen_t l = sizeof e;
-			getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l);
+		if (ev & (EV_ERR | EV_HUP)) {
+			int e = ev_sock_error(&c->s);
 			h2_connect_failed(ht, c, e ? e : ECONNREFUSED);
 			return;
 		}
-		if (!(ev & EPOLLOUT))
+		if (!(ev & EV_WRITE))
 			return;
 		h2_open(ht, c);
 	}
 	if (c->state != H2_OPEN)
 		return;
-	if (ev & EPOLLOUT)
+	if (ev & EV_WRITE)
 		mark_dirty(ht, c);
-	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-		h2_read(ht, c, ev);
+	if (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))
+		h2_read(ht, c);
 }
 
+static const struct ev_handler h2_handler = {on_event, on_sent};
+
 /* -s: a stream (or a connect) older than the timeout fails as a timeout. */
-static void h2_timeouts(struct h2t *ht, uint64_t now)
+static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 {
+	struct h2t *ht = (struct h2t *)((char *)tm - offsetof(struct h2t, scan));
 	struct thr *t = ht->t;
 	uint64_t limit = ht->cf->timeout_us;
+	ev_timer_start(t->ev, tm, now + SCAN_US);
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
 		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
 			t->r.err_timeout++;
 			lge_publish_failed(t);
-			close(c->fd);
-			c->fd = -1;
-			t->active--;
+			lge_close(t, &c->s);
 			c->state = H2_UNCONN;
 			h2_connect(ht, c);
 			continue;
@@ -635,7 +518,8 @@ static void h2_timeouts(struct h2t *ht, uint64_t now)
 			st->timedout = 1;
 			t->r.err_timeout++;
 			lge_publish_failed(t);
-			nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, st->id,
+			                          NGHTTP2_CANCEL);
 		}
 		mark_dirty(ht, c);
 	}
@@ -646,10 +530,10 @@ static void h2_free(struct h2t *ht)
 	if (ht->conns) {
 		for (int i = 0; i < ht->nconns; i++) {
 			struct h2c *c = &ht->conns[i];
-			if (c->s)
-				nghttp2_session_del(c->s);
-			if (c->fd >= 0)
-				close(c->fd);
+			if (c->sess)
+				nghttp2_session_del(c->sess);
+			if (c->s.fd >= 0)
+				lge_close(ht->t, &c->s);
 			free(c->out);
 		}
 		free(ht->conns[0].slots);
@@ -682,7 +566,7 @@ static int h2_setup(struct h2t *ht)
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
 		c->ht = ht;
-		c->fd = -1;
+		c->s.fd = -1;
 		c->slots = slots + (size_t)i * (size_t)ht->streams;
 		for (int k = ht->streams - 1; k >= 0; k--) {
 			c->slots[k].next = c->free;
@@ -709,26 +593,25 @@ static int h2_setup(struct h2t *ht)
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_option_set_no_closed_streams(ht->opt, 1);
 	ht->mem = (nghttp2_mem){&ht->pool, pool_malloc, pool_free, pool_calloc, pool_realloc};
+	ht->scan.fire = h2_timeouts;
 	return 0;
 }
 
-void *lge_h2_main(void *arg)
+void lge_h2_run(struct thr *t)
 {
-	struct thr *t = arg;
 	const struct lg_conf *cf = t->cf;
 	struct shared *g = t->g;
-	struct epoll_event evs[MAXEVENTS];
 	struct h2t ht = {.t = t, .cf = cf};
 
 	if (h2_setup(&ht)) {
 		lge_fatal(t, "", "malloc", ENOMEM);
 		h2_free(&ht);
-		return NULL;
+		return;
 	}
-	ht.now = lg_now_us();
+	ht.now = ev_now_update(t->ev);
 	for (int i = 0; i < ht.nconns; i++)
 		h2_connect(&ht, &ht.conns[i]);
-	uint64_t next_scan = lg_now_us() + 1000000;
+	ev_timer_start(t->ev, &ht.scan, ht.now + SCAN_US);
 	for (;;) {
 		/* a stack: a connection is on it at most once (its dirty flag), even
 		 * when pumping it closes and reopens it and so marks it again */
@@ -743,7 +626,7 @@ void *lge_h2_main(void *arg)
 			break;
 		if (cf->tlimit_us && t->last >= g->stoptime)
 			break;
-		uint64_t now = lg_now_us();
+		uint64_t now = ev_now_update(t->ev);
 		if (cf->tlimit_us && now >= g->stoptime)
 			break;
 		if (t->active == 0)
@@ -751,27 +634,13 @@ void *lge_h2_main(void *arg)
 		uint64_t wait_us = 1000000;
 		if (cf->tlimit_us && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
-		int n = epoll_wait(t->epfd, evs, MAXEVENTS, (int)((wait_us + 999) / 1000));
+		int n = ev_run_once(t->ev, wait_us);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			lge_fatal(t, "", "apr_pollset_poll", errno);
+			lge_fatal(t, "", t->ev->what, -n);
 			break;
 		}
-		ht.now = lg_now_us();
-		for (int i = 0; i < n; i++) {
-			struct h2c *c = evs[i].data.ptr;
-			if (!c || c->fd < 0)
-				continue; /* the stop eventfd, or closed in this batch */
-			h2_handle(&ht, c, evs[i].events);
-		}
-		if (n < MAXEVENTS && ht.now >= next_scan) {
-			h2_timeouts(&ht, ht.now);
-			next_scan = ht.now + 1000000;
-		}
+		ht.now = ev_now(t->ev); /* the last read's, as the pumps' time */
 	}
-	if (cf->gnuplot_fd >= 0)
-		lge_gp_flush(t);
+	ev_timer_stop(t->ev, &ht.scan);
 	h2_free(&ht);
-	return NULL;
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
-# h2.sh BUILD [ROUNDS] — hello over cleartext HTTP/2: async-server's one
-# worker pinned to CPU 0, `h2load -n 200000 -c 10 -m 100` (10 connections,
+# h2.sh BUILD [ROUNDS] ["async coro"] — hello over cleartext HTTP/2: each
+# server's one worker pinned to CPU 0, `h2load -n 200000 -c 10 -m 100` (10 connections,
 # 100 concurrent streams each) pinned to CPU 1 after a 20,000-request
 # warm-up. For reference, the same server over HTTP/1.1 with the same client
 # and the same 1,000 requests in flight (`h2load --h1 -n 200000 -c 1000`, no
@@ -10,11 +10,12 @@ set -u
 . "$(dirname "$0")/common.sh"
 B=$1
 R=${2:-5}
-run() { # NAME H2LOAD-ARGS...
-	local name=$1 port pid wpid
-	shift
+WHICH=${3:-async coro}
+run() { # KIND NAME H2LOAD-ARGS...
+	local kind=$1 name=$2 port pid wpid
+	shift 2
 	port=$(freeport)
-	taskset -c 0 "$B/servers/async/async-server" --listen 127.0.0.1:$port --workers 1 \
+	taskset -c 0 "$B/servers/$kind/$kind-server" --listen 127.0.0.1:$port --workers 1 \
 		--app hello --quiet 2>/dev/null &
 	pid=$!
 	wait_port $port
@@ -33,6 +34,8 @@ run() { # NAME H2LOAD-ARGS...
 	echo "$name $rps $(echo "scale=2; ($c1-$c0)*10000/200000" | bc)"
 }
 for _ in $(seq "$R"); do
-	run async-h2 -c 10 -m 100
-	run async-h1 --h1 -c 1000 -m 1
+	for k in $WHICH; do
+		run "$k" "$k-h2" -c 10 -m 100
+		run "$k" "$k-h1" --h1 -c 1000 -m 1
+	done
 done
