@@ -258,6 +258,20 @@ class Compare(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("different scenarios", err)
 
+    def test_scenario_fields_a_newer_checker_adds(self):
+        # A server key the baseline's scenario-check did not write yet is no
+        # change of the scenario; a key both have with other values is.
+        base, new = result(BASE), result(BASE)
+        base["scenario_doc"]["servers"] = [{"name": "coro-hello", "kind": "coro"}]
+        new["scenario_doc"]["servers"] = [{"name": "coro-hello", "kind": "coro",
+                                           "style": "implicit", "optional": False}]
+        rc, out, err = self.run_compare(base, new)
+        self.assertEqual(rc, 0, out + err)
+        new["scenario_doc"]["servers"][0]["kind"] = "async"
+        rc, _, err = self.run_compare(base, new)
+        self.assertEqual(rc, 2)
+        self.assertIn("differs between the two runs in: servers", err)
+
     def test_missing_levels_in_the_levels_list(self):
         rc, _, err = self.run_compare(result(BASE), result(BASE, levels=[1, 10]))
         self.assertEqual(rc, 2)
