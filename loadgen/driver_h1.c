@@ -22,7 +22,21 @@
 #define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
 #define SCAN_US 1000000 /* -s timeouts are looked for once a second */
 
-enum cstate { ST_UNCONN, ST_CONNECTING, ST_WRITE, ST_READ, ST_IDLE, ST_RATEWAIT };
+enum cstate {
+	ST_UNCONN,
+	ST_CONNECTING,
+	ST_WRITE,
+	ST_READ,
+	ST_IDLE,
+	ST_RATEWAIT,
+	ST_BUSY, /* a Unix listener's queue was full: connect again shortly */
+	ST_PIPE, /* --pipeline: requests go out and answers come in at once */
+};
+
+/* --pipeline: one request in flight on a connection */
+struct pl_req {
+	uint64_t start, connect, endwrite;
+};
 
 struct h1t;
 
@@ -38,9 +52,26 @@ struct conn {
 	int cbx;
 	char *cbuff; /* allocated only when a head arrives in pieces */
 	uint64_t start, connect, endwrite, beginread;
-	uint64_t intended;    /* --rate: when this request should start */
-	struct ev_timer rate; /* --rate: fires at intended */
+	/* --rate (engine_int.h's schedule): start is when the request really
+	 * started, its connect or (on a connection opened before it was due)
+	 * its send */
+	uint64_t intended;    /* when the request in flight was due */
+	uint64_t due;         /* when the next one is: request k of connection j */
+	uint64_t k;           /* requests this connection sent on its schedule */
+	uint64_t free_at;     /* when its last request ended */
+	uint32_t j;           /* the connection's number in the run */
+	int opened_for;       /* the connection was opened for a request already due */
+	int busy;             /* still busy with the previous request when this one was due */
+	struct ev_timer rate; /* fires at due */
 	struct resp_chunked ch;
+	struct ev_timer retry; /* ST_BUSY: fires when the connect is tried again */
+	/* --pipeline: the requests in flight, oldest (the one being answered)
+	 * first, in a ring of cf->pipeline */
+	struct pl_req *pl;
+	int pl_head, pl_n;
+	int pl_sending; /* the newest pl_sending of them are with ev_send() */
+	int pl_fresh;   /* no request sent on this connection yet: the first carry its connect */
+	int queued;     /* in h->plq, for its next requests */
 };
 
 struct h1t {
@@ -52,14 +83,20 @@ struct h1t {
 	int npending;
 	int nconns, initialized;
 	int nratewait;     /* --rate: connections waiting for their start */
-	uint64_t interval; /* --rate: per connection, microseconds */
+	int nretry;        /* connections in ST_BUSY */
+	int pipe;          /* --pipeline: requests in flight per connection (1: off) */
+	char *pipereq;     /* --pipeline: pipe copies of the request back to back */
+	struct pl_req *plmem;
+	struct conn **plq; /* --pipeline: connections to refill after the batch of events */
+	int nplq;
 	struct ev_timer scan;
 };
 
-static const struct ev_handler h1_handler;
+static const struct ev_handler h1_handler, pl_handler;
 
 static void start_connect(struct h1t *h, struct conn *c);
 static void write_request(struct h1t *h, struct conn *c, uint64_t now);
+static void pl_fill(struct h1t *h, struct conn *c, uint64_t now);
 
 static void reset_conn(struct conn *c)
 {
@@ -73,7 +110,12 @@ static void reset_conn(struct conn *c)
 
 static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, int ok)
 {
-	lge_save(t, c->start, c->connect, c->endwrite, c->beginread, now, ka, ok);
+	uint64_t start = c->start;
+	if (t->cf->rate > 0) {
+		lge_save_rate(t, c->intended, c->start, c->busy, now, ok);
+		start = c->intended; /* the corrected time */
+	}
+	lge_save(t, start, c->connect, c->endwrite, c->beginread, now, ka, ok);
 }
 
 static inline int check_length(struct thr *t, struct conn *c)
@@ -91,13 +133,13 @@ static void drop(struct h1t *h, struct conn *c)
 	lge_close(h->t, &c->s);
 }
 
-/* --rate: c waits for its intended start. */
+/* --rate: c waits for its next request's due time. */
 static void rate_wait(struct h1t *h, struct conn *c)
 {
 	c->state = ST_RATEWAIT;
 	if (!ev_timer_armed(&c->rate))
 		h->nratewait++;
-	ev_timer_start(h->ev, &c->rate, c->intended);
+	ev_timer_start(h->ev, &c->rate, c->due);
 }
 
 static void rate_due(struct ev_timer *tm, uint64_t now)
@@ -132,11 +174,22 @@ static void close_connection(struct h1t *h, struct conn *c, int eof)
 		save_request(t, c, now, 0,
 		             eof && !failed && c->gotheader && c->status >= 200 && c->status < 300);
 	}
+	c->free_at = ev_now(h->ev);
 	lge_publish_failed(t);
 	if (c->s.fd >= 0)
 		drop(h, c);
 	c->state = ST_UNCONN;
 	start_connect(h, c);
+}
+
+/* ST_BUSY's timer: the listener may have room now. */
+static void busy_due(struct ev_timer *tm, uint64_t now)
+{
+	(void)now;
+	struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, retry));
+	c->h->nretry--;
+	if (c->state == ST_BUSY)
+		start_connect(c->h, c);
 }
 
 static void start_others(struct h1t *h)
@@ -156,17 +209,36 @@ static void start_connect(struct h1t *h, struct conn *c)
 			return;
 		reset_conn(c);
 		uint64_t now = ev_now_update(h->ev);
-		if (h->cf->rate > 0 && c->intended > now) {
-			rate_wait(h, c);
-			return;
+		if (h->cf->rate > 0) {
+			if (c->due >= t->g->sched_end)
+				return; /* the schedule is over */
+			/* a kept connection is opened at once and its requests
+			 * wait for their time on it (as wrk2's do); without -k the
+			 * connect is the request's start */
+			if (!h->cf->keepalive && c->due > now) {
+				rate_wait(h, c);
+				return;
+			}
+			c->opened_for = c->due <= now;
 		}
-		c->start = t->last = now;
-		int rc = lge_open(t, &c->s, &h1_handler, EV_READ | EV_WRITE, 0);
+		if (c->state != ST_BUSY)
+			c->start = now; /* (a wait for a full queue is connect time) */
+		t->last = now;
+		int rc = lge_open(t, &c->s, h->pipe > 1 ? &pl_handler : &h1_handler,
+		                  EV_READ | EV_WRITE, 0);
 		if (rc == LGE_REFUSED) {
 			c->state = ST_UNCONN;
 			continue;
 		}
-		if (rc == LGE_CONNECTED) {
+		if (rc == LGE_BUSY) {
+			c->state = ST_BUSY;
+			h->nretry++;
+			ev_timer_start(h->ev, &c->retry, now + LGE_BUSY_RETRY_US);
+		} else if (rc == LGE_CONNECTED && h->pipe > 1) {
+			c->state = ST_PIPE;
+			c->pl_fresh = 1;
+			pl_fill(h, c, now);
+		} else if (rc == LGE_CONNECTED) {
 			c->state = ST_WRITE;
 			write_request(h, c, now);
 		} else if (rc == LGE_CONNECTING) {
@@ -190,10 +262,34 @@ static inline void request_sent(struct h1t *h, struct conn *c, uint64_t now)
 	c->endwrite = h->t->last = now;
 	if (h->cf->keepalive && (c->s.watch & EV_WRITE))
 		ev_watch(&c->s, EV_READ); /* once per connection; not worth it when it closes */
-	if (h->cf->rate > 0)
-		c->intended += h->interval;
 	c->state = ST_READ;
 	ev_recheck(&c->s); /* what came while it went out */
+}
+
+/* --rate: whether c's next request may go out now; else it waits for its
+ * time, or (the schedule is over) c idles. */
+static bool rate_start(struct h1t *h, struct conn *c, uint64_t now)
+{
+	struct thr *t = h->t;
+	if (!lge_may_start(t) || !lge_rate_may_send(t, c->due, c->free_at, now)) {
+		c->state = ST_IDLE;
+		ev_recheck(&c->s);
+		return false;
+	}
+	if (c->due > now) {
+		rate_wait(h, c);
+		return false;
+	}
+	/* on a connection opened before it was due, a request starts with
+	 * its send */
+	if (!c->opened_for)
+		c->start = now;
+	c->opened_for = 0;
+	c->intended = c->due;
+	c->busy = c->free_at > c->intended;
+	c->due = lge_due(t, c->j, ++c->k);
+	lge_rate_started(t, c->start);
+	return true;
 }
 
 static void write_request(struct h1t *h, struct conn *c, uint64_t now)
@@ -205,13 +301,8 @@ static void write_request(struct h1t *h, struct conn *c, uint64_t now)
 		ev_recheck(&c->s); /* read as an idle socket is read */
 		return;
 	}
-	if (cf->rate > 0) {
-		if (c->intended > now) {
-			rate_wait(h, c);
-			return;
-		}
-		c->start = c->intended;
-	}
+	if (cf->rate > 0 && !rate_start(h, c, now))
+		return;
 	c->connect = now;
 	c->state = ST_WRITE;
 	/* counted as started now, so that no other connection sends past -n
@@ -258,7 +349,7 @@ static void keepalive_done(struct h1t *h, struct conn *c, uint64_t now)
 	save_request(t, c, now, 1, !failed && c->status >= 200 && c->status < 300);
 	lge_publish_failed(t);
 	reset_conn(c);
-	c->start = c->connect = t->last = now;
+	c->start = c->connect = t->last = c->free_at = now;
 	c->state = ST_WRITE;
 	/* Sent after the whole batch of events is read, as wrk does: the
 	 * server then finds several requests per wake-up instead of one. */
@@ -470,12 +561,20 @@ static void connect_failed(struct h1t *h, struct conn *c, int e)
 		start_connect(h, c);
 		return;
 	}
-	/* ab reads a refused socket first (the recv error), then counts the
-	 * poll error as an exception */
+	/* ab's poll loop reads a refused socket first (the recv error, which
+	 * with -r closes it and starts the next connect on the same slot), then
+	 * counts the poll's error flag as an exception and reads the slot
+	 * again: that is the new connect, whose refusal on loopback is already
+	 * there, so it fails too. Per poll event ab counts two receive errors
+	 * and one exception (ab -r -n 10 against a closed port: Receive 10,
+	 * Exceptions 5). */
 	recv_failed(h, c, e);
 	if (h->cf->recverrok) {
 		t->r.bad++;
 		t->r.err_except++;
+		int e2;
+		if (c->state == ST_CONNECTING && (e2 = ev_sock_error(&c->s)) != 0)
+			recv_failed(h, c, e2);
 	}
 }
 
@@ -506,14 +605,298 @@ static void on_event(struct ev_sock *s, unsigned ev)
 			h->t->r.err_except++;
 		}
 		return;
+	case ST_RATEWAIT:
+		/* --rate: a kept connection waiting for its next request's time
+		 * has nothing to read; the server closed it (its keep-alive
+		 * timeout) or broke it: open another now, quietly, no request
+		 * was lost */
+		if (c->s.fd >= 0 && (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))) {
+			lge_close(h->t, &c->s);
+			start_connect(h, c);
+		}
+		return;
 	default:
-		/* the request is not out yet (or waits for --rate): what came is
-		 * read once it is, by request_sent()'s ev_recheck() */
+		/* the request is not out yet: what came is read once it is, by
+		 * request_sent()'s ev_recheck() */
 		return;
 	}
 }
 
 static const struct ev_handler h1_handler = {on_event, on_sent};
+
+/* --pipeline: up to h->pipe requests in flight on each keep-alive
+ * connection, their answers read in order from one stream of bytes. The
+ * requests go out in batches: a connection whose answers came is queued
+ * (keepalive_done()'s list) and refilled by pl_fill() after the batch of
+ * events, with the copies of the request it lacks in one ev_send(). Each
+ * request's time runs from when it was handed over to the end of its own
+ * answer (so it includes waiting behind the answers before it). An answer
+ * is cut from the stream exactly (Content-Length, chunked framing, or none
+ * for HEAD, 204 and 304); ab's counting rules are kept: good, the document
+ * length, Non-2xx, Keep-Alive requests. When the server ends the
+ * connection, requests it did not answer at all are given back to the
+ * budget and go out again on the next connection (as ab does when a server
+ * shuts an idle keep-alive connection); the one being answered counts as a
+ * failure as it would without pipelining. */
+
+/* Requests not answered are given back; the connection is closed. */
+static void pl_drop(struct h1t *h, struct conn *c, int keep)
+{
+	h->t->started -= c->pl_n - keep;
+	c->pl_n = c->pl_sending = 0;
+	c->sending = 0;
+	lge_close(h->t, &c->s);
+}
+
+static void pl_reconnect(struct h1t *h, struct conn *c)
+{
+	lge_publish_failed(h->t);
+	c->state = ST_UNCONN;
+	start_connect(h, c);
+}
+
+/* How an answer ended: framed on a kept connection, with the stream, or cut
+ * by an error (counted as a receive error alone). */
+enum { PL_KEPT, PL_EOF, PL_ERR };
+
+/* The answer at the head ended at now. */
+static void pl_done(struct h1t *h, struct conn *c, uint64_t now, int how)
+{
+	struct thr *t = h->t;
+	struct pl_req *q = &c->pl[c->pl_head];
+	uint64_t endwrite = q->endwrite ? q->endwrite : c->beginread;
+	int ka = how == PL_KEPT;
+	int failed = how == PL_ERR || check_length(t, c);
+	if (how == PL_EOF && c->chunked && !c->chunk_done && !failed) {
+		t->r.err_truncated++;
+		failed = 1;
+	}
+	t->last = now;
+	lge_save(t, q->start, q->connect, endwrite, c->beginread, now, ka,
+	         !failed && c->gotheader && c->status >= 200 && c->status < 300);
+	lge_publish_failed(t);
+	c->pl_head = c->pl_head + 1 == h->pipe ? 0 : c->pl_head + 1;
+	c->pl_n--;
+	if (c->pl_sending > c->pl_n)
+		c->pl_sending = c->pl_n;
+	reset_conn(c);
+	if (!c->queued) {
+		c->queued = 1;
+		h->plq[h->nplq++] = c;
+	}
+}
+
+/* Feeds bytes of the answer at the head; the bytes it took (what is left
+ * begins the next answer). */
+static size_t pl_feed(struct h1t *h, struct conn *c, const char *p, size_t len, uint64_t now)
+{
+	struct thr *t = h->t;
+	size_t took = 0;
+	if (c->read == 0)
+		c->beginread = now;
+	if (!c->gotheader) {
+		const char *head = p;
+		int tl;
+		long e = -1;
+		if (c->cbx == 0)
+			e = resp_head_end(p, len < CBUFFSIZE - 1 ? len : CBUFFSIZE - 1, &tl);
+		if (e >= 0) {
+			took = (size_t)e + (size_t)tl;
+		} else {
+			/* the head comes in pieces: gathered in cbuff */
+			if (!c->cbuff && !(c->cbuff = malloc(CBUFFSIZE))) {
+				lge_fatal(t, "", "malloc", ENOMEM);
+				return len;
+			}
+			size_t space = CBUFFSIZE - 1 - (size_t)c->cbx;
+			size_t tocopy = space < len ? space : len;
+			memcpy(c->cbuff + c->cbx, p, tocopy);
+			c->cbx += (int)tocopy;
+			c->cbuff[c->cbx] = 0;
+			e = resp_head_end(c->cbuff, (size_t)c->cbx, &tl);
+			if (e < 0) {
+				c->read += tocopy;
+				if (tocopy == space) {
+					/* the one being answered fails as without
+					 * pipelining; the others are given back */
+					t->started -= c->pl_n - 1;
+					c->pl_n = c->pl_sending = c->sending = 0;
+					head_too_big(h, c);
+				}
+				return len;
+			}
+			head = c->cbuff;
+			took = (size_t)e + (size_t)tl - ((size_t)c->cbx - tocopy);
+		}
+		c->read += took;
+		got_head(h, c, head, (size_t)e);
+	}
+	size_t avail = len - took, body = avail;
+	int done = 0;
+	if (c->keepalive && c->chunked) {
+		done = resp_chunked_feed(&c->ch, p + took, avail, &body) != 0;
+		c->chunk_done = done;
+	} else if (c->keepalive) {
+		size_t need = c->length - c->bread;
+		if (body >= need) {
+			body = need;
+			done = 1;
+		}
+	}
+	c->bread += body;
+	c->read += body;
+	t->r.totalbread += (int64_t)body;
+	took += body;
+	if (done) {
+		t->r.good++;
+		pl_done(h, c, now, PL_KEPT);
+	}
+	return took;
+}
+
+/* The connection ended: with the answer being read when it ran to the end
+ * of the stream (eof), else with an error (e). */
+static void pl_end(struct h1t *h, struct conn *c, int eof, int e)
+{
+	struct thr *t = h->t;
+	if (!eof && !h->cf->recverrok) {
+		t->r.err_recv++;
+		lge_fatal(t, "", "apr_socket_recv", e);
+		return;
+	}
+	int answered = c->pl_n > 0 && c->read > 0;
+	if (!eof && c->pl_n > 0) {
+		t->r.err_recv++;
+		t->r.bad++;
+		if (h->cf->verbosity >= 1)
+			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror(e), e);
+	} else if (answered) {
+		t->r.good++;
+	}
+	if (answered || (!eof && c->pl_n > 0))
+		pl_done(h, c, ev_now_update(h->ev), eof ? PL_EOF : PL_ERR);
+	pl_drop(h, c, 0);
+	pl_reconnect(h, c);
+}
+
+static void pl_read(struct h1t *h, struct conn *c)
+{
+	struct thr *t = h->t;
+	const char *p;
+	ssize_t r;
+	uint32_t gen = c->s.gen;
+	while ((r = ev_recv(&c->s, &p)) > 0) {
+		uint64_t now = ev_now(h->ev);
+		t->r.totalread += r;
+		for (size_t off = 0; off < (size_t)r && c->pl_n > 0;) {
+			off += pl_feed(h, c, p + off, (size_t)r - off, now);
+			if (c->s.gen != gen)
+				return; /* closed: a head too big, or the run's end */
+		}
+	}
+	if (r == 0)
+		pl_end(h, c, 1, 0);
+	else if (r != -EAGAIN)
+		pl_end(h, c, 0, (int)-r);
+}
+
+/* Hands the requests c lacks to ev_send() in one piece. */
+static void pl_fill(struct h1t *h, struct conn *c, uint64_t now)
+{
+	struct thr *t = h->t;
+	if (c->sending || c->s.fd < 0)
+		return;
+	long k = h->pipe - c->pl_n;
+	if (k > t->requests - t->started)
+		k = t->requests - t->started;
+	if (k <= 0 || atomic_load_explicit(&t->g->stop, memory_order_relaxed))
+		return;
+	/* the first requests on a connection carry its connect time */
+	struct pl_req q = {c->pl_fresh ? c->start : now, now, 0};
+	c->pl_fresh = 0;
+	for (long i = 0; i < k; i++)
+		c->pl[(c->pl_head + c->pl_n + (int)i) % h->pipe] = q;
+	c->pl_n += (int)k;
+	c->pl_sending = (int)k;
+	t->started += k;
+	size_t len = (size_t)k * h->cf->reqlen;
+	ssize_t n = ev_send(&c->s, h->pipereq, len);
+	if (n < 0) {
+		t->r.epipe++;
+		printf("Send request failed!\n");
+		pl_drop(h, c, 0);
+		pl_reconnect(h, c);
+		return;
+	}
+	t->r.totalposted += n;
+	if ((size_t)n < len) {
+		c->sending = 1;
+		return;
+	}
+	now = ev_now_update(h->ev);
+	for (int i = 0; i < c->pl_sending; i++)
+		c->pl[(c->pl_head + c->pl_n - 1 - i) % h->pipe].endwrite = now;
+	c->pl_sending = 0;
+	t->last = now;
+}
+
+static void pl_on_sent(struct ev_sock *s, size_t n, int err, uint64_t now)
+{
+	struct conn *c = (struct conn *)s;
+	struct h1t *h = c->h;
+	c->sending = 0;
+	h->t->r.totalposted += (int64_t)n;
+	if (err) {
+		h->t->r.epipe++;
+		printf("Send request failed!\n");
+		pl_drop(h, c, 0);
+		pl_reconnect(h, c);
+		return;
+	}
+	for (int i = 0; i < c->pl_sending; i++)
+		c->pl[(c->pl_head + c->pl_n - 1 - i) % h->pipe].endwrite = now;
+	c->pl_sending = 0;
+	h->t->last = now;
+	if (!c->queued) {
+		c->queued = 1;
+		h->plq[h->nplq++] = c;
+	}
+}
+
+static void pl_on_event(struct ev_sock *s, unsigned ev)
+{
+	struct conn *c = (struct conn *)s;
+	struct h1t *h = c->h;
+	if (c->state == ST_PIPE) {
+		if (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))
+			pl_read(h, c);
+		return;
+	}
+	if (c->state == ST_CONNECTING && !(ev & (EV_ERR | EV_HUP)) && (ev & EV_WRITE)) {
+		c->state = ST_PIPE;
+		c->pl_fresh = 1;
+		ev_watch(&c->s, EV_READ);
+		pl_fill(h, c, ev_now_update(h->ev));
+		return;
+	}
+	on_event(s, ev); /* a connect that failed */
+}
+
+static const struct ev_handler pl_handler = {pl_on_event, pl_on_sent};
+
+/* After a batch of events: the connections whose answers came get the
+ * requests they lack. */
+static void pl_flush(struct h1t *h)
+{
+	uint64_t now = ev_now_update(h->ev);
+	for (int i = 0; i < h->nplq; i++) {
+		struct conn *c = h->plq[i];
+		c->queued = 0;
+		if (c->state == ST_PIPE)
+			pl_fill(h, c, now);
+	}
+	h->nplq = 0;
+}
 
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct ev_timer *tm, uint64_t now)
@@ -522,12 +905,29 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(h->ev, tm, now + SCAN_US);
 	for (int i = 0; i < h->nconns; i++) {
 		struct conn *c = &h->conns[i];
+		if (c->state == ST_BUSY && now > c->start + h->cf->timeout_us) {
+			/* still no room: a timeout, and the wait starts again */
+			h->t->r.err_timeout++;
+			lge_publish_failed(h->t);
+			c->start = now;
+			continue;
+		}
+		if (c->state == ST_PIPE && c->pl_n > 0) {
+			struct pl_req *q = &c->pl[c->pl_head];
+			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
+				continue;
+			h->t->r.err_timeout++;
+			pl_drop(h, c, 1); /* the one that timed out is spent, as without pipelining */
+			pl_reconnect(h, c);
+			continue;
+		}
 		if (c->state != ST_CONNECTING && c->state != ST_WRITE && c->state != ST_READ)
 			continue;
 		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
 		if (now > since + h->cf->timeout_us) {
 			h->t->r.err_timeout++;
 			lge_publish_failed(h->t);
+			c->free_at = now;
 			drop(h, c);
 			c->state = ST_UNCONN;
 			start_connect(h, c);
@@ -547,26 +947,60 @@ static int h1_setup(struct h1t *h, struct thr *t)
 	h->pending = calloc((size_t)h->nconns * 2, sizeof *h->pending);
 	if (!h->conns || !h->pending)
 		return -1;
-	if (h->cf->rate > 0) {
-		double per_thread = h->cf->rate / t->nthreads;
-		h->interval = (uint64_t)(1e6 * h->nconns / per_thread);
-		if (!h->interval)
-			h->interval = 1;
+	h->pipe = h->cf->pipeline > 1 ? h->cf->pipeline : 1;
+	if (h->pipe > 1) {
+		/* the requests of one batch go out in one send: pipe copies */
+		size_t len = h->cf->reqlen;
+		h->pipereq = malloc((size_t)h->pipe * len);
+		h->plmem = calloc((size_t)h->nconns * (size_t)h->pipe, sizeof *h->plmem);
+		h->plq = calloc((size_t)h->nconns, sizeof *h->plq);
+		if (!h->pipereq || !h->plmem || !h->plq)
+			return -1;
+		for (int i = 0; i < h->pipe; i++)
+			memcpy(h->pipereq + (size_t)i * len, h->cf->req, len);
+		for (int k = 0; k < h->nconns; k++)
+			h->conns[k].pl = h->plmem + (size_t)k * (size_t)h->pipe;
 	}
 	for (int k = 0; k < h->nconns; k++) {
-		h->conns[k].s.fd = -1;
-		h->conns[k].h = h;
-		h->conns[k].rate.fire = rate_due;
+		struct conn *c = &h->conns[k];
+		c->s.fd = -1;
+		c->h = h;
+		c->rate.fire = rate_due;
+		c->retry.fire = busy_due;
+		if (h->cf->rate > 0) {
+			c->j = lge_conn_index(t, k);
+			c->due = lge_due(t, c->j, 0);
+		}
 	}
 	h->scan.fire = check_timeouts;
 	return 0;
 }
 
-/* --rate: each connection's first start, spread over one interval. */
-static void spread_starts(struct h1t *h, uint64_t from)
+/* --rate, after -t: whether a request is still on its way, or due within
+ * the schedule and about to go (the drain waits for it). */
+static bool in_flight(const struct h1t *h)
 {
-	for (int i = 0; i < h->nconns; i++)
-		h->conns[i].intended = from + (uint64_t)i * h->interval / (uint64_t)h->nconns;
+	for (int i = 0; i < h->nconns; i++) {
+		const struct conn *c = &h->conns[i];
+		if (c->state == ST_CONNECTING || c->state == ST_WRITE || c->state == ST_READ ||
+		    (c->state == ST_RATEWAIT && c->due < h->t->g->sched_end))
+			return true;
+	}
+	return false;
+}
+
+/* --rate: the drain lasted -s; what is still on its way was sent before the
+ * schedule's end, so it is older than -s: a timeout, as the -s scan (once
+ * a second) would have found it. */
+static void drain_expired(struct h1t *h)
+{
+	for (int i = 0; i < h->nconns; i++) {
+		const struct conn *c = &h->conns[i];
+		if (c->state == ST_WRITE || c->state == ST_READ ||
+		    (c->state == ST_CONNECTING && (!h->cf->keepalive || c->opened_for)))
+			h->t->r.err_timeout++;
+	}
+	lge_publish_failed(h->t);
 }
 
 void lge_h1_run(struct thr *t)
@@ -578,33 +1012,42 @@ void lge_h1_run(struct thr *t)
 		lge_fatal(t, "", "malloc", ENOMEM);
 		goto out;
 	}
-	if (t->id != 0) {
+	if (cf->rate > 0) {
+		/* the schedule is the run's: every connection follows it from
+		 * the start, none waits for a first answer */
+		start_others(&h);
+	} else if (t->id != 0) {
 		/* the others start once the first head arrived, as ab's
 		 * connections after its first */
 		pthread_mutex_lock(&g->mu);
 		while (!g->go && !atomic_load(&g->stop))
 			pthread_cond_wait(&g->cv, &g->mu);
 		pthread_mutex_unlock(&g->mu);
-		if (cf->rate > 0)
-			spread_starts(&h, ev_now_update(h.ev));
 		start_others(&h);
-	} else if (cf->rate > 0) {
-		spread_starts(&h, g->start);
 	}
 	start_connect(&h, &h.conns[0]);
 	ev_timer_start(h.ev, &h.scan, ev_now_update(h.ev) + SCAN_US);
 	while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
 		if (t->r.done >= t->requests)
 			break;
-		if (cf->tlimit_us && t->last >= g->stoptime)
+		if (cf->tlimit_us && t->last >= g->stoptime && cf->rate <= 0)
 			break;
 		uint64_t now = ev_now_update(h.ev);
-		if (cf->tlimit_us && now >= g->stoptime)
-			break;
-		if (t->active == 0 && !h.nratewait)
+		if (cf->tlimit_us && now >= g->stoptime) {
+			/* --rate: the schedule is over; the answers to what it
+			 * sent still count (at most -s more), else a run would
+			 * leave out its slowest requests */
+			if (cf->rate <= 0 || !in_flight(&h))
+				break;
+			if (now >= g->stoptime + cf->timeout_us) {
+				drain_expired(&h);
+				break;
+			}
+		}
+		if (t->active == 0 && !h.nratewait && !h.nretry)
 			break; /* nothing left that could finish a request */
 		uint64_t wait_us = 1000000;
-		if (cf->tlimit_us && g->stoptime - now < wait_us)
+		if (cf->tlimit_us && now < g->stoptime && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
 		int n = ev_run_once(h.ev, wait_us);
 		if (n < 0) {
@@ -612,15 +1055,21 @@ void lge_h1_run(struct thr *t)
 			break;
 		}
 		flush_pending(&h);
+		if (h.nplq)
+			pl_flush(&h);
 	}
 out:
 	ev_timer_stop(h.ev, &h.scan);
 	for (int i = 0; h.conns && i < h.nconns; i++) {
 		ev_timer_stop(h.ev, &h.conns[i].rate);
+		ev_timer_stop(h.ev, &h.conns[i].retry);
 		if (h.conns[i].s.fd >= 0)
 			ev_close(&h.conns[i].s);
 		free(h.conns[i].cbuff);
 	}
 	free(h.conns);
 	free(h.pending);
+	free(h.pipereq);
+	free(h.plmem);
+	free(h.plq);
 }

@@ -32,7 +32,7 @@
 #define H2_WINDOW ((1 << 30) - 1) /* h2load's default -w 30 / -W 30 */
 #define SCAN_US 1000000           /* -s timeouts are looked for once a second */
 
-enum { H2_UNCONN, H2_CONNECTING, H2_OPEN };
+enum { H2_UNCONN, H2_CONNECTING, H2_OPEN, H2_BUSY /* a Unix listener was full: retry */ };
 
 struct h2s {
 	struct h2s *next; /* free list */
@@ -41,6 +41,8 @@ struct h2s {
 	long cl;
 	size_t bread, bodyoff;
 	uint64_t start, connect, endwrite, beginread;
+	uint64_t intended; /* --rate: when it was due (start is when it really started) */
+	int busy;          /* --rate: every stream of its connection was busy then */
 };
 
 struct h2t;
@@ -49,6 +51,7 @@ struct h2c {
 	struct ev_sock s; /* first: the handlers get the connection from it */
 	struct h2t *ht;
 	int state, dirty, fresh;
+	struct ev_timer retry; /* H2_BUSY: the connect is tried again then */
 	int sending; /* out[0..outlen) is with ev_send() */
 	nghttp2_session *sess;
 	struct h2s *slots, *free;
@@ -56,6 +59,15 @@ struct h2c {
 	int32_t cid;     /* frames and headers come one stream at a time */
 	int inflight;
 	uint64_t connstart;
+	/* --rate (engine_int.h's schedule): one timer per connection, armed
+	 * for its next request's due time. A connection is what carries a
+	 * schedule, as over HTTP/1, so that both protocols offer the same
+	 * arrivals at the same rate; with free streams a late answer does not
+	 * hold the next request back, with none the request waits (busy) */
+	struct ev_timer rate;
+	uint64_t due, k;       /* request k of connection j is due at due */
+	uint64_t slot_free_at; /* when a stream last became free on a full connection */
+	uint32_t j;
 	uint8_t *out;
 	size_t outcap, outlen;
 };
@@ -66,6 +78,7 @@ struct h2t {
 	struct h2c *conns;
 	struct h2c **dirty;
 	int ndirty, nconns, streams;
+	int nretry; /* connections in H2_BUSY */
 	long inflight;
 	uint64_t now; /* of the event being handled: one clock read per read */
 	struct ev_timer scan;
@@ -104,8 +117,10 @@ static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_
 {
 	struct thr *t = ht->t;
 	uint64_t now = ht->now;
+	int rate = ht->cf->rate > 0;
 	if (!st->timedout) {
 		t->last = now;
+		uint64_t start = rate ? st->intended : st->start;
 		if (st->ended && ok_close) {
 			t->r.good++;
 			int s2xx = st->status >= 200 && st->status < 300;
@@ -116,7 +131,10 @@ static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_
 			}
 			int failed =
 			    lge_check_length(t, st->bread, 1, st->cl, st->status > 0, st->status);
-			lge_save(t, st->start, st->connect, st->endwrite, st->beginread, now, 1,
+			if (rate)
+				lge_save_rate(t, st->intended, st->start, st->busy, now,
+				              !failed && s2xx);
+			lge_save(t, start, st->connect, st->endwrite, st->beginread, now, 1,
 			         !failed && s2xx);
 		} else {
 			if (recv_error) {
@@ -125,7 +143,9 @@ static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_
 			} else {
 				t->r.err_reset++;
 			}
-			lge_save(t, st->start, st->connect, st->endwrite, st->beginread, now, 0, 0);
+			if (rate)
+				lge_save_rate(t, st->intended, st->start, st->busy, now, 0);
+			lge_save(t, start, st->connect, st->endwrite, st->beginread, now, 0, 0);
 		}
 		lge_publish_failed(t);
 	}
@@ -134,6 +154,8 @@ static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_
 		c->cid = 0;
 	st->next = c->free;
 	c->free = st;
+	if (c->inflight >= ht->streams)
+		c->slot_free_at = now;
 	c->inflight--;
 	ht->inflight--;
 	mark_dirty(ht, c);
@@ -286,6 +308,7 @@ static void h2_open(struct h2t *ht, struct h2c *c)
 	nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, H2_WINDOW);
 	c->state = H2_OPEN;
 	c->fresh = 1;
+	c->slot_free_at = ht->now; /* what was due before waited for the connection */
 	mark_dirty(ht, c);
 }
 
@@ -297,18 +320,35 @@ static void h2_connect(struct h2t *ht, struct h2c *c)
 	for (;;) {
 		if (!lge_may_start(t))
 			return;
-		c->connstart = t->last = ev_now_update(t->ev);
+		uint64_t now = t->last = ev_now_update(t->ev);
+		if (c->state != H2_BUSY)
+			c->connstart = now; /* (a wait for a full queue is connect time) */
 		/* TCP_NODELAY: many small writes in flight at once, which Nagle
 		 * would hold back */
 		int rc = lge_open(t, &c->s, &h2_handler, EV_READ | EV_WRITE, 1);
 		if (rc == LGE_REFUSED)
 			continue;
+		if (rc == LGE_BUSY) {
+			c->state = H2_BUSY;
+			ht->nretry++;
+			ev_timer_start(t->ev, &c->retry, now + LGE_BUSY_RETRY_US);
+			return;
+		}
 		if (rc == LGE_CONNECTED)
 			h2_open(ht, c);
 		else if (rc == LGE_CONNECTING)
 			c->state = H2_CONNECTING;
 		return;
 	}
+}
+
+static void h2_busy_due(struct ev_timer *tm, uint64_t now)
+{
+	(void)now;
+	struct h2c *c = (struct h2c *)((char *)tm - offsetof(struct h2c, retry));
+	c->ht->nretry--;
+	if (c->state == H2_BUSY)
+		h2_connect(c->ht, c);
 }
 
 /* The connect failed (refused...): the next address, or ab's answer. */
@@ -346,8 +386,15 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 	struct thr *t = ht->t;
 	if (c->state != H2_OPEN)
 		return;
+	int rate = ht->cf->rate > 0;
 	while (c->inflight < ht->streams && c->free && lge_may_start(t) &&
 	       nghttp2_session_check_request_allowed(c->sess)) {
+		if (rate && !lge_rate_may_send(t, c->due, c->slot_free_at, ht->now))
+			break; /* the schedule is over */
+		if (rate && c->due > ht->now) {
+			ev_timer_start(t->ev, &c->rate, c->due);
+			break;
+		}
 		struct h2s *st = c->free;
 		st->ended = st->timedout = st->status = 0;
 		st->cl = -1;
@@ -356,6 +403,14 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 		st->connect = ht->now;
 		/* the first requests on a connection carry its connect time */
 		st->start = c->fresh ? c->connstart : ht->now;
+		if (rate) {
+			/* a connection opened before the request was due is not
+			 * part of it */
+			if (st->start < c->due)
+				st->start = ht->now;
+			st->intended = c->due;
+			st->busy = c->slot_free_at > c->due;
+		}
 		int32_t id = nghttp2_submit_request(c->sess, NULL, ht->nva, ht->nvlen,
 		                                    ht->cf->body ? &ht->prd : NULL, st);
 		if (id < 0)
@@ -368,6 +423,10 @@ static void h2_pump(struct h2t *ht, struct h2c *c)
 		c->inflight++;
 		ht->inflight++;
 		t->started++;
+		if (rate) {
+			lge_rate_started(t, st->start);
+			c->due = lge_due(t, c->j, ++c->k);
+		}
 	}
 	c->fresh = 0;
 	if (c->sending)
@@ -491,6 +550,37 @@ static void on_event(struct ev_sock *s, unsigned ev)
 
 static const struct ev_handler h2_handler = {on_event, on_sent};
 
+/* --rate, after -t: whether a connection's next request fell due within
+ * the schedule and is about to go (the drain waits for it). */
+static bool due_soon(const struct h2t *ht)
+{
+	for (int i = 0; i < ht->nconns; i++)
+		if (ev_timer_armed(&ht->conns[i].rate) && ht->conns[i].due < ht->t->g->sched_end)
+			return true;
+	return false;
+}
+
+/* --rate: the drain lasted -s; the streams still open are older than -s:
+ * timeouts (driver_h1.c's drain_expired()). */
+static void drain_expired(struct h2t *ht)
+{
+	for (int i = 0; i < ht->nconns; i++)
+		for (int k = 0; k < ht->streams; k++) {
+			const struct h2s *st = &ht->conns[i].slots[k];
+			if (st->inuse && !st->timedout)
+				ht->t->r.err_timeout++;
+		}
+	lge_publish_failed(ht->t);
+}
+
+/* --rate: a connection's next request is due. */
+static void rate_due(struct ev_timer *tm, uint64_t now)
+{
+	struct h2c *c = (struct h2c *)((char *)tm - offsetof(struct h2c, rate));
+	c->ht->now = now;
+	h2_pump(c->ht, c);
+}
+
 /* -s: a stream (or a connect) older than the timeout fails as a timeout. */
 static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -500,6 +590,13 @@ static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(t->ev, tm, now + SCAN_US);
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
+		if (c->state == H2_BUSY && now > c->connstart + limit) {
+			/* still no room: a timeout, and the wait starts again */
+			t->r.err_timeout++;
+			lge_publish_failed(t);
+			c->connstart = now;
+			continue;
+		}
 		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
 			t->r.err_timeout++;
 			lge_publish_failed(t);
@@ -530,6 +627,7 @@ static void h2_free(struct h2t *ht)
 	if (ht->conns) {
 		for (int i = 0; i < ht->nconns; i++) {
 			struct h2c *c = &ht->conns[i];
+			ev_timer_stop(ht->t->ev, &c->rate);
 			if (c->sess)
 				nghttp2_session_del(c->sess);
 			if (c->s.fd >= 0)
@@ -566,7 +664,13 @@ static int h2_setup(struct h2t *ht)
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
 		c->ht = ht;
+		c->retry.fire = h2_busy_due;
 		c->s.fd = -1;
+		c->rate.fire = rate_due;
+		if (cf->rate > 0) {
+			c->j = lge_conn_index(t, i);
+			c->due = lge_due(t, c->j, 0);
+		}
 		c->slots = slots + (size_t)i * (size_t)ht->streams;
 		for (int k = ht->streams - 1; k >= 0; k--) {
 			c->slots[k].next = c->free;
@@ -624,15 +728,22 @@ void lge_h2_run(struct thr *t)
 			break;
 		if (t->started >= t->requests && ht.inflight == 0)
 			break;
-		if (cf->tlimit_us && t->last >= g->stoptime)
+		if (cf->tlimit_us && t->last >= g->stoptime && cf->rate <= 0)
 			break;
 		uint64_t now = ev_now_update(t->ev);
-		if (cf->tlimit_us && now >= g->stoptime)
-			break;
-		if (t->active == 0)
+		if (cf->tlimit_us && now >= g->stoptime) {
+			/* --rate: the drain, as over HTTP/1 (driver_h1.c) */
+			if (cf->rate <= 0 || (ht.inflight == 0 && !due_soon(&ht)))
+				break;
+			if (now >= g->stoptime + cf->timeout_us) {
+				drain_expired(&ht);
+				break;
+			}
+		}
+		if (t->active == 0 && !ht.nretry)
 			break; /* nothing left that could finish a request */
 		uint64_t wait_us = 1000000;
-		if (cf->tlimit_us && g->stoptime - now < wait_us)
+		if (cf->tlimit_us && now < g->stoptime && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
 		int n = ev_run_once(t->ev, wait_us);
 		if (n < 0) {
@@ -642,5 +753,7 @@ void lge_h2_run(struct thr *t)
 		ht.now = ev_now(t->ev); /* the last read's, as the pumps' time */
 	}
 	ev_timer_stop(t->ev, &ht.scan);
+	for (int i = 0; ht.conns && i < ht.nconns; i++)
+		ev_timer_stop(t->ev, &ht.conns[i].retry);
 	h2_free(&ht);
 }

@@ -4,8 +4,10 @@
  * drivers share (opening a connection, ab's counting rules, the -g rows,
  * the fatal stop); and the exact merge of the threads' results. */
 #include "engine_int.h"
+#include "tls.h"
 
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -54,11 +56,14 @@ void lge_wake_all(struct shared *g)
 void lge_fatal(struct thr *t, const char *prefix, const char *what, int code)
 {
 	struct shared *g = t->g;
+	/* a TLS failure says OpenSSL's reason first, as ab prints it */
+	const char *tls = t->cf->tls && code == EPROTO ? tls_last_error() : "";
 	pthread_mutex_lock(&g->mu);
 	if (!g->fatal) {
 		g->fatal = 1;
 		g->fatal_code = code;
-		snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s%s: %s (%d)", prefix, what,
+		snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s%s%s%s%s: %s (%d)",
+		         tls[0] ? "SSL/TLS failed: " : "", tls, tls[0] ? "\n" : "", prefix, what,
 		         strerror(code), code);
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -132,6 +137,24 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 			        t->cf->clear_line ? "\r\033[K" : "", d);
 			fflush(stderr);
 		}
+	}
+}
+
+void lge_save_rate(struct thr *t, uint64_t intended, uint64_t actual, int busy, uint64_t now,
+                   int ok)
+{
+	if (t->r.done >= t->requests)
+		return; /* lge_save() will not count it either */
+	uint64_t unc = now > actual ? now - actual : 0;
+	uint64_t late = actual > intended ? actual - intended : 0;
+	hist_record(t->r.unc, unc);
+	if (ok)
+		hist_record(t->r.unc_ok, unc);
+	hist_record(t->r.late, late);
+	if (late > LG_LATE_US) {
+		t->r.late_n++;
+		if (busy)
+			t->r.late_busy++;
 	}
 }
 
@@ -225,12 +248,35 @@ int lge_open(struct thr *t, struct ev_sock *s, const struct ev_handler *h, unsig
 	int fd = lge_socket(t, cf, sa);
 	if (fd < 0)
 		return LGE_FATAL;
-	if (nodelay) {
+	if (nodelay && sa->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 	int rc = connect(fd, sa, cf->addrlens[t->addr]);
 	int e = errno;
+	if (rc != 0 && e == EAGAIN && sa->sa_family == AF_UNIX) {
+		close(fd);
+		return LGE_BUSY;
+	}
+	if ((rc == 0 || e == EINPROGRESS) && cf->tls) {
+		/* the driver is "connected" when the handshake is over */
+		int r = ev_open(t->ev, s, fd, h, rc == 0 ? EV_READ : EV_READ | EV_WRITE);
+		if (r) {
+			close(fd);
+			lge_fatal(t, "", t->ev->what, -r);
+			return LGE_FATAL;
+		}
+		if ((r = tls_attach(cf->tls, s, rc == 0)) != 0) {
+			ev_close(s);
+			if (r == -ENOMEM) {
+				lge_fatal(t, "", "SSL_new", ENOMEM);
+				return LGE_FATAL;
+			}
+			return lge_connect_failed(t, -r) ? LGE_REFUSED : LGE_FATAL;
+		}
+		t->active++;
+		return LGE_CONNECTING;
+	}
 	if (rc == 0 || e == EINPROGRESS) {
 		int r = ev_open(t->ev, s, fd, h, rc == 0 ? watch & ~EV_WRITE : watch);
 		if (r) {
@@ -266,12 +312,15 @@ static void *thr_start(void *arg)
 		lge_h2_run(t);
 	else
 		lge_h1_run(t);
+	t->end = lg_now_us();
 	if (t->id == 0)
 		lge_wake_all(t->g); /* never leave the others waiting for a first head */
 	if (t->cf->gnuplot_fd >= 0)
 		lge_gp_flush(t);
 	ev_free(t->ev);
 	t->ev = NULL;
+	if (t->cf->tls)
+		tls_thread_done();
 	return NULL;
 }
 
@@ -283,7 +332,7 @@ enum lg_engine lg_engine_pick(const struct lg_conf *cf, char *why, size_t cap)
 	static char reason[160];
 	if (cap)
 		why[0] = 0;
-	if (cf->engine == LG_ENGINE_EPOLL || cf->h2 || cf->rate > 0)
+	if (cf->engine == LG_ENGINE_EPOLL || cf->h2)
 		return LG_ENGINE_EPOLL;
 	if (!probed) {
 		usable = ev_probe(EV_URING, reason, sizeof reason) == 0;
@@ -308,7 +357,11 @@ int lg_result_init(struct lg_result *r)
 	r->wait = hist_new();
 	r->total = hist_new();
 	r->ok = hist_new();
-	if (!r->ctime || !r->dtime || !r->wait || !r->total || !r->ok) {
+	r->unc = hist_new();
+	r->unc_ok = hist_new();
+	r->late = hist_new();
+	if (!r->ctime || !r->dtime || !r->wait || !r->total || !r->ok || !r->unc || !r->unc_ok ||
+	    !r->late) {
 		lg_result_free(r);
 		return -1;
 	}
@@ -322,7 +375,15 @@ void lg_result_free(struct lg_result *r)
 	hist_free(r->wait);
 	hist_free(r->total);
 	hist_free(r->ok);
-	r->ctime = r->dtime = r->wait = r->total = r->ok = NULL;
+	hist_free(r->unc);
+	hist_free(r->unc_ok);
+	hist_free(r->late);
+	r->ctime = r->dtime = r->wait = r->total = r->ok = r->unc = r->unc_ok = r->late = NULL;
+}
+
+bool lg_rate_kept(const struct lg_result *r)
+{
+	return (double)r->sent >= LG_KEPT_SHARE * (double)r->scheduled;
 }
 
 static void merge(struct lg_result *o, const struct lg_result *r)
@@ -351,6 +412,23 @@ static void merge(struct lg_result *o, const struct lg_result *r)
 	hist_merge(o->wait, r->wait);
 	hist_merge(o->total, r->total);
 	hist_merge(o->ok, r->ok);
+	hist_merge(o->unc, r->unc);
+	hist_merge(o->unc_ok, r->unc_ok);
+	hist_merge(o->late, r->late);
+	o->late_n += r->late_n;
+	o->late_busy += r->late_busy;
+	o->sent += r->sent;
+}
+
+/* --rate: thread t's share of -n, the requests its connections' schedules
+ * hold (connection j does the m < n with m = j (mod C)). */
+static long rate_share(const struct lg_conf *cf, int id, int nt)
+{
+	long n = cf->requests, c = cf->concurrency, sum = 0;
+	for (long j = id; j < c; j += nt)
+		if (n > j)
+			sum += (n - j + c - 1) / c;
+	return sum;
 }
 
 int lg_run(const struct lg_conf *cf, struct lg_result *out)
@@ -384,7 +462,8 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		t->id = i;
 		t->nthreads = nt;
 		t->nconns = cf->concurrency / nt + (i < cf->concurrency % nt);
-		t->requests = cf->requests / nt + (i < cf->requests % nt);
+		t->requests = cf->rate > 0 ? rate_share(cf, i, nt)
+		                           : cf->requests / nt + (i < cf->requests % nt);
 		t->gp = cf->gnuplot_fd >= 0 ? malloc(GPBUFSIZE) : NULL;
 		if ((cf->gnuplot_fd >= 0 && !t->gp) || lg_result_init(&t->r)) {
 			rc = -1;
@@ -399,6 +478,14 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		g.wall_off = wall - g.start;
 		out->start_wall_us = wall;
 		g.stoptime = cf->tlimit_us ? g.start + cf->tlimit_us : UINT64_MAX;
+		/* --rate: the schedule ends at -t, or when -n requests were due */
+		double sched_s = 0;
+		if (cf->rate > 0) {
+			sched_s = (double)cf->requests / cf->rate;
+			if (cf->tlimit_us && (double)cf->tlimit_us / 1e6 < sched_s)
+				sched_s = (double)cf->tlimit_us / 1e6;
+			g.sched_end = g.start + (uint64_t)(sched_s * 1e6);
+		}
 		lg_current = &g;
 		int started = 0;
 		for (int i = 0; i < nt; i++) {
@@ -439,17 +526,38 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 			poll(&pf, 0, alive ? 100 : 0);
 		}
 		lg_current = NULL;
-		uint64_t last = g.start;
+		uint64_t last = g.start, last_start = g.start, end = g.start;
 		for (int i = 0; i < nt; i++) {
 			merge(out, &ts[i].r);
 			if (ts[i].last > last)
 				last = ts[i].last;
+			if (ts[i].last_start > last_start)
+				last_start = ts[i].last_start;
+			if (ts[i].end > end)
+				end = ts[i].end;
 		}
 		if (atomic_load(&g.stop) && !g.fatal)
 			out->interrupted = 1;
 		if (out->interrupted)
 			last = lg_now_us(); /* ab: record the final time if interrupted */
 		out->timetaken = (double)(last - g.start) / 1e6;
+		if (cf->rate > 0) {
+			/* the requests due before the schedule's end: -n, or the
+			 * m = 0, 1, ... due at m / R before -t */
+			double due = ceil(sched_s * cf->rate - 1e-9);
+			out->scheduled = due < (double)cf->requests ? (long)due : cf->requests;
+			out->schedule_s = sched_s;
+			/* the time over which the load was offered: the schedule,
+			 * or longer when requests started after it (-n, late); the
+			 * wait for the answers after it is the drain */
+			uint64_t offered = g.sched_end;
+			if (last_start > offered)
+				offered = last_start;
+			if (!out->interrupted) {
+				out->timetaken = (double)(offered - g.start) / 1e6;
+				out->drain_s = end > offered ? (double)(end - offered) / 1e6 : 0;
+			}
+		}
 		uint64_t d1 = atomic_load(&g.doclen1);
 		out->doclen = d1 ? d1 - 1 : 0;
 		out->fatal = g.fatal;

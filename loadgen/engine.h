@@ -11,6 +11,7 @@
 #ifndef LOADGEN_ENGINE_H
 #define LOADGEN_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -18,6 +19,14 @@
 #include "hist.h"
 
 #define LG_MAX_ADDRS 8
+/* --rate: a request that starts more than this after its intended start
+ * counts as late (the timers' own jitter is tens of microseconds) */
+#define LG_LATE_US 1000
+/* --rate: the rate counts as kept when at least this share of the requests
+ * due before the schedule's end started by then */
+#define LG_KEPT_SHARE 0.99
+
+struct tls_ctx;
 
 /* The event loop's back end (--engine). */
 enum lg_engine {
@@ -54,9 +63,12 @@ struct lg_conf {
 	int windowsize;      /* -b */
 	long heartbeat;      /* print "Completed N requests" every N; 0 = never */
 	int clear_line;      /* a progress line is on stderr: clear it first */
-	double rate;         /* --rate: requests/s in total, 0 = closed model */
+	double rate;         /* --rate: requests/s in total, 0 = closed model (engine_int.h:
+	                        lge_due() is the schedule) */
 	int engine;          /* enum lg_engine: what --engine asked for */
 	int gnuplot_fd;      /* -g: rows streamed here; -1 = none */
+	int pipeline;        /* --pipeline: HTTP/1 requests in flight per connection; <= 1 off */
+	struct tls_ctx *tls; /* https://: every connection speaks TLS (tls.h); NULL: plain */
 	/* --h2: HTTP/2 with prior knowledge; req/reqlen are then unused */
 	int h2;
 	int streams;                 /* concurrent streams per connection */
@@ -78,10 +90,21 @@ struct lg_result {
 	uint64_t doclen;
 	char servername[1024];
 	struct hist *ctime, *dtime, *wait, *total; /* microseconds, as ab counts */
-	struct hist *ok;  /* total time of the successful (not failed, 2xx) ones */
-	double timetaken; /* seconds, ab's lasttime - start */
-	int interrupted;  /* stopped by lg_stop() */
-	int fatal;        /* ab would have exited: fatal_code is its exit status */
+	struct hist *ok; /* total time of the successful (not failed, 2xx) ones */
+	/* --rate (the open model): total is then corrected, from each request's
+	 * intended start; these keep what a closed-loop client would have seen */
+	struct hist *unc;    /* total time from the actual start (uncorrected), every request */
+	struct hist *unc_ok; /* the same, of the successful ones */
+	struct hist *late;   /* actual start - intended start, every request */
+	long late_n;         /* started more than LG_LATE_US after the intended start */
+	long late_busy;      /* of those, with the connection still busy at the intended start */
+	long sent;           /* requests started before the schedule's end */
+	long scheduled;      /* requests due before the schedule's end */
+	double schedule_s;   /* the schedule's length: -t, or -n / rate */
+	double drain_s;      /* after -t's end, the wait for the answers already asked for */
+	double timetaken;    /* seconds, ab's lasttime - start */
+	int interrupted;     /* stopped by lg_stop() */
+	int fatal;           /* ab would have exited: fatal_code is its exit status */
 	int fatal_code;
 	char fatal_msg[256];
 	uint64_t start_wall_us;
@@ -91,13 +114,17 @@ struct lg_result {
 int lg_result_init(struct lg_result *r);
 void lg_result_free(struct lg_result *r);
 
+/* --rate: whether the rate was kept (LG_KEPT_SHARE of the requests due
+ * before the schedule's end started by then). */
+bool lg_rate_kept(const struct lg_result *r);
+
 /* Runs one load as configured; fills *out (initialised by lg_result_init).
  * Returns 0, or -1 when the run could not start (out->fatal_msg says why). */
 int lg_run(const struct lg_conf *cf, struct lg_result *out);
 
 /* The engine lg_run() will use for cf: cf->engine unless the load needs
- * epoll (--h2 and --rate always run on epoll), AUTO resolved by probing the
- * kernel once. When io_uring is wanted but unusable, returns
+ * epoll (--h2 always runs on epoll), AUTO resolved by probing the kernel
+ * once. When io_uring is wanted but unusable, returns
  * LG_ENGINE_EPOLL and writes why into why[0..cap) (else why is ""). */
 enum lg_engine lg_engine_pick(const struct lg_conf *cf, char *why, size_t cap);
 

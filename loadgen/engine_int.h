@@ -29,7 +29,8 @@ struct shared {
 	int fatal_code;
 	char fatal_msg[256];
 	uint64_t start, stoptime;
-	uint64_t wall_off; /* wall clock minus monotonic, microseconds */
+	uint64_t sched_end; /* --rate: no request is due from here on */
+	uint64_t wall_off;  /* wall clock minus monotonic, microseconds */
 	pthread_mutex_t gpmu;
 	enum ev_kind kind; /* every thread's event loop runs on this back end */
 };
@@ -43,6 +44,8 @@ struct thr {
 	long requests, started;
 	struct lg_result r;
 	uint64_t last;
+	uint64_t last_start; /* --rate: when the thread's latest request started */
+	uint64_t end;        /* when its driver returned */
 	int doclen_claimed;
 	int ref_status;
 	char *gp;
@@ -69,9 +72,25 @@ static inline void lge_publish_failed(struct thr *t)
 	atomic_store_explicit(&t->p_bad, f, memory_order_relaxed);
 }
 void lge_gp_flush(struct thr *t);
-/* ab's "save out time" block: one finished request, from its timestamps. */
+/* ab's "save out time" block: one finished request, from its timestamps.
+ * With --rate, start is the request's intended start. */
 void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,
               uint64_t beginread, uint64_t now, int ka, int ok);
+/* --rate: what the open model adds for one request about to be saved by
+ * lge_save() (call it first, with the same now and ok): its uncorrected
+ * time from actual (its connect, or its send on a connection opened before
+ * it was due) and how late that was after intended; busy: the connection
+ * was still busy with an earlier request at the intended start. */
+void lge_save_rate(struct thr *t, uint64_t intended, uint64_t actual, int busy, uint64_t now,
+                   int ok);
+/* --rate: a request starts now (at actual): counted as sent when the
+ * schedule was not over yet. */
+static inline void lge_rate_started(struct thr *t, uint64_t actual)
+{
+	if (actual < t->g->sched_end)
+		t->r.sent++;
+	t->last_start = actual;
+}
 /* ab's document-length rule plus what ab misses (truncated body, status
  * unlike the first); 1 when the response failed. */
 int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
@@ -83,11 +102,50 @@ static inline bool lge_may_start(const struct thr *t)
 	return t->started < t->requests && !atomic_load_explicit(&t->g->stop, memory_order_relaxed);
 }
 
-/* The outcomes of lge_open(). */
-enum { LGE_FATAL = -2, LGE_REFUSED = -1, LGE_CONNECTING = 0, LGE_CONNECTED = 1 };
+/* --rate: whether a request due at due may start now, on a connection that
+ * was last free at free_at. Only what falls due within the schedule; after
+ * -t's end, only a request whose connection was free when it fell due (the
+ * loop woke late), not the backlog of a busy one: the end leaves that
+ * unsent, and the run then only waits for the answers to what it sent (the
+ * drain). */
+static inline bool lge_rate_may_send(const struct thr *t, uint64_t due, uint64_t free_at,
+                                     uint64_t now)
+{
+	if (due >= t->g->sched_end)
+		return false;
+	return !t->cf->tlimit_us || now < t->g->stoptime || free_at <= due;
+}
+
+/* --rate, the open model's schedule: request k of the run's connection j
+ * (0..C-1, numbered across the threads: lge_conn_index()) is due at
+ * start + (j + k*C) / R. Every connection carries the same R/C, and since
+ * the connections' first starts are 1/R apart, the run's requests are due
+ * one every 1/R seconds from the first second on (wrk2 also gives every
+ * connection rate/connections, but starts them all at once). Computed from
+ * k rather than accumulated, so no rounding drifts over a long run. */
+static inline uint64_t lge_due(const struct thr *t, uint64_t j, uint64_t k)
+{
+	double us = ((double)j + (double)k * (double)t->cf->concurrency) * 1e6 / t->cf->rate;
+	return t->g->start + (uint64_t)us;
+}
+
+/* The run-wide number of thread t's connection i: round robin over the
+ * threads, which is how lg_run() splits -c (the first C % threads threads
+ * get one more). */
+static inline uint32_t lge_conn_index(const struct thr *t, int i)
+{
+	return (uint32_t)(t->id + i * t->nthreads);
+}
+
+/* The outcomes of lge_open(). LGE_BUSY: a Unix-domain listener's queue is
+ * full (its connect() says EAGAIN, where TCP would retransmit the SYN and
+ * stay connecting): nothing is open, the driver tries again shortly
+ * (LGE_BUSY_RETRY_US later). */
+enum { LGE_FATAL = -2, LGE_REFUSED = -1, LGE_CONNECTING = 0, LGE_CONNECTED = 1, LGE_BUSY = 2 };
+#define LGE_BUSY_RETRY_US 1000
 
 /* Opens a socket to t's current address (bound with -B, sized with -b,
- * TCP_NODELAY when nodelay) and starts connecting it, watched on t's loop
+ * TCP_NODELAY when nodelay and the address is TCP's) and starts connecting it, watched on t's loop
  * as s for h (watch: what to announce once connected, EV_WRITE for the
  * connect's end). LGE_REFUSED when the connect failed at once: ab's rule
  * is applied and the caller tries again; LGE_FATAL when the run is over. */

@@ -70,13 +70,14 @@ int ev_open(struct ev *ev, struct ev_sock *s, int fd, const struct ev_handler *h
 	s->slen = 0;
 	s->unread = 0;
 	s->dry = 0;
+	s->xp = NULL;
 	int rc = ev->be->open(ev, s);
 	if (rc)
 		s->fd = -1;
 	return rc;
 }
 
-int ev_sock_error(struct ev_sock *s)
+int ev_fd_error(struct ev_sock *s)
 {
 	int e = 0;
 	socklen_t len = sizeof e;
@@ -174,7 +175,12 @@ int ev_run_once(struct ev *ev, uint64_t max_us)
 	if (ev->err)
 		return -ev->err;
 	uint64_t wait = max_us;
-	if (ev->ntimers && ev->heap[0]->when - ev->now < wait)
-		wait = ev->heap[0]->when - ev->now;
+	if (ev->ntimers) {
+		/* a timer fire() re-armed for a time already past: no wait */
+		uint64_t when = ev->heap[0]->when;
+		uint64_t due = when > ev->now ? when - ev->now : 0;
+		if (due < wait)
+			wait = due;
+	}
 	return ev->be->wait(ev, wait);
 }

@@ -51,13 +51,15 @@ struct ev_handler {
 	void (*on_sent)(struct ev_sock *s, size_t sent, int err, uint64_t now);
 };
 
-/* The operations on a socket: the back end's, or a transport's over them. */
+/* The operations on a socket: the back end's, or a transport's over them
+ * (tls.c: TLS between the driver and the back end). */
 struct ev_io {
 	ssize_t (*recv)(struct ev_sock *s, const char **p);
 	ssize_t (*send)(struct ev_sock *s, const void *p, size_t len);
 	void (*watch)(struct ev_sock *s, unsigned events);
 	void (*recheck)(struct ev_sock *s);
 	void (*close)(struct ev_sock *s);
+	int (*error)(struct ev_sock *s); /* what failed: ev_sock_error() */
 };
 
 /* One socket on a loop, embedded in its owner's connection, whose memory
@@ -71,6 +73,7 @@ struct ev_sock {
 	const struct ev_io *io;
 	const struct ev_handler *h;
 	struct ev *ev;
+	void *xp; /* a transport's state (tls.c); NULL without one */
 	/* the back end's own */
 	unsigned kflags; /* what the kernel has: epoll interest, io_uring operations */
 	uint32_t gen;    /* bumped by every close: late completions are told apart */
@@ -188,8 +191,15 @@ static inline void ev_recheck(struct ev_sock *s)
 		s->io->recheck(s);
 }
 
-/* The socket's pending error (SO_ERROR, which reading clears); 0: none. */
-int ev_sock_error(struct ev_sock *s);
+/* Why the socket failed: its pending error (SO_ERROR, which reading
+ * clears), or a transport's (EPROTO for a failed TLS handshake); 0: none. */
+static inline int ev_sock_error(struct ev_sock *s)
+{
+	return s->io->error(s);
+}
+
+/* The fd's SO_ERROR: the back ends' ev_io.error. */
+int ev_fd_error(struct ev_sock *s);
 
 /* Stops watching s, abandons what is in flight on it (an unfinished send
  * is not reported) and closes its fd. */

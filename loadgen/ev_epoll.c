@@ -27,7 +27,8 @@ _Static_assert(EV_READ == EPOLLIN && EV_WRITE == EPOLLOUT && EV_ERR == EPOLLERR 
 struct ev_ep {
 	struct ev ev;
 	int epfd;
-	char *buf; /* every recv() lands here */
+	int pwait2; /* epoll_pwait2() is there to wait with */
+	char *buf;  /* every recv() lands here */
 	struct epoll_event evs[MAXEVENTS];
 };
 
@@ -204,8 +205,26 @@ static void dispatch(struct ev_sock *s, unsigned m)
 static int ep_wait(struct ev *ev, uint64_t wait_us)
 {
 	struct ev_ep *ep = ep_of(ev);
+	int n;
+#ifdef LOADGEN_HAVE_EPOLL_PWAIT2
+	/* a timeout in microseconds, so that timers (--rate's schedule) fire
+	 * on time rather than up to a millisecond late; epoll_wait()'s
+	 * milliseconds where the kernel lacks it (before Linux 5.11) */
+	if (ep->pwait2) {
+		struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000u),
+		                      .tv_nsec = (long)(wait_us % 1000000u) * 1000};
+		n = epoll_pwait2(ep->epfd, ep->evs, MAXEVENTS, &ts, NULL);
+		if (n < 0 && errno == ENOSYS)
+			ep->pwait2 = 0;
+		else
+			goto waited;
+	}
+#endif
 	uint64_t ms = (wait_us + 999) / 1000;
-	int n = epoll_wait(ep->epfd, ep->evs, MAXEVENTS, ms > INT_MAX ? INT_MAX : (int)ms);
+	n = epoll_wait(ep->epfd, ep->evs, MAXEVENTS, ms > INT_MAX ? INT_MAX : (int)ms);
+#ifdef LOADGEN_HAVE_EPOLL_PWAIT2
+waited:
+#endif
 	if (n < 0) {
 		if (errno == EINTR)
 			return 0;
@@ -252,6 +271,7 @@ struct ev *ev_epoll_new(unsigned nsocks, int *err, const char **what)
 		return NULL;
 	}
 	ep->ev.be = &ep_backend;
+	ep->pwait2 = 1;
 	ep->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ep->epfd < 0) {
 		*err = errno;
@@ -262,5 +282,6 @@ struct ev *ev_epoll_new(unsigned nsocks, int *err, const char **what)
 	return &ep->ev;
 }
 
-static const struct ev_io ep_io = {ep_recv, ep_send, ep_watch, ep_recheck, ep_close};
+static const struct ev_io ep_io = {ep_recv,    ep_send,  ep_watch,
+                                   ep_recheck, ep_close, ev_fd_error};
 static const struct ev_backend ep_backend = {"epoll", ep_open, ep_wakeup_fd, ep_wait, ep_free};

@@ -443,7 +443,7 @@ static void ur_recheck(struct ev_sock *s)
 		/* The peer hung up while the request went out, and the request
 		 * then met a reset: epoll would report the error flag beside the
 		 * end of stream, so say so too. */
-		if (ev_sock_error(s))
+		if (ev_fd_error(s))
 			m |= EV_ERR;
 	}
 	if (!announce(u, s, NULL, res < 0 ? res : 0, m) && s->gen == gen) {
@@ -623,5 +623,6 @@ struct ev *ev_uring_new(unsigned nsocks, int *err, const char **what)
 	return &u->ev;
 }
 
-static const struct ev_io ur_io = {ur_recv, ur_send, ur_watch, ur_recheck, ur_close};
+static const struct ev_io ur_io = {ur_recv,    ur_send,  ur_watch,
+                                   ur_recheck, ur_close, ev_fd_error};
 static const struct ev_backend ur_backend = {"uring", ur_open, ur_wakeup_fd, ur_wait, ur_free};

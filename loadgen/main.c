@@ -8,9 +8,12 @@
 #include "corobench_config.h"
 #include "engine.h"
 #include "opts.h"
+#include "outfile.h"
 #include "report.h"
 #include "request.h"
+#include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -44,6 +49,8 @@ static void copyright(int html)
 		printf("</p>\n<p>\n");
 	}
 }
+
+static char tls_sni[256]; /* https://: the server name TLS sends, "" for none */
 
 /* The live progress line: stderr on a terminal only, once a second. */
 struct progress {
@@ -77,20 +84,20 @@ static double tv_s(struct timeval tv)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+/* --json's document through outfile (never clobbering what the name is). */
 static int write_json(const char *file, json_t *doc)
 {
-	size_t n = strlen(file);
-	char *tmp = malloc(n + 16);
-	if (!tmp)
+	struct outfile of;
+	if (outfile_open(&of, file))
 		return -1;
-	snprintf(tmp, n + 16, "%s.tmp.%d", file, (int)getpid());
-	int rc = json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-	if (rc == 0 && rename(tmp, file) != 0)
-		rc = -1;
-	if (rc)
-		unlink(tmp);
-	free(tmp);
-	return rc;
+	if (json_dumpf(doc, of.f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0 ||
+	    fputc('\n', of.f) == EOF) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		return -1;
+	}
+	return outfile_close(&of);
 }
 
 /* ab's request (and its HTTP/2 form); exits as ab does when too long. */
@@ -109,6 +116,7 @@ static void build_request(const struct lg_opts *o, struct req *rq)
 	    .bodylen = o->send_body ? o->postlen : 0,
 	    .content_type = o->content_type,
 	    .h2 = o->h2,
+	    .tls = o->url.tls,
 	};
 	int rc = req_build(rq, &spec);
 	if (rc == -1) {
@@ -141,7 +149,8 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	const char *host = o->isproxy ? o->proxyhost : o->url.host;
 	char port[16];
 	snprintf(port, sizeof port, "%d", o->isproxy ? o->proxyport : o->url.port);
-	int gai = getaddrinfo(host, port, &hints, &res);
+	/* --unix: the socket's path is the address; the URL names the rest */
+	int gai = o->unix_path ? 0 : getaddrinfo(host, port, &hints, &res);
 	copyright(o->use_html);
 	if (!o->use_html) {
 		printf("Benchmarking %s ", o->url.host);
@@ -153,6 +162,15 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	if (o->verbosity >= 2)
 		printf("INFO: %s header == \n---\n%.*s\n---\n", o->method_str, (int)rq->headlen,
 		       rq->bytes);
+	if (o->unix_path) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&cf->addrs[0];
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof un->sun_path, "%s", o->unix_path);
+		cf->addrlens[0] = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+		                              strlen(un->sun_path) + 1);
+		cf->naddrs = 1;
+		return;
+	}
 	if (gai != 0 || !res) {
 		/* APR reports resolver errors as APR_OS_START_EAIERR (670000) + |EAI_*| */
 		int code = gai == EAI_SYSTEM ? errno : 670000 + (gai < 0 ? -gai : gai);
@@ -167,16 +185,88 @@ static void resolve(const struct lg_opts *o, const struct req *rq, struct lg_con
 	freeaddrinfo(res);
 }
 
-/* Opens the -g file with ab's header line; exits as ab does when it cannot. */
+/* -g: the rows go to a scratch file during the run (ab's header line
+ * first) and to the named file, sorted, at the end; exits as ab does when
+ * it cannot. */
 static int open_gnuplot(const char *file)
 {
-	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	int fd = outfile_scratch(file);
 	static const char head[] = "starttime\tseconds\tctime\tdtime\tttime\twait\n";
 	if (fd < 0 || write(fd, head, sizeof head - 1) < 0) {
 		perror("Cannot open gnuplot output file");
 		exit(1);
 	}
 	return fd;
+}
+
+static int write_gnuplot(const char *file, int fd)
+{
+	struct outfile of;
+	int rc = outfile_open(&of, file);
+	if (rc == 0 && report_gnuplot_write(fd, of.f) != 0) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		rc = -1;
+	} else if (rc == 0) {
+		rc = outfile_close(&of);
+	}
+	if (rc)
+		perror("Cannot open gnuplot output file");
+	close(fd);
+	return rc;
+}
+
+static int write_csv(const char *file, const struct lg_result *r)
+{
+	struct outfile of;
+	if (outfile_open(&of, file))
+		return -1;
+	if (report_csv(of.f, r) != 0) {
+		int e = errno ? errno : EIO;
+		outfile_discard(&of);
+		errno = e;
+		return -1;
+	}
+	return outfile_close(&of);
+}
+
+/* Before anything runs: every output can be written (one line says why
+ * not), and at most one of them is standard output, whose report then goes
+ * to stderr so that stdout carries the document alone. The exit status,
+ * 0 when all is well. */
+static int check_outputs(const struct lg_opts *o)
+{
+	const struct {
+		const char *flag, *path;
+	} outs[] = {{"--json", o->json_file}, {"-g", o->gnuplot}, {"-e", o->csvperc}};
+	const char *to_stdout = NULL;
+	for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		if (!outs[i].path)
+			continue;
+		char why[PATH_MAX + 128];
+		if (outfile_check(outs[i].path, why, sizeof why)) {
+			fprintf(stderr, "%s: %s %s\n", o->prog, outs[i].flag, why);
+			return 1;
+		}
+		if (strcmp(outs[i].path, "-") != 0)
+			continue;
+		if (to_stdout) {
+			fprintf(stderr, "%s: %s - and %s -: only one output can be standard output\n",
+			        o->prog, to_stdout, outs[i].flag);
+			return 1;
+		}
+		to_stdout = outs[i].flag;
+	}
+	if (to_stdout) {
+		int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0 || dup2(2, 1) < 0) {
+			perror("dup");
+			return 1;
+		}
+		outfile_set_stdout(fd);
+	}
+	return 0;
 }
 
 /* One descriptor per connection, SIGPIPE off, Ctrl-C stops the load (the
@@ -233,6 +323,8 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	    .send_body = o->send_body,
 	    .confidence = o->confidence,
 	    .percentile = o->percentile,
+	    .us = o->report_us,
+	    .rate = o->rate,
 	    .tablestring = o->tablestring,
 	    .trstring = o->trstring,
 	    .tdstring = o->tdstring,
@@ -241,12 +333,13 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	for (int lj = 0; lj < o->nlevels * o->nslevels; lj++) {
 		int li = lj / o->nslevels;
 		cf->concurrency = o->levels[li];
-		ro.concurrency = o->levels[li];
+		/* ab's concurrency: requests in flight at a time */
+		ro.concurrency = o->levels[li] * o->pipeline;
+		ro.pipeline = o->pipeline;
 		if (o->h2) {
 			cf->streams = o->slevels[lj % o->nslevels];
 			ro.h2conns = o->levels[li];
 			ro.streams = cf->streams;
-			/* ab's concurrency: requests in flight at a time */
 			ro.concurrency = o->levels[li] * cf->streams;
 		}
 		if (o->warmup > 0 && warm_up(cf, o->warmup))
@@ -277,19 +370,27 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 			else
 				printf("..done\n");
 		}
+		char tls_proto[160], tls_key[96];
+		if (cf->tls) {
+			tls_ctx_info(cf->tls, tls_proto, sizeof tls_proto, tls_key, sizeof tls_key);
+			ro.tls_proto = tls_proto;
+			ro.tls_tmpkey = tls_key;
+			ro.tls_sni = tls_sni;
+		}
 		if (o->use_html)
 			report_html(stdout, &ro, &r);
 		else
 			report_text(stdout, &ro, &r);
-		if (o->csvperc && r.done > 0 && report_csv(o->csvperc, &r) != 0) {
+		if (o->csvperc && r.done > 0 && write_csv(o->csvperc, &r) != 0) {
 			perror("Cannot open CSV output file");
 			status = 1;
 		}
 		if (!r.interrupted)
 			json_array_append_new(
-			    jlevels, report_json_level(&r, o->levels[li], o->h2 ? cf->streams : 0,
-			                               tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
-			                               tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
+			    jlevels,
+			    report_json_level(&r, o->levels[li], o->h2 ? cf->streams : 0, o->rate,
+			                      tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime),
+			                      tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime)));
 		int stopped = r.interrupted;
 		lg_result_free(&r);
 		fflush(stdout);
@@ -299,8 +400,36 @@ static int run_levels(const struct lg_opts *o, struct lg_conf *cf, json_t *jleve
 	return status;
 }
 
+/* https://: the TLS context every connection uses, as ab sets it up: -f's
+ * versions, -Z's ciphers, -E's client certificate, the server name (the
+ * -H Host: value, else the URL's host; none for an address, or with -I)
+ * and, with --h2, h2 by ALPN. Exits 1 with OpenSSL's words when it fails. */
+static struct tls_ctx *tls_setup(const struct lg_opts *o, char *sni, size_t cap)
+{
+	snprintf(sni, cap, "%s", o->opt_host[0] ? o->opt_host : o->url.host);
+	struct in6_addr a;
+	if (o->no_sni || !sni[0] || inet_pton(AF_INET, sni, &a) == 1 ||
+	    inet_pton(AF_INET6, sni, &a) == 1)
+		sni[0] = 0;
+	struct tls_conf tc = {
+	    .proto = (enum tls_proto)o->tls_proto,
+	    .ciphers = o->tls_ciphers,
+	    .certfile = o->tls_cert,
+	    .sni = sni[0] ? sni : NULL,
+	    .alpn_h2 = o->h2,
+	};
+	char err[512];
+	struct tls_ctx *x = tls_ctx_new(&tc, err, sizeof err);
+	if (!x) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	return x;
+}
+
 /* --json: the run's document, written atomically; the exit status. */
-static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jlevels)
+static int write_doc(const struct lg_opts *o, enum lg_engine used, struct tls_ctx *tls,
+                     json_t *jlevels)
 {
 	json_t *doc = json_object();
 	json_object_set_new(doc, "schema", json_string("corobench/loadgen/v1"));
@@ -312,6 +441,14 @@ static int write_doc(const struct lg_opts *o, enum lg_engine used, json_t *jleve
 	json_object_set_new(doc, "http", json_string(o->h2 ? "2" : o->http11 ? "1.1" : "1.0"));
 	json_object_set_new(doc, "threads", json_integer(o->threads));
 	json_object_set_new(doc, "engine", json_string(lg_engine_name(used)));
+	if (tls) {
+		char proto[160], key[96];
+		tls_ctx_info(tls, proto, sizeof proto, key, sizeof key);
+		json_object_set_new(doc, "tls", json_pack("{s:s, s:s}", "protocol", proto,
+		                                          "server_temp_key", key));
+	}
+	if (o->pipeline > 1)
+		json_object_set_new(doc, "pipeline", json_integer(o->pipeline));
 	json_object_set_new(doc, "levels", json_incref(jlevels));
 	int rc = write_json(o->json_file, doc);
 	if (rc)
@@ -334,28 +471,41 @@ int main(int argc, char **argv)
 		fputs(o.err, stderr);
 		opts_usage(stderr, argv[0]);
 		return EINVAL;
+	case OPTS_HINT:
+		fputs(o.err, stderr);
+		return EINVAL;
+	case OPTS_HELP:
+		opts_usage(stdout, argv[0]);
+		return 0;
+	case OPTS_VERSION_LINE:
+		printf("loadgen %s\n", COROBENCH_VERSION);
+		return 0;
 	case OPTS_FAIL:
 		fputs(o.err, stderr);
 		return 1;
 	}
-	/* --h2 and --rate run on epoll whatever --engine says (README) */
-	struct lg_conf want = {.engine = o.engine, .h2 = o.h2, .rate = o.rate};
+	/* --h2 runs on epoll whatever --engine says (README) */
+	struct lg_conf want = {.engine = o.engine, .h2 = o.h2};
 	char why[160];
 	enum lg_engine used = lg_engine_pick(&want, why, sizeof why);
 	if (o.engine == LG_ENGINE_URING && used != LG_ENGINE_URING && why[0]) {
 		fprintf(stderr, "%s: --engine uring: io_uring unusable here: %s\n", o.prog, why);
 		return 1;
 	}
+	if (check_outputs(&o))
+		return 1;
 	struct req rq;
 	build_request(&o, &rq);
 
 	static struct lg_conf cf;
+	if (o.url.tls)
+		cf.tls = tls_setup(&o, tls_sni, sizeof tls_sni);
 	resolve(&o, &rq, &cf);
 	cf.req = rq.bytes;
 	cf.reqlen = rq.len;
 	cf.threads = o.threads;
 	cf.requests = o.requests;
-	cf.tlimit_us = (uint64_t)o.tlimit * 1000000u;
+	cf.tlimit_us = o.tlimit_us;
 	cf.timeout_us = (uint64_t)(o.timeout_s > 0 ? o.timeout_s : 30) * 1000000u;
 	cf.keepalive = o.keepalive;
 	cf.http11 = o.http11;
@@ -367,6 +517,7 @@ int main(int argc, char **argv)
 	cf.heartbeat = o.heartbeat;
 	cf.rate = o.rate;
 	cf.engine = o.engine;
+	cf.pipeline = o.pipeline;
 	if (o.verbosity >= 2)
 		printf("INFO: engine == %s%s%s\n", lg_engine_name(used),
 		       why[0] ? ", io_uring: " : "", why);
@@ -384,13 +535,12 @@ int main(int argc, char **argv)
 
 	json_t *jlevels = json_array();
 	int status = run_levels(&o, &cf, jlevels);
-	if (cf.gnuplot_fd >= 0) {
-		close(cf.gnuplot_fd);
-		report_gnuplot_sort(o.gnuplot);
-	}
-	if (o.json_file && write_doc(&o, used, jlevels) && !status)
+	if (cf.gnuplot_fd >= 0 && write_gnuplot(o.gnuplot, cf.gnuplot_fd) && !status)
+		status = 1;
+	if (o.json_file && write_doc(&o, used, cf.tls, jlevels) && !status)
 		status = 1;
 	json_decref(jlevels);
+	tls_ctx_free(cf.tls);
 	req_free(&rq);
 	opts_free(&o);
 	return status;

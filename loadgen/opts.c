@@ -5,7 +5,9 @@
 #include "opts.h"
 
 #include "engine.h"
+#include "tls.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -15,10 +17,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #define MAX_CONCURRENCY 200000
 #define MAX_REQUESTS 50000 /* what -t implies, as in ab */
 #define MAX_STREAMS 100000
+#define MAX_PIPELINE 1024
 
 struct opt;
 typedef enum opts_rc (*opt_set)(struct lg_opts *o, const struct opt *op, const char *arg);
@@ -80,19 +84,96 @@ static enum opts_rc set_html_str(struct lg_opts *o, const struct opt *op, const 
 static enum opts_rc set_requests(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
-	o->requests = atoi(arg);
+	o->requests = o->nflag = atoi(arg);
 	o->requests_set_last = 1;
 	if (o->requests <= 0)
 		return fail(o, OPTS_FAIL, "Invalid number of requests\n\n");
 	return OPTS_OK;
 }
 
+/* "10s", "1m", "500ms", "2h", "250us"; a bare number is seconds. The
+ * microseconds (> 0), or 0 when s is not such a time. */
+static uint64_t parse_duration(const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !(v > 0) || *s == '-' || *s == '+' || isspace((unsigned char)*s))
+		return 0;
+	static const struct {
+		const char *unit;
+		double us;
+	} units[] = {{"", 1e6}, {"s", 1e6}, {"ms", 1e3}, {"us", 1}, {"m", 60e6}, {"h", 3600e6}};
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			double us = v * units[i].us;
+			return us >= 1 && us < 1e15 ? (uint64_t)us : 0;
+		}
+	}
+	return 0;
+}
+
+/* ab's -t: whole seconds (ab reads it with atoi(), so "1s" would be 1 and
+ * "0.5" 0, which means no limit at all). Anything but digits is refused
+ * with what ab would have made of it and the --duration that says it. */
 static enum opts_rc set_tlimit(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
-	o->tlimit = atoi(arg);
+	size_t n = strspn(arg, "0123456789");
+	if (n == 0 || arg[n] || n > 9) {
+		int ab = atoi(arg);
+		char ab_reads[64];
+		if (ab > 0)
+			snprintf(ab_reads, sizeof ab_reads, "%d", ab);
+		else
+			snprintf(ab_reads, sizeof ab_reads, "%d: no time limit, 50000 requests", ab);
+		uint64_t us = parse_duration(arg);
+		return fail(o, OPTS_HINT,
+		            "%s: -t %s: -t takes whole seconds, as ab's does (ab would read %s); %s%s%s\n",
+		            o->prog, arg, ab_reads,
+		            us ? "for that time use --duration " : "for a time with a unit use --duration, e.g. --duration 500ms",
+		            us ? arg : "", us && arg[strspn(arg, "0123456789.")] == 0 ? "s" : "");
+	}
+	o->tlimit_us = (uint64_t)atoi(arg) * 1000000u;
+	o->duration_set = 0;
 	o->requests = MAX_REQUESTS; /* ab: need to size data array on something */
 	o->requests_set_last = 0;
+	return OPTS_OK;
+}
+
+/* --duration: a time with a unit, and no cap on the requests but -n's. */
+static enum opts_rc set_duration(struct lg_opts *o, const struct opt *op, const char *arg)
+{
+	(void)op;
+	o->tlimit_us = parse_duration(arg);
+	if (!o->tlimit_us)
+		return fail(o, OPTS_HINT,
+		            "%s: --duration %s: not a time; give e.g. 10s, 1m, 500ms, 1.5s or 2h\n",
+		            o->prog, arg);
+	o->duration_set = 1;
+	return OPTS_OK;
+}
+
+static enum opts_rc set_format(struct lg_opts *o, const struct opt *op, const char *arg)
+{
+	(void)op;
+	if (strcmp(arg, "ab") == 0 || strcmp(arg, "ms") == 0)
+		o->report_us = 0;
+	else if (strcmp(arg, "us") == 0)
+		o->report_us = 1;
+	else
+		return fail(o, OPTS_USAGE,
+		            "%s: --format wants ab (ab's report, milliseconds) or us (microseconds)\n",
+		            o->prog);
+	return OPTS_OK;
+}
+
+static enum opts_rc set_pipeline(struct lg_opts *o, const struct opt *op, const char *arg)
+{
+	(void)op;
+	o->pipeline = atoi(arg);
+	if (o->pipeline < 1 || o->pipeline > MAX_PIPELINE)
+		return fail(o, OPTS_USAGE, "%s: --pipeline wants 1..%d\n", o->prog, MAX_PIPELINE);
 	return OPTS_OK;
 }
 
@@ -169,6 +250,16 @@ static enum opts_rc set_cookie(struct lg_opts *o, const struct opt *op, const ch
 static enum opts_rc set_header(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
+	if (strncasecmp(arg, "Host:", 5) == 0) {
+		/* ab's opt_host (the TLS server name): the value, trimmed */
+		const char *v = arg + 5;
+		while (isspace((unsigned char)*v))
+			v++;
+		size_t n = strlen(v);
+		while (n && isspace((unsigned char)v[n - 1]))
+			n--;
+		snprintf(o->opt_host, sizeof o->opt_host, "%.*s", (int)n, v);
+	}
 	if (req_add_header(&o->lines, arg))
 		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
 	return OPTS_OK;
@@ -213,14 +304,35 @@ static enum opts_rc set_version(struct lg_opts *o, const struct opt *op, const c
 	return OPTS_VERSION;
 }
 
-static enum opts_rc set_tls(struct lg_opts *o, const struct opt *op, const char *arg)
+/* --help and --version (found before getopt runs, wherever they are) */
+static enum opts_rc set_long_help(struct lg_opts *o, const struct opt *op, const char *arg)
 {
-	(void)arg;
-	return fail(o, OPTS_FAIL,
-	            "%s: TLS options (-%c) are not supported: loadgen speaks plain HTTP only\n",
-	            o->prog, op->letter);
+	(void)o, (void)arg;
+	return op->name[0] == 'h' ? OPTS_HELP : OPTS_VERSION_LINE;
 }
 
+/* ab's -f: matched as ab does (case-insensitive prefixes, "TLS1" last);
+ * what this OpenSSL cannot speak, or what ab would silently take as ALL, is
+ * refused. */
+static enum opts_rc set_tls_proto(struct lg_opts *o, const struct opt *op, const char *arg)
+{
+	(void)op;
+	static const struct {
+		const char *name;
+		enum tls_proto p;
+	} protos[] = {{"ALL", TLS_ALL},       {"TLS1.1", TLS_1_1}, {"TLS1.2", TLS_1_2},
+	              {"TLS1.3", TLS_1_3},    {"TLS1", TLS_1_0}};
+	for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++) {
+		if (strncasecmp(arg, protos[i].name, strlen(protos[i].name)) == 0) {
+			o->tls_proto = protos[i].p;
+			return OPTS_OK;
+		}
+	}
+	return fail(o, OPTS_USAGE,
+	            "%s: -f %s: wants TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL (SSL2 and SSL3 are not "
+	            "in this OpenSSL)\n",
+	            o->prog, arg);
+}
 static enum opts_rc set_threads(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
@@ -338,24 +450,28 @@ static const struct opt table[] = {
      NULL},
     {'m', NULL, "method", set_method, 0, 0, "Method name", NULL, NULL},
     {'h', NULL, NULL, set_help, 0, 0, "Display usage information (this message)", NULL, NULL},
-    /* ab's TLS options: refused, listed on one line */
-    {'I', NULL, NULL, set_tls, 0, 0, "TLS options: not supported (plain HTTP only)", NULL,
-     "-I -Z -f -E"},
-    {'Z', NULL, "ciphersuite", set_tls, 0, 0, NULL, NULL, NULL},
-    {'f', NULL, "protocol", set_tls, 0, 0, NULL, NULL, NULL},
-    {'E', NULL, "certfile", set_tls, 0, 0, NULL, NULL, NULL},
+    /* ab's TLS options (https:// URLs), in ab's words */
+    {'I', NULL, NULL, set_int_to, TO(no_sni, 1),
+     "Disable TLS Server Name Indication (SNI) extension", NULL, NULL},
+    {'Z', NULL, "ciphersuite", set_str, FIELD(tls_ciphers),
+     "Specify SSL/TLS cipher suite (See openssl ciphers)", NULL, NULL},
+    {'f', NULL, "protocol", set_tls_proto, 0, 0,
+     "Specify SSL/TLS protocol\n(SSL2, TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL)", NULL, NULL},
+    {'E', NULL, "certfile", set_str, FIELD(tls_cert),
+     "Specify optional client certificate chain and private key", NULL, NULL},
     /* beyond ab */
     {0, "threads", "N", set_threads, 0, 0, "Event loops (threads), connections spread over them.",
      "1", NULL},
     {0, "http1.1", NULL, set_int_to, TO(http11, 1), "Send HTTP/1.1 requests.", "HTTP/1.0, like ab",
      NULL},
     {0, "rate", "R", set_rate, 0, 0,
-     "Open model: R requests/s in total; latency counted from each\n"
-     "request's intended start (coordinated omission).",
+     "Open model: R requests/s in total, R/c per connection; latency\n"
+     "counted from each request's intended start (corrected for\n"
+     "coordinated omission) and from its send (uncorrected).",
      "off", NULL},
     {0, "sweep", "LIST", set_str, FIELD(sweep),
      "Run each concurrency level of LIST (e.g. 1,2,5,10) in turn,\n"
-     "-n requests or -t seconds each.",
+     "-n requests or -t seconds (or --duration) each.",
      "off", NULL},
     {0, "warmup", "S", set_warmup, 0, 0, "Seconds of unrecorded load before each level.", "0",
      NULL},
@@ -376,16 +492,33 @@ static const struct opt table[] = {
      "off", NULL},
     {0, "engine", "E", set_engine, 0, 0,
      "HTTP/1 event loop: epoll, uring (io_uring) or auto (uring\n"
-     "when the kernel has it; --rate and --h2 use epoll).",
+     "when the kernel has it; --h2 uses epoll).",
      "auto", NULL},
-    {0, "help", NULL, set_help, 0, 0, "This message", NULL, NULL},
+    {0, "duration", "T", set_duration, 0, 0,
+     "Run for T (10s, 1m, 500ms, 1.5s), with no cap on requests\n"
+     "but -n's (ab's -t takes whole seconds and implies -n 50000).",
+     "off", NULL},
+    {0, "format", "F", set_format, 0, 0,
+     "The text report's times: ab (ab's milliseconds) or us\n"
+     "(microseconds, for fast servers).",
+     "ab", NULL},
+    {0, "unix", "PATH", set_str, FIELD(unix_path),
+     "Connect to the Unix-domain socket PATH; the URL still gives\n"
+     "the Host header and the path.",
+     "off", NULL},
+    {0, "pipeline", "N", set_pipeline, 0, 0,
+     "With -k: N HTTP/1.x requests in flight on each connection,\n"
+     "answers matched in order (HTTP/1.1 pipelining).",
+     "1", NULL},
+    {0, "help", NULL, set_long_help, 0, 0, "This message, on stdout.", NULL, NULL},
+    {0, "version", NULL, set_long_help, 0, 0, "Print the version and exit.", NULL, NULL},
 };
 
 #define NOPTS (sizeof table / sizeof table[0])
 
 void opts_usage(FILE *f, const char *progname)
 {
-	fprintf(f, "Usage: %s [options] [http://]hostname[:port]/path\n", progname);
+	fprintf(f, "Usage: %s [options] [http[s]://]hostname[:port]/path\n", progname);
 	fprintf(f, "Options are:\n");
 	int longs = 0;
 	for (size_t i = 0; i < NOPTS; i++) {
@@ -449,7 +582,7 @@ static int parse_levels(const char *s, int *levels, long max)
 static int sweep_levels(struct lg_opts *o, const char *list, int *levels, long max)
 {
 	int n = parse_levels(list, levels, max);
-	if (n > 0 && o->tlimit && !o->requests_set_last)
+	if (n > 0 && o->tlimit_us && !o->requests_set_last)
 		o->requests = LONG_MAX / 2;
 	return n;
 }
@@ -464,19 +597,40 @@ static enum opts_rc check(struct lg_opts *o)
 		o->method_str = names[o->method];
 	o->head = o->method == METH_HEAD ||
 	          (o->method == METH_CUSTOM && strcasecmp(o->method_str, "HEAD") == 0);
-	enum url_status us = url_parse(o->fullurl, &o->url);
-	if (us == URL_UNSUPPORTED)
-		return fail(o, OPTS_FAIL,
-		            "%s: https is not supported: loadgen speaks plain HTTP only\n",
+	if (url_parse(o->fullurl, &o->url) != URL_OK)
+		return fail(o, OPTS_HINT,
+		            "%s: invalid URL '%s': %s (the form is [http[s]://]host[:port]/path, "
+		            "e.g. http://127.0.0.1:8080/)\n",
+		            o->prog, o->fullurl, o->url.why);
+	if (o->duration_set)
+		o->requests = o->nflag ? o->nflag : LONG_MAX / 2;
+	if (o->report_us && o->use_html)
+		return fail(o, OPTS_USAGE, "%s: --format us is for the text report, not -w's tables\n",
 		            o->prog);
-	if (us != URL_OK)
-		return fail(o, OPTS_USAGE, "%s: invalid URL\n", o->prog);
+	if (o->url.tls && o->isproxy)
+		return fail(o, OPTS_FAIL,
+		            "%s: https:// through -X is not supported (it would need CONNECT)\n",
+		            o->prog);
+	if (o->unix_path && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return fail(o, OPTS_FAIL, "%s: --unix %s: the path is too long for a socket\n",
+		            o->prog, o->unix_path);
+	if (o->unix_path && (o->isproxy || o->myhost))
+		return fail(o, OPTS_FAIL, "%s: --unix does not go with %s\n", o->prog,
+		            o->isproxy ? "-X (a proxy is reached over TCP)" : "-B (an address to bind)");
+	if (o->pipeline > 1 && (!o->keepalive || o->h2 || o->rate > 0))
+		return fail(o, OPTS_USAGE, "%s: --pipeline %s\n", o->prog,
+		            o->h2      ? "is HTTP/1.x's; with --h2 use --streams"
+		            : o->rate > 0 ? "does not go with --rate"
+		                        : "needs -k (requests follow each other on kept connections)");
 	if (!o->h2 && (o->sweep_streams || o->streams_set))
 		return fail(o, OPTS_USAGE, "%s: %s needs --h2\n", o->prog,
 		            o->sweep_streams ? "--sweep-streams" : "--streams");
-	if (o->h2 && (o->isproxy || o->rate > 0))
-		return fail(o, OPTS_FAIL, "%s: --h2 does not support %s\n", o->prog,
-		            o->isproxy ? "-X (a proxy)" : "--rate");
+	if (o->h2 && o->isproxy)
+		return fail(o, OPTS_FAIL, "%s: --h2 does not support -X (a proxy)\n", o->prog);
+	/* --rate with -t alone: the schedule is the time, not ab's 50000
+	 * requests (as with --sweep) */
+	if (o->rate > 0 && o->tlimit_us && !o->requests_set_last)
+		o->requests = LONG_MAX / 2;
 	o->slevels[0] = o->streams;
 	o->nslevels = 1;
 	if (o->sweep_streams &&
@@ -544,6 +698,7 @@ enum opts_rc opts_parse(struct lg_opts *o, int argc, char **argv)
 	o->confidence = 1;
 	o->threads = 1;
 	o->streams = 1;
+	o->pipeline = 1;
 	o->engine = LG_ENGINE_AUTO;
 	o->tablestring = "";
 	o->trstring = "";
@@ -570,8 +725,15 @@ enum opts_rc opts_parse(struct lg_opts *o, int argc, char **argv)
 	shorts[ns] = 0;
 	longs[nl] = (struct option){0};
 
+	/* --help and --version win wherever they are, as the servers' do */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--help") == 0)
+			return OPTS_HELP;
+		if (strcmp(argv[i], "--version") == 0)
+			return OPTS_VERSION_LINE;
+	}
 	opterr = 0;
-	optind = 1;
+	optind = 0; /* 0: glibc starts afresh (a second parse, as in the unit test) */
 	int c;
 	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		const struct opt *op = NULL;

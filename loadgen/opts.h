@@ -8,6 +8,7 @@
 #define LOADGEN_OPTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "request.h"
@@ -20,6 +21,9 @@ enum opts_rc {
 	OPTS_USAGE,   /* print err, then the usage text; exit status EINVAL (22), as ab */
 	OPTS_FAIL,    /* print err; exit status 1 (ab's err()) */
 	OPTS_VERSION, /* -V: print the version banner; exit status 0 */
+	OPTS_HINT,    /* print err (one line with a hint), no usage; exit status EINVAL */
+	OPTS_HELP,    /* --help: the usage text on stdout; exit status 0 */
+	OPTS_VERSION_LINE, /* --version: "loadgen VERSION"; exit status 0 */
 };
 
 enum opts_method { METH_NONE, METH_GET, METH_HEAD, METH_PUT, METH_POST, METH_CUSTOM };
@@ -28,9 +32,11 @@ struct lg_opts {
 	const char *prog; /* argv[0], as ab's messages name it */
 	/* ab's options */
 	long requests;         /* -n, or the 50000 -t implies */
+	long nflag;            /* the last -n; 0 = none */
 	int requests_set_last; /* -n came after the last -t */
 	int concurrency;       /* -c */
-	int tlimit;            /* -t, seconds; 0 = none */
+	uint64_t tlimit_us;    /* -t or --duration; 0 = none */
+	int duration_set;      /* the last of them was --duration: no request cap but -n */
 	int timeout_s;         /* -s */
 	int windowsize;        /* -b */
 	int verbosity;         /* -v */
@@ -55,6 +61,14 @@ struct lg_opts {
 	int send_body;
 	/* the long options */
 	int threads, http11, h2, streams, streams_set;
+	int report_us;         /* --format us */
+	/* TLS (https:// URLs): ab's -f, -Z, -E, -I */
+	int tls_proto; /* enum tls_proto */
+	const char *tls_ciphers, *tls_cert;
+	int no_sni;
+	char opt_host[256]; /* the last -H Host: value, as ab keeps it */
+	const char *unix_path; /* --unix */
+	int pipeline;          /* --pipeline: requests in flight per connection */
 	double rate, warmup;
 	int engine; /* enum lg_engine */
 	const char *json_file, *sweep, *sweep_streams;
@@ -67,9 +81,10 @@ struct lg_opts {
 };
 
 /* Parses argv into *o (which it initialises) and checks the combination.
- * On OPTS_USAGE and OPTS_FAIL, o->err holds what to print before (for
- * OPTS_USAGE) opts_usage(). -h and --help give OPTS_USAGE with an empty
- * err, as ab's usage() exits 22. */
+ * On OPTS_USAGE, OPTS_FAIL and OPTS_HINT, o->err holds what to print before
+ * (for OPTS_USAGE) opts_usage(). -h gives OPTS_USAGE with an empty err, as
+ * ab's usage() exits 22; --help and --version, wherever they are, give
+ * OPTS_HELP and OPTS_VERSION_LINE (exit status 0, as the servers'). */
 enum opts_rc opts_parse(struct lg_opts *o, int argc, char **argv);
 
 /* ab's usage text followed by the long options, generated from the table. */

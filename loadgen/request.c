@@ -126,7 +126,7 @@ static int h2_fields(struct req *r, const struct req_spec *s, const char *lines)
 		out[n++] = (struct lg_hdr){(nm), (v), (nl), (vl)};                                 \
 	} while (0)
 	ADD(":method", 7, s->method, strlen(s->method));
-	ADD(":scheme", 7, "http", 4);
+	ADD(":scheme", 7, s->tls ? "https" : "http", s->tls ? 5 : 4);
 	int authority = n;
 	ADD(":authority", 10, "", 0);
 	ADD(":path", 5, s->path, strlen(s->path));

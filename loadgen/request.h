@@ -45,6 +45,7 @@ struct req_spec {
 	size_t bodylen;
 	const char *content_type; /* NULL: ab's text/plain */
 	int h2;                   /* also build the HTTP/2 header fields */
+	int tls;                  /* :scheme https */
 };
 
 struct req {

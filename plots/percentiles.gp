@@ -1,8 +1,8 @@
 # percentiles.gp — latency percentiles against concurrency: p50 solid, p99
 # dashed, p99.9 dotted, one colour per server (medians over repetitions).
 load plotdir.'/common.gp'
-set title sprintf("%s: latency percentiles (p50 solid, p99 dashed, p99.9 dotted)\n%s", \
-    scenario, subtitle)
+set title sprintf("%s: latency percentiles (p50 solid, p99 dashed, p99.9 dotted%s)\n%s", \
+    scenario, exists('rate_sweep') && rate_sweep ? '; from the intended start' : '', subtitle)
 set ylabel 'latency, ms (log scale)'
 set logscale y
 # each series is in the key three times: its short title (no runtime) keeps

@@ -260,7 +260,8 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 	if (!f)
 		return -1;
 	fprintf(f, "# level rps rps_min rps_max mean mean_min mean_max max max_min max_max "
-	           "p50 p90 p99 p999 server_cpu loadgen_cpu failed\n");
+	           "p50 p90 p99 p999 server_cpu loadgen_cpu failed target_rps p50_uncorrected "
+	           "p99_uncorrected p999_uncorrected rate_kept\n");
 	const json_t *points = json_object_get(series, "points");
 	size_t i;
 	json_t *pt;
@@ -300,6 +301,13 @@ static int write_series(const char *dir, size_t n, const json_t *series, double 
 		put(f, med, "server_cpu");
 		put(f, med, "loadgen_cpu");
 		put(f, med, "failed");
+		/* the open model (rate sweeps; NaN otherwise) */
+		put(f, med, "target_rps");
+		put(f, med, "p50_uncorrected_ms");
+		put(f, med, "p99_uncorrected_ms");
+		put(f, med, "p999_uncorrected_ms");
+		const json_t *kept = json_object_get(med, "rate_kept");
+		fputs(json_is_boolean(kept) ? (json_is_true(kept) ? " 1" : " 0") : " NaN", f);
 		fputc('\n', f);
 	}
 	return close_dat(f, path);
@@ -406,58 +414,187 @@ static int write_cost(const char *dir, size_t n, const json_t *series, const boo
 	return close_dat(f, path);
 }
 
-/* Returns 1 when a distribution was written, 0 when the level has no data. */
+/* The distribution chart's x axis: DIST_STEPS points from 1/(1-p) = 1
+ * (p = 0) to the sample count of the smallest repetition, evenly on its
+ * log scale (the last is that repetition's maximum). */
+#define DIST_STEPS 240
+#define MAX_REPS 100
+
+/* One repetition's histogram: its buckets, their total. */
+struct rep_hist {
+	const json_t *buckets;
+	double total;
+};
+
+/* The histogram object h ({unit, buckets}) as a rep_hist; false when it
+ * holds no sample. */
+static bool rep_hist_of(const json_t *h, struct rep_hist *out)
+{
+	size_t i;
+	json_t *b;
+	out->buckets = json_object_get(h, "buckets");
+	out->total = 0;
+	json_array_foreach(out->buckets, i, b)
+	{
+		bool ok;
+		double c = num(json_array_get(b, 1), &ok);
+		if (ok && c > 0)
+			out->total += c;
+	}
+	return out->total > 0;
+}
+
+/* The nearest-rank value (ms, the bucket's upper bound) at percentile
+ * frac (0..1) of one histogram; frac >= 1 is its maximum. */
+static double rep_quantile(const struct rep_hist *h, double frac)
+{
+	double rank = ceil(frac * h->total - 1e-9), cum = 0, last = 0;
+	if (rank < 1)
+		rank = 1;
+	size_t i;
+	json_t *b;
+	json_array_foreach(h->buckets, i, b)
+	{
+		bool ok1, ok2;
+		double upper = num(json_array_get(b, 0), &ok1);
+		double c = num(json_array_get(b, 1), &ok2);
+		if (!ok1 || !ok2 || c <= 0)
+			continue;
+		cum += c;
+		last = upper / 1000.0;
+		if (cum >= rank)
+			return last;
+	}
+	return last;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorts it); n > 0. */
+static double median_of(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The repetitions' histograms of a point under key (an array, one per
+ * repetition), or its one merged histogram (results from before issue 15)
+ * under fallback; how many were found. */
+static size_t point_hists(const json_t *pt, const char *key, const char *fallback,
+                          struct rep_hist *out)
+{
+	size_t n = 0, i;
+	json_t *h;
+	json_array_foreach(json_object_get(pt, key), i, h)
+	{
+		if (n < MAX_REPS && rep_hist_of(h, &out[n]))
+			n++;
+	}
+	if (n == 0 && fallback && rep_hist_of(json_object_get(pt, fallback), &out[0]))
+		n = 1;
+	return n;
+}
+
+/* Writes dist-N.dat: the latency distribution of series n at the chosen
+ * level by the run's one rule (results/SCHEMA.md, "Aggregation"): at each
+ * percentile the median over the repetitions of that percentile, from each
+ * repetition's histogram (the merged one of an older result). Column 4 is
+ * the same of the uncorrected histograms of a rate sweep (NaN otherwise).
+ * Returns 1 when a distribution was written, 0 when the level has no data. */
 static int write_dist(const char *dir, size_t n, const json_t *series, long long level)
 {
 	const json_t *points = json_object_get(series, "points");
-	const json_t *buckets = NULL;
+	const json_t *at = NULL;
 	size_t i;
 	json_t *pt;
 	json_array_foreach(points, i, pt)
 	{
 		if (json_integer_value(json_object_get(pt, "level")) == level)
-			buckets = json_object_get(json_object_get(pt, "histogram"), "buckets");
+			at = pt;
 	}
-	double total = 0;
-	json_t *b;
-	json_array_foreach(buckets, i, b)
-	{
-		bool ok;
-		double c = num(json_array_get(b, 1), &ok);
-		if (ok && c > 0)
-			total += c;
-	}
+	static struct rep_hist cor[MAX_REPS], unc[MAX_REPS];
+	size_t nc = at ? point_hists(at, "histograms", "histogram", cor) : 0;
+	size_t nu = at ? point_hists(at, "histograms_uncorrected", NULL, unc) : 0;
 	char path[4096];
 	FILE *f = open_dat(path, dir, "dist", n);
 	if (!f)
 		return -1;
-	if (total <= 0) { /* an empty file keeps gnuplot's "plot for" simple */
+	if (nc == 0) { /* an empty file keeps gnuplot's "plot for" simple */
 		fprintf(f, "# no data at level %lld\n", level);
 		return close_dat(f, path);
 	}
-	fprintf(f, "# percentile 1/(1-p) latency_ms   (level %lld, %.0f samples)\n", level, total);
-	double cum = 0, last_x = 0;
-	json_array_foreach(buckets, i, b)
-	{
-		bool ok1, ok2;
-		double upper_us = num(json_array_get(b, 0), &ok1);
-		double c = num(json_array_get(b, 1), &ok2);
-		if (!ok1 || !ok2 || c <= 0)
-			continue;
-		cum += c;
-		double frac = cum / total;
-		/* the last sample's rank: 1 - 1/total, so the x axis stays finite */
-		if (frac > 1 - 1 / total)
-			frac = 1 - 1 / total;
-		if (total == 1)
-			frac = 0;
-		double x = 1 / (1 - frac);
-		if (x < last_x)
-			x = last_x;
-		last_x = x;
-		fprintf(f, "%.6f %.6g %.6g\n", 100 * frac, x, upper_us / 1000.0);
+	double nmin = cor[0].total;
+	for (size_t r = 1; r < nc; r++)
+		if (cor[r].total < nmin)
+			nmin = cor[r].total;
+	fprintf(f,
+	        "# percentile 1/(1-p) latency_ms uncorrected_ms   (level %lld, median over %zu "
+	        "repetition%s of %.0f samples or more)\n",
+	        level, nc, nc == 1 ? "" : "s", nmin);
+	double v[MAX_REPS];
+	int steps = nmin > 1 ? DIST_STEPS : 1;
+	for (int k = 0; k < steps; k++) {
+		/* x = nmin^(k/(steps-1)), frac = 1 - 1/x; the last row is the maximum */
+		double x = steps > 1 ? pow(nmin, (double)k / (steps - 1)) : 1;
+		double frac = k == steps - 1 && steps > 1 ? 1 : 1 - 1 / x;
+		for (size_t r = 0; r < nc; r++)
+			v[r] = rep_quantile(&cor[r], frac);
+		double lat = median_of(v, nc);
+		double ulat = NAN;
+		if (nu) {
+			for (size_t r = 0; r < nu; r++)
+				v[r] = rep_quantile(&unc[r], frac);
+			ulat = median_of(v, nu);
+		}
+		fprintf(f, "%.6f %.6g %.6g", 100 * (1 - 1 / x), x, lat);
+		if (isnan(ulat))
+			fputs(" NaN\n", f);
+		else
+			fprintf(f, " %.6g\n", ulat);
 	}
 	return close_dat(f, path) == 0 ? 1 : -1;
+}
+
+/* Writes knee-N.dat: the series' knee (rate sweeps, results/SCHEMA.md) as
+ * one row, achieved req/s, p99 ms and its label; nothing when there is
+ * none. *limit is the p99 the knee's rule allowed (NaN when none). */
+static int write_knee(const char *dir, size_t n, const json_t *series, double *limit)
+{
+	char path[4096];
+	FILE *f = open_dat(path, dir, "knee", n);
+	*limit = NAN;
+	if (!f)
+		return -1;
+	fputs("# rps p99_ms label\n", f);
+	const json_t *k = json_object_get(series, "knee");
+	bool ok1, ok2, ok3, ok4;
+	double base = num(json_object_get(k, "unloaded_p99_ms"), &ok1);
+	double factor = num(json_object_get(k, "factor"), &ok2);
+	if (ok1 && ok2)
+		*limit = base * factor;
+	double rate = num(json_object_get(k, "rate"), &ok1);
+	double rps = num(json_object_get(k, "rps"), &ok2);
+	double p99 = num(json_object_get(k, "p99_ms"), &ok3);
+	if (ok1 && ok2 && ok3 && rps > 0 && p99 > 0) {
+		double lo = num(json_object_get(k, "min"), &ok3);
+		double hi = num(json_object_get(k, "max"), &ok4);
+		char g1[32], g2[32], g3[32], spread[80] = "", label[200];
+		const char *srv = json_string_value(json_object_get(series, "server"));
+		if (ok3 && ok4 && lo != hi)
+			snprintf(spread, sizeof spread, " (%s-%s)", grouped(lo, g2, sizeof g2),
+			         grouped(hi, g3, sizeof g3));
+		snprintf(label, sizeof label, "%s: knee %s%s%s", srv ? srv : "?",
+		         grouped(rate, g1, sizeof g1), spread,
+		         json_is_false(json_object_get(k, "beyond")) ? "+" : "");
+		fprintf(f, "%.6g %.6g ", rps, p99);
+		gp_string(f, label);
+		fputc('\n', f);
+	}
+	return close_dat(f, path);
 }
 
 int main(int argc, char **argv)
@@ -518,6 +655,9 @@ int main(int argc, char **argv)
 
 	double rps_max = 0, cost_max = 0;
 	int has_dist[MAX_SERIES] = {0};
+	double knee_limit[MAX_SERIES];
+	const char *sweep = json_string_value(json_object_get(root, "sweep"));
+	bool rate_sweep = sweep && strcmp(sweep, "rate") == 0;
 	bool has_cost[MAX_SERIES] = {false};
 	bool cost_present[NCOST];
 	size_t ncost = cost_fields_present(series, cost_present);
@@ -531,6 +671,9 @@ int main(int argc, char **argv)
 		if (d < 0)
 			goto fail;
 		has_dist[i] = d;
+		knee_limit[i] = NAN;
+		if (rate_sweep && write_knee(argv[2], i + 1, v, &knee_limit[i]) != 0)
+			goto fail;
 	}
 
 	char path[4096];
@@ -544,8 +687,8 @@ int main(int argc, char **argv)
 	fprintf(f,
 	        "# written by result2dat from %s\nnseries = %zu\narray title[%zu]\n"
 	        "array hasdist[%zu]\narray lstyle[%zu]\narray shorttitle[%zu]\n"
-	        "array hascost[%zu]\narray icount[%zu]\n",
-	        argv[1], ns, ns, ns, ns, ns, ns, ns);
+	        "array hascost[%zu]\narray icount[%zu]\narray knee_limit[%zu]\n",
+	        argv[1], ns, ns, ns, ns, ns, ns, ns, ns);
 	/* styles (implicit / explicit) came with the successors' rows; a result
 	 * from before them keeps the plain palette */
 	bool styled = false;
@@ -594,7 +737,11 @@ int main(int argc, char **argv)
 		}
 		fprintf(f, "hascost[%zu] = %d\nicount[%zu] = ", i + 1, has_cost[i] ? 1 : 0, i + 1);
 		gp_string(f, t);
-		fputc('\n', f);
+		/* rate sweeps: the p99 the knee's rule allows (factor x unloaded) */
+		if (rate_sweep && isfinite(knee_limit[i]))
+			fprintf(f, "\nknee_limit[%zu] = %.6g\n", i + 1, knee_limit[i]);
+		else
+			fprintf(f, "\nknee_limit[%zu] = NaN\n", i + 1);
 	}
 	fprintf(f, "styled = %d\n", styled ? 1 : 0);
 	const char *name = json_string_value(json_object_get(root, "scenario"));
@@ -622,12 +769,19 @@ int main(int argc, char **argv)
 	 * in_flight is the requests in flight per unit of level, for Little's
 	 * bound: the connections in a streams sweep, the streams per connection
 	 * in an h2 connections sweep, else 1. */
-	const char *sweep = json_string_value(json_object_get(root, "sweep"));
 	long long fixed_conns = json_integer_value(json_object_get(root, "connections"));
 	long long fixed_streams = json_integer_value(json_object_get(scdoc, "streams"));
 	double in_flight = 1;
+	fprintf(f, "rate_sweep = %d\n", rate_sweep ? 1 : 0);
+	const json_t *kf = json_object_get(scdoc, "knee_factor");
+	fprintf(f, "knee_factor = %.6g\n", json_is_number(kf) ? json_number_value(kf) : 0.0);
 	fputs("level_name = ", f);
-	if (sweep && strcmp(sweep, "streams") == 0 && fixed_conns > 0) {
+	if (rate_sweep) {
+		/* the levels are offered rates; the connections vary per rate */
+		gp_string(f, "rate");
+		fputs("\nxlabel_text = ", f);
+		gp_string(f, "offered rate (target requests/s, log scale)");
+	} else if (sweep && strcmp(sweep, "streams") == 0 && fixed_conns > 0) {
 		char lbl[128];
 		snprintf(lbl, sizeof(lbl), "HTTP/2 streams per connection (%lld connections)",
 		         fixed_conns);

@@ -12,6 +12,7 @@
 
 #include "app.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -22,6 +23,8 @@
 
 #define MAX_ERRORS 32
 #define MAX_LEVELS 64
+#define MAX_RATE 10000000 /* requests/s, a rate level's ceiling */
+#define MAX_CONNECTIONS 100000
 #define MAX_SERVERS 16
 #define MAX_CPU 1023
 #define PATH_LEN 160
@@ -234,6 +237,70 @@ static bool want_name(struct errs *e, const char *path, const json_t *v, const c
 	}
 	if (s[0] == '.') {
 		err_add(e, path, "'%s' must not start with '.'", s);
+		return false;
+	}
+	*out = s;
+	return true;
+}
+
+/* A request path as the runner sends it: origin-form (RFC 9112 §3.2.1),
+ * absolute-path [ "?" query ], each byte a pchar, '/' or '?' (RFC 3986:
+ * unreserved, sub-delims, ':', '@', or a well-formed %XX). A space, CR, LF
+ * or any control byte would split or corrupt the request line, '#' is never
+ * sent, and the others must be percent-encoded. Reports the first fault. */
+static bool want_origin_form(struct errs *e, const char *path, const json_t *v,
+                             const char **out)
+{
+	const char *s;
+	if (!want_str(e, path, v, 1, 2048, &s))
+		return false;
+	if (s[0] != '/') {
+		err_add(e, path, "must start with '/' (an origin-form request target, RFC 9112 "
+		                 "§3.2.1)");
+		return false;
+	}
+	static const char allowed[] = "-._~!$&'()*+,;=:@/?";
+	for (size_t i = 0; s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (isalnum(c) || (c < 0x80 && strchr(allowed, c)))
+			continue;
+		static const char *const ctl[] = {[' '] = "a space", ['\r'] = "a CR",
+		                                  ['\n'] = "an LF", ['\t'] = "a tab"};
+		if (c == '%') {
+			if (isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+				i += 2;
+				continue;
+			}
+			err_add(e, path,
+			        "'%%' at offset %zu is not followed by two hex digits (percent-encode "
+			        "a '%%' itself as %%25)",
+			        i);
+		} else if (c <= ' ' || c == 0x7f) {
+			if (c < sizeof ctl / sizeof ctl[0] && ctl[c])
+				err_add(e, path,
+				        "%s at offset %zu: a request target cannot hold it (it would "
+				        "split the request line); percent-encode it as %%%02X",
+				        ctl[c], i, c);
+			else
+				err_add(e, path,
+				        "control byte 0x%02x at offset %zu: a request target cannot "
+				        "hold it; percent-encode it as %%%02X",
+				        c, i, c);
+		} else if (c == '#') {
+			err_add(e, path,
+			        "'#' at offset %zu: a fragment is never sent in a request target; "
+			        "percent-encode it as %%23 if it belongs to the path",
+			        i);
+		} else if (c >= 0x80) {
+			err_add(e, path,
+			        "byte 0x%02x at offset %zu is not ASCII: percent-encode it (%%%02X)", c,
+			        i, c);
+		} else {
+			err_add(e, path,
+			        "'%c' at offset %zu is not allowed in a request target unencoded; "
+			        "percent-encode it as %%%02X",
+			        c, i, c);
+		}
 		return false;
 	}
 	*out = s;
@@ -767,12 +834,8 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 
 	path_key(p, path, "path");
 	json_object_set_new(out, "path", json_string(d->path));
-	if ((x = json_object_get(v, "path")) && want_str(e, p, x, 1, 2048, &s)) {
-		if (s[0] != '/')
-			err_add(e, p, "must start with '/'");
-		else
-			json_object_set_new(out, "path", json_string(s));
-	}
+	if ((x = json_object_get(v, "path")) && want_origin_form(e, p, x, &s))
+		json_object_set_new(out, "path", json_string(s));
 
 	path_key(p, path, "expect");
 	if ((x = json_object_get(v, "expect"))) {
@@ -928,16 +991,139 @@ static json_t *parse_server(struct errs *e, const char *path, const json_t *v,
 	return out;
 }
 
+/* ---- rate levels (the open model) ---- */
+
+/* rates: requests/s, whole, rising; appended to levels. */
+static void parse_rates(struct errs *e, const json_t *x, json_t *levels)
+{
+	if (!json_is_array(x)) {
+		err_add(e, "rates", "must be an array of rates (requests/s), not %s", type_name(x));
+		return;
+	}
+	if (json_array_size(x) == 0 || json_array_size(x) > MAX_LEVELS) {
+		err_add(e, "rates", "must have 1 to %d rates, not %zu", MAX_LEVELS,
+		        json_array_size(x));
+		return;
+	}
+	size_t i;
+	json_t *y;
+	long long prev = 0, n;
+	json_array_foreach(x, i, y)
+	{
+		char p[PATH_LEN];
+		path_index(p, "rates", i);
+		if (!want_int(e, p, y, 1, MAX_RATE, &n))
+			continue;
+		if (n <= prev)
+			err_add(e, p, "%lld must be above the previous rate %lld (rates rise)", n,
+			        prev);
+		prev = n;
+		json_array_append_new(levels, json_integer(n));
+	}
+}
+
+/* connections with rates: one number for every rate, or one per rate. The
+ * normalized array, one per rate (null after an error). */
+static json_t *parse_rate_connections(struct errs *e, const json_t *x, const json_t *levels)
+{
+	size_t nl = json_array_size(levels);
+	long long n;
+	if (!x) {
+		err_add(e, "connections",
+		        "missing (with rates: the connections that carry them, one number or "
+		        "one per rate)");
+		return json_null();
+	}
+	json_t *out = json_array();
+	if (json_is_array(x)) {
+		if (json_array_size(x) != nl) {
+			err_add(e, "connections",
+			        "has %zu numbers for %zu rates (give one per rate, or one number)",
+			        json_array_size(x), nl);
+			json_decref(out);
+			return json_null();
+		}
+		size_t i;
+		json_t *y;
+		json_array_foreach(x, i, y)
+		{
+			char p[PATH_LEN];
+			path_index(p, "connections", i);
+			if (want_int(e, p, y, 1, MAX_CONNECTIONS, &n))
+				json_array_append_new(out, json_integer(n));
+		}
+	} else if (json_is_integer(x)) {
+		if (want_int(e, "connections", x, 1, MAX_CONNECTIONS, &n))
+			for (size_t i = 0; i < nl; i++)
+				json_array_append_new(out, json_integer(n));
+	} else {
+		err_add(e, "connections",
+		        "must be a number of connections or an array of one per rate, not %s",
+		        type_name(x));
+	}
+	if (json_array_size(out) != nl) {
+		json_decref(out);
+		return json_null();
+	}
+	return out;
+}
+
+/* Little's law: a rate R whose requests each wait at least the upstream's
+ * D ms keeps R*D/1000 requests in flight on average, and C connections
+ * carry at most C (times the streams over h2) at a time: fewer cannot keep
+ * the rate however fast the server, so such a level would measure the
+ * scenario, not the server. Checked where a built-in server's app waits on
+ * the upstream. */
+static void check_little(struct errs *e, const json_t *out, const json_t *levels,
+                         const json_t *conns, const json_t *servers)
+{
+	const json_t *up = json_object_get(out, "upstream");
+	double delay =
+	    json_is_object(up) ? (double)json_integer_value(json_object_get(up, "delay_ms")) : 0;
+	if (delay <= 0 || !json_is_array(conns))
+		return;
+	long long streams = 1;
+	bool waits = false;
+	for (size_t i = 0; i < json_array_size(servers); i++) {
+		const json_t *srv = json_array_get(servers, i);
+		const char *kind = json_string_value(json_object_get(srv, "kind"));
+		const char *app = json_string_value(json_object_get(srv, "app"));
+		const struct app *a = app ? app_find(app) : NULL;
+		if (kind && (strcmp(kind, "coro") == 0 || strcmp(kind, "async") == 0) && a &&
+		    (a->flags & APP_USES_UPSTREAM))
+			waits = true;
+	}
+	if (json_is_integer(json_object_get(out, "streams")))
+		streams = json_integer_value(json_object_get(out, "streams"));
+	if (!waits)
+		return;
+	for (size_t i = 0; i < json_array_size(levels); i++) {
+		long long r = json_integer_value(json_array_get(levels, i));
+		long long c = json_integer_value(json_array_get(conns, i));
+		double need = (double)r * delay / 1000.0;
+		if ((double)(c * streams) < need) {
+			char p[PATH_LEN];
+			path_index(p, "connections", i);
+			err_add(e, p,
+			        "%lld connection%s cannot carry %lld requests/s through a %g ms "
+			        "upstream: Little's law keeps %.0f requests in flight (give at "
+			        "least that many connections%s)",
+			        c, c == 1 ? "" : "s", r, delay, need,
+			        streams > 1 ? " x streams" : "");
+		}
+	}
+}
+
 /* ---- the whole scenario ---- */
 
 static json_t *check_doc(struct errs *e, const json_t *root)
 {
 	static const char *const known[] = {
-	    "schema",          "name",      "purpose",          "upstream",    "levels",
-	    "seconds",         "requests",  "warmup_s",         "repetitions", "keepalive",
-	    "loadgen_threads", "timeout_s", "workers",          "cpus",        "path",
-	    "expect",          "servers",   "plot_level",       "protocol",    "sweep",
-	    "connections",     "streams",   "h2load_reference", "interleave",  NULL,
+	    "schema",      "name",        "purpose",     "upstream",  "levels",           "seconds",
+	    "requests",    "warmup_s",    "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
+	    "workers",     "cpus",        "path",        "expect",    "servers",          "plot_level",
+	    "protocol",    "sweep",       "connections", "streams",   "h2load_reference", "rates",
+	    "knee_factor", "interleave",  NULL,
 	};
 	if (!json_is_object(root)) {
 		err_add(e, "", "the scenario must be a JSON object, not %s", type_name(root));
@@ -987,10 +1173,19 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		}
 	}
 
-	/* levels */
+	/* levels: concurrency (the closed model), or rates (the open model) */
 	json_t *levels = json_array();
-	if (!(x = json_object_get(root, "levels"))) {
-		err_add(e, "levels", "missing (the concurrency levels, e.g. [1, 10, 100])");
+	const json_t *rates_in = json_object_get(root, "rates");
+	bool rate_sweep = rates_in != NULL;
+	if (rate_sweep) {
+		if (json_object_get(root, "levels"))
+			err_add(e, "rates",
+			        "give either levels (connections) or rates (requests/s), not both");
+		parse_rates(e, rates_in, levels);
+	} else if (!(x = json_object_get(root, "levels"))) {
+		err_add(e, "levels",
+		        "missing (the concurrency levels, e.g. [1, 10, 100]; or rates, in "
+		        "requests/s)");
 	} else if (!json_is_array(x)) {
 		err_add(e, "levels", "must be an array of concurrency levels, not %s",
 		        type_name(x));
@@ -1031,6 +1226,9 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		        "takes whole seconds)");
 	else if (secs && want_int(e, "seconds", secs, 1, 3600, &n))
 		json_object_set_new(out, "seconds", json_integer(n));
+	else if (reqs && rate_sweep)
+		err_add(e, "requests",
+		        "not with rates: a rate's schedule is timed (give seconds per rate)");
 	else if (reqs && want_int(e, "requests", reqs, 1, 1000000000, &n)) {
 		json_object_set_new(out, "requests", json_integer(n));
 		/* ab (and loadgen) refuse fewer requests than connections; in a
@@ -1106,12 +1304,8 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	json_object_set_new(out, "cpus", cpus);
 
 	const char *path = "/";
-	if ((x = json_object_get(root, "path")) && want_str(e, "path", x, 1, 2048, &s)) {
-		if (s[0] != '/')
-			err_add(e, "path", "must start with '/'");
-		else
-			path = s;
-	}
+	if ((x = json_object_get(root, "path")) && want_origin_form(e, "path", x, &s))
+		path = s;
 	json_object_set_new(out, "path", json_string(path));
 
 	json_t *expect = NULL;
@@ -1135,14 +1329,27 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	if ((x = json_object_get(root, "sweep")) && want_str(e, "sweep", x, 1, 32, &s)) {
 		if (strcmp(s, "streams") == 0)
 			sweep_streams = true;
-		else if (strcmp(s, "connections") != 0)
-			err_add(e, "sweep", "unknown sweep '%s' (one of: connections, streams)", s);
+		else if (strcmp(s, "rate") == 0 && !rate_sweep)
+			err_add(e, "sweep", "'rate' needs rates (the requests/s of each level)");
+		else if (strcmp(s, "connections") != 0 && strcmp(s, "rate") != 0)
+			err_add(e, "sweep",
+			        "unknown sweep '%s' (one of: connections, streams, rate)", s);
+		if (rate_sweep && strcmp(s, "rate") != 0)
+			err_add(e, "sweep", "is '%s', but rates make it a rate sweep ('rate')", s);
 	}
-	json_object_set_new(out, "sweep", json_string(sweep_streams ? "streams" : "connections"));
+	if (rate_sweep)
+		sweep_streams = false;
+	json_object_set_new(out, "sweep",
+	                    json_string(rate_sweep      ? "rate"
+	                                : sweep_streams ? "streams"
+	                                                : "connections"));
 
 	json_t *conns = json_null();
+	json_t *rate_conns = json_null();
 	x = json_object_get(root, "connections");
-	if (sweep_streams && !x) {
+	if (rate_sweep) {
+		rate_conns = parse_rate_connections(e, x, levels);
+	} else if (sweep_streams && !x) {
 		err_add(e, "connections",
 		        "missing (with \"sweep\": \"streams\" the levels are streams per "
 		        "connection over this many connections)");
@@ -1161,6 +1368,21 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 			        reqs_n, n);
 	}
 	json_object_set_new(out, "connections", conns);
+	json_object_set_new(out, "rates", rate_sweep ? json_deep_copy(levels) : json_null());
+	json_object_set_new(out, "rate_connections", rate_conns);
+
+	/* the knee: the highest rate whose p99 stays within this factor of the
+	 * unloaded one (the lowest rate's) */
+	json_t *knee = json_null();
+	if ((x = json_object_get(root, "knee_factor"))) {
+		if (!rate_sweep)
+			err_add(e, "knee_factor", "only with rates (the knee is a rate's)");
+		else if (want_num(e, "knee_factor", x, 1, 1000, true, &d))
+			knee = json_real(d);
+	} else if (rate_sweep) {
+		knee = json_real(2);
+	}
+	json_object_set_new(out, "knee_factor", knee);
 
 	/* streams per connection at every level of a connections sweep over h2;
 	 * null until a server speaks h2 (checked once the servers are read) */
@@ -1233,6 +1455,17 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 		err_add(e, "h2load_reference",
 		        "needs protocol h2 (h2load is run over HTTP/2 only), and no server uses "
 		        "it");
+	if (rate_sweep) {
+		for (size_t i = 0; i < json_array_size(servers); i++)
+			if (json_is_true(
+			        json_object_get(json_array_get(servers, i), "h2load_reference"))) {
+				err_add(
+				    e, "h2load_reference",
+				    "not with rates (h2load has no schedule to offer a rate on)");
+				break;
+			}
+		check_little(e, out, levels, rate_conns, servers);
+	}
 	json_object_set_new(out, "streams",
 	                    any_h2 && !sweep_streams ? json_integer(streams) : json_null());
 

@@ -23,8 +23,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import outfile  # noqa: E402  (the output-file rule every script follows)
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = ("--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -174,10 +178,7 @@ class Browser:
                        "clip": {"x": 0, "y": 0, "width": max(int(width), self.width),
                                 "height": height, "scale": 1}}})
         data = base64.b64decode(shot["data"])
-        tmp = path + ".part"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        outfile.write_bytes(path, data)
         return len(data)
 
     def close(self):

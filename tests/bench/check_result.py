@@ -29,7 +29,14 @@ STATUSES = ("ok", "partial", "crashed", "refused", "failed", "skipped", "running
 GAPS = ("crashed", "refused", "skipped", "failed", "not run")
 KINDS = ("coro", "async", "nginx", "external", "h2load")
 PROTOCOLS = ("h1", "h2")
-SWEEPS = ("connections", "streams")
+SWEEPS = ("connections", "streams", "rate")
+# the open model's figures (rate sweeps; null in every set of figures of a
+# concurrency sweep, and absent from files before issue 15)
+RATE_FIGS = ("target_rps", "sent_rps", "late", "late_busy", "late_p99_ms", "late_max_ms",
+             "drain_s", "mean_uncorrected_ms", "p50_uncorrected_ms", "p90_uncorrected_ms",
+             "p99_uncorrected_ms", "p999_uncorrected_ms", "max_uncorrected_ms")
+KNEE_KEYS = ("factor", "unloaded_p99_ms", "rate", "rps", "p99_ms", "beyond", "repetitions",
+             "min", "max")
 
 
 class Checker:
@@ -89,6 +96,22 @@ class Checker:
         if self.typ(path + ".failures", fl, (dict,)):
             for k in FAILURE_KINDS:
                 self.typ("%s.failures.%s" % (path, k), fl.get(k), (int, float))
+        if self.sweep == "rate":
+            for k in RATE_FIGS:
+                v = f.get(k)
+                nullable = median or k not in ("target_rps", "sent_rps", "late", "late_busy")
+                if self.typ("%s.%s" % (path, k), v, (int, float), nullable=nullable) and v < 0:
+                    self.bad("%s.%s" % (path, k), "is negative")
+            self.typ(path + ".rate_kept", f.get("rate_kept"), (bool,), nullable=median)
+            if isinstance(f.get("late"), int) and isinstance(f.get("late_busy"), int) and \
+                    f["late_busy"] > f["late"]:
+                self.bad(path + ".late_busy", "more than late")
+        else:
+            for k in RATE_FIGS:
+                if f.get(k) is not None:
+                    self.bad("%s.%s" % (path, k), "must be null outside a rate sweep")
+            if "rate_kept" in f:
+                self.bad(path + ".rate_kept", "only in a rate sweep")
 
     def cost_parts(self, path, f, whole, parts):
         """A split figure: both parts or neither, and they add up to the whole."""
@@ -279,6 +302,8 @@ class Checker:
         v = s.get("verified")
         if v is not None and self.typ(path + ".verified", v, (dict,)):
             self.typ(path + ".verified.ok", v.get("ok"), (bool,))
+        if self.sweep == "rate":
+            self.knee(path + ".knee", s, levels)
         pts = s.get("points") or []
         if [p.get("level") if isinstance(p, dict) else None for p in pts] != list(levels):
             self.bad(path + ".points", "must hold one point per level, in the order of levels")
@@ -305,23 +330,70 @@ class Checker:
                     self.bad(pp + ".median", "must be null when there are no repetitions")
                 if complete and s.get("status") == "ok":
                     self.bad(pp, "an ok series lacks data at this level")
-            h = pt.get("histogram")
-            if self.typ(pp + ".histogram", h, (dict,)):
-                if h.get("unit") != "us":
-                    self.bad(pp + ".histogram.unit", "must be 'us'")
-                b = h.get("buckets")
-                if self.typ(pp + ".histogram.buckets", b, (list,)):
-                    prev = -1
-                    for k, x in enumerate(b):
-                        if not (isinstance(x, list) and len(x) == 2 and
-                                all(isinstance(y, (int, float)) and y >= 0 for y in x)):
-                            self.bad("%s.histogram.buckets[%d]" % (pp, k),
-                                     "must be [upper_us, count]")
-                            break
-                        if x[0] <= prev:
-                            self.bad("%s.histogram.buckets[%d]" % (pp, k), "bounds must rise")
-                            break
-                        prev = x[0]
+            self.histogram(pp + ".histogram", pt.get("histogram"))
+            # one histogram per repetition (files before issue 15 lack them)
+            keys = ["histograms"] + (["histograms_uncorrected"] if self.sweep == "rate" else [])
+            for key in keys:
+                hs = pt.get(key)
+                if hs is None and key == "histograms":
+                    continue
+                if self.typ("%s.%s" % (pp, key), hs, (list,)):
+                    if len(hs) != len(reps):
+                        self.bad("%s.%s" % (pp, key), "must hold one per repetition")
+                    for k, h in enumerate(hs):
+                        self.histogram("%s.%s[%d]" % (pp, key, k), h)
+            if self.sweep == "rate" and pt.get("target_rps") != pt.get("level"):
+                self.bad(pp + ".target_rps", "must equal the level (levels are rates)")
+
+    def histogram(self, path, h):
+        """A histogram object: unit us, [upper_us, count] buckets, bounds rising."""
+        if not self.typ(path, h, (dict,)):
+            return
+        if h.get("unit") != "us":
+            self.bad(path + ".unit", "must be 'us'")
+        b = h.get("buckets")
+        if self.typ(path + ".buckets", b, (list,)):
+            prev = -1
+            for k, x in enumerate(b):
+                if not (isinstance(x, list) and len(x) == 2 and
+                        all(isinstance(y, (int, float)) and y >= 0 for y in x)):
+                    self.bad("%s.buckets[%d]" % (path, k), "must be [upper_us, count]")
+                    break
+                if x[0] <= prev:
+                    self.bad("%s.buckets[%d]" % (path, k), "bounds must rise")
+                    break
+                prev = x[0]
+
+    def knee(self, path, s, levels):
+        """A rate sweep's series knee (results/SCHEMA.md): null until a point has
+        data, else its fields, the rate one of the levels (or null)."""
+        k = s.get("knee", "missing")
+        if k == "missing":
+            self.bad(path, "missing (null before any point has data)")
+            return
+        if k is None:
+            if any(isinstance(p, dict) and p.get("median") for p in s.get("points") or []):
+                self.bad(path, "null although a point has data")
+            return
+        if not self.typ(path, k, (dict,)):
+            return
+        for key in KNEE_KEYS:
+            if key not in k:
+                self.bad("%s.%s" % (path, key), "missing")
+        if self.typ(path + ".factor", k.get("factor"), (int, float)) and k["factor"] <= 1:
+            self.bad(path + ".factor", "must be above 1")
+        self.typ(path + ".beyond", k.get("beyond"), (bool,))
+        for key in ("rate", "min", "max"):
+            v = k.get(key)
+            if v is not None and v not in levels:
+                self.bad("%s.%s" % (path, key), "%r is not one of the levels" % v)
+        for key in ("unloaded_p99_ms", "rps", "p99_ms"):
+            self.typ("%s.%s" % (path, key), k.get(key), (int, float), nullable=True)
+        if self.typ(path + ".repetitions", k.get("repetitions"), (list,)):
+            for j, v in enumerate(k["repetitions"]):
+                if v is not None and v not in levels:
+                    self.bad("%s.repetitions[%d]" % (path, j), "%r is not one of the levels"
+                             % v)
 
 
 def main():

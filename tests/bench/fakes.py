@@ -6,17 +6,22 @@ independently of, the servers and loadgen.
     fakes.py upstream --listen ADDR --delay-ms D --size BYTES
     fakes.py server   --listen ADDR --app NAME [--upstream URL] [--workers N] ...
     fakes.py loadgen  [-k] [-t S | -n N] [-s T] --sweep 1,2 --warmup W --json FILE URL
+    fakes.py loadgen  [-k] -t S -c C --rate R --warmup W --json FILE URL
 
 The fake server speaks the same flags as coro-server/async-server and prints
 the same readiness line. Environment knobs make it misbehave on purpose:
 FAKE_WRONG=1 answers a wrong body; FAKE_CRASH_AFTER=N kills itself with
 SIGSEGV after N requests. The fake loadgen writes corobench/loadgen/v1 JSON
-and prints ab's "Concurrency Level:" line after each level;
-FAKE_LOADGEN_FAILED=N makes it report N more failed requests per level.
+and prints ab's "Concurrency Level:" line after each level; with --rate it
+paces each connection (R/C each, first starts 1/R apart), times each request
+from its intended start and from its send, and writes the level's "rate"
+object as loadgen does. FAKE_LOADGEN_FAILED=N makes it report N more failed
+requests per level.
 """
 import http.client
 import http.server
 import json
+import math
 import os
 import signal
 import socketserver
@@ -132,7 +137,8 @@ def loadgen(argv):
     f, pos = parse_flags(argv)
     url = urllib.parse.urlsplit(pos[-1])
     path = url.path + ("?" + url.query if url.query else "")
-    levels = [int(x) for x in f["--sweep"].split(",")]
+    rate = float(f.get("--rate", "0"))
+    levels = [int(f["-c"])] if rate else [int(x) for x in f["--sweep"].split(",")]
     secs = float(f["-t"]) if "-t" in f else None
     nreq = int(f["-n"]) if "-n" in f else None
     warm = float(f.get("--warmup", "0"))
@@ -142,21 +148,32 @@ def loadgen(argv):
     out_levels = []
 
     def run_level(c, seconds, count, record):
-        lat, fails, nbytes = [], [0], [0]
+        lat, unc, fails, nbytes, late = [], [], [0], [0], [0]
         lock = threading.Lock()
         left = [count if count is not None else 1 << 62]
-        deadline = time.monotonic() + seconds if seconds is not None else None
+        start = time.monotonic()
+        deadline = start + seconds if seconds is not None else None
 
-        def worker():
+        def worker(j):
             conn = None
+            k = 0
             while not stop[0]:
                 with lock:
                     if left[0] <= 0:
                         break
                     left[0] -= 1
+                due = start + (j + k * c) / rate if rate else None
+                k += 1
+                if due is not None and deadline and due >= deadline:
+                    break
+                if due is not None and due > time.monotonic():
+                    time.sleep(due - time.monotonic())
                 if deadline and time.monotonic() >= deadline:
                     break
                 t0 = time.monotonic()
+                if due is not None and t0 - due > 0.001:
+                    with lock:
+                        late[0] += 1
                 try:
                     if conn is None:
                         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
@@ -167,7 +184,9 @@ def loadgen(argv):
                         conn.close()
                         conn = None
                     with lock:
-                        lat.append((time.monotonic() - t0) * 1000)
+                        now = time.monotonic()
+                        lat.append((now - (due if due is not None else t0)) * 1000)
+                        unc.append((now - t0) * 1000)
                         nbytes[0] += len(b)
                 except (OSError, http.client.HTTPException):
                     with lock:
@@ -177,7 +196,7 @@ def loadgen(argv):
 
         t0 = time.monotonic()
         cpu0 = os.times()
-        ts = [threading.Thread(target=worker) for _ in range(c)]
+        ts = [threading.Thread(target=worker, args=(j,)) for j in range(c)]
         for t in ts:
             t.start()
         for t in ts:
@@ -187,15 +206,21 @@ def loadgen(argv):
         if not record:
             return None
         lat.sort()
+        unc.sort()
 
-        def pct(p):
-            return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))] if lat else None
+        def pct(p, vals=lat):
+            return vals[min(len(vals) - 1, int(p / 100.0 * len(vals)))] if vals else None
 
-        buckets = {}
-        for v in lat:
-            u = int(v * 1000) + 1
-            buckets[u] = buckets.get(u, 0) + 1
-        return {
+        def hist(vals):
+            buckets = {}
+            for v in vals:
+                u = int(v * 1000) + 1
+                buckets[u] = buckets.get(u, 0) + 1
+            return {"unit": "us", "buckets": sorted([k, v] for k, v in buckets.items())}
+
+        if rate:
+            dur = seconds  # the schedule: -t
+        lv = {
             "concurrency": c, "requests": len(lat) + fails[0], "complete": len(lat),
             "failed": fails[0],
             "failures": {"connect": 0, "receive": fails[0], "length": 0, "exceptions": 0,
@@ -208,8 +233,25 @@ def loadgen(argv):
                            "p50": pct(50), "p90": pct(90), "p99": pct(99), "p999": pct(99.9),
                            "max": lat[-1] if lat else None},
             "cpu": {"user_s": cpu1.user - cpu0.user, "sys_s": cpu1.system - cpu0.system},
-            "histogram": {"unit": "us", "buckets": sorted([k, v] for k, v in buckets.items())},
+            "histogram": hist(lat),
         }
+        if rate:
+            due = int(math.ceil(rate * seconds - 1e-9))
+            sent = len(lat) + fails[0]
+            lv["rate"] = {
+                "corrected": True, "target_rps": rate, "per_connection_rps": rate / c,
+                "schedule_s": seconds, "scheduled": due, "sent": sent,
+                "sent_rps": sent / seconds, "kept": sent >= 0.99 * due,
+                "late": {"threshold_ms": 1.0, "count": late[0], "busy": 0, "mean_ms": 0.0,
+                         "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0},
+                "drain_s": 0.0,
+                "latency_ms_uncorrected": {
+                    "min": unc[0] if unc else None,
+                    "mean": sum(unc) / len(unc) if unc else None, "stdev": 0.0,
+                    "p50": pct(50, unc), "p90": pct(90, unc), "p99": pct(99, unc),
+                    "p999": pct(99.9, unc), "max": unc[-1] if unc else None},
+                "histogram_uncorrected": hist(unc)}
+        return lv
 
     extra_failed = int(os.environ.get("FAKE_LOADGEN_FAILED", "0"))
     for c in levels:
@@ -228,6 +270,9 @@ def loadgen(argv):
         print("Concurrency Level:      %d\nFailed requests:        %d\n"
               "Requests per second:    %.2f [#/sec] (mean)" % (c, lv["failed"], lv["rps"]),
               flush=True)
+        if rate:
+            print("Target rate:            %.2f [#/sec] (%s: ...)" % (
+                rate, "kept" if lv["rate"]["kept"] else "NOT kept"), flush=True)
     doc = {"schema": "corobench/loadgen/v1", "tool": "loadgen", "version": "0.0.0-fake",
            "url": pos[-1], "method": "GET", "keepalive": keep, "http": "1.0",
            "threads": 1, "levels": out_levels}
@@ -235,6 +280,8 @@ def loadgen(argv):
     with open(tmp, "w") as fh:
         json.dump(doc, fh)
     os.replace(tmp, f["--json"])
+    if stop[0]:
+        sys.exit(1)  # as loadgen (and ab) after SIGINT: the report, then status 1
 
 
 if __name__ == "__main__":

@@ -196,6 +196,61 @@ static void test_bad_cpu_lists(void **state)
 	                 "x.json: cpus.sever: unknown field");
 }
 
+/* A path must be an origin-form request target (RFC 9112 §3.2.1): what
+ * would split the request line (a space, CR, LF, a control byte), a
+ * fragment, a bad %-escape and anything unencoded are refused with the
+ * field and the offset, for the scenario's path and a server's. */
+static void test_paths(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path, *needle;
+	} bad[] = {
+	    {"/a b", "a space at offset 2: a request target cannot hold it"},
+	    {"/a\\r\\nX: y", "a CR at offset 2"},
+	    {"/\\n", "an LF at offset 1"},
+	    {"/\\t", "a tab at offset 1"},
+	    {"/\\u0001", "control byte 0x01 at offset 1"},
+	    {"/\\u007f", "control byte 0x7f at offset 1"},
+	    {"/a#frag", "'#' at offset 2: a fragment is never sent"},
+	    {"/%zz", "'%' at offset 1 is not followed by two hex digits"},
+	    {"/%4", "'%' at offset 1 is not followed by two hex digits"},
+	    {"/a%", "'%' at offset 2"},
+	    {"/<x>", "'<' at offset 1 is not allowed in a request target unencoded; "
+	             "percent-encode it as %3C"},
+	    {"/a\\\\b", "'\\' at offset 2"},
+	    {"/\\u00e9", "byte 0xc3 at offset 1 is not ASCII"},
+	    {"/a|b", "'|' at offset 2"},
+	    {"x/y", "must start with '/'"},
+	    {"http://h/", "must start with '/'"},
+	    {"*", "must start with '/'"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char top[128], srv[128], want[256];
+		snprintf(top, sizeof top, "\"path\":\"%s\",\"name\":\"t\"", bad[i].path);
+		snprintf(want, sizeof want, "x.json: path: %s", bad[i].needle);
+		expect_sub_error("\"name\":\"t\"", top, want);
+		snprintf(srv, sizeof srv, "{\"kind\":\"coro\",\"path\":\"%s\",", bad[i].path);
+		snprintf(want, sizeof want, "x.json: servers[0].path: %s", bad[i].needle);
+		expect_sub_error("{\"kind\":\"coro\",", srv, want);
+	}
+	/* what a request target may hold passes, as it is */
+	static const char *const good[] = {"/", "/a/b?c=d&e=f", "/~x/-._!$&'()*+,;=:@/",
+	                                   "/q?x=/y?z", "/%20%2F%7e"};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char top[128], *errors = NULL;
+		snprintf(top, sizeof top, "\"path\":\"%s\",\"name\":\"t\"", good[i]);
+		char *doc = with("\"name\":\"t\"", top);
+		struct scenario *sc = scenario_parse(doc, strlen(doc), "x.json", &errors);
+		if (!sc)
+			fail_msg("%s rejected: %s", good[i], errors);
+		assert_string_equal(json_string_value(json_object_get(scenario_json(sc), "path")),
+		                    good[i]);
+		scenario_free(sc);
+		free(doc);
+	}
+}
+
 static void test_servers(void **state)
 {
 	(void)state;
@@ -406,8 +461,9 @@ static void test_h2_errors(void **state)
 	                "x.json: protocol: unknown protocol 'h3' (one of: h1, h2)");
 	expect_h2_error("\"protocol\":\"h2\"", "\"protocol\":2",
 	                "x.json: protocol: must be a string, not an integer");
-	expect_h2_error("\"sweep\":\"streams\"", "\"sweep\":\"stream\"",
-	                "x.json: sweep: unknown sweep 'stream' (one of: connections, streams)");
+	expect_h2_error(
+	    "\"sweep\":\"streams\"", "\"sweep\":\"stream\"",
+	    "x.json: sweep: unknown sweep 'stream' (one of: connections, streams, rate)");
 	expect_h2_error("\"connections\":4,", "",
 	                "x.json: connections: missing (with \"sweep\": \"streams\"");
 	expect_h2_error("\"connections\":4,", "\"connections\":0,",
@@ -514,16 +570,98 @@ static void test_style_and_runtime(void **state)
 	                 "x.json: servers[2].runtime_version: only for external servers");
 }
 
+/* rates: the open model's levels, their connections, the knee's factor */
+static void test_rates(void **state)
+{
+	(void)state;
+	char *errors = NULL;
+	char *doc = with("\"levels\":[1,2,5]", "\"rates\":[100,500,2000],\"connections\":[5,20,60],"
+	                                       "\"knee_factor\":3,\"plot_level\":500");
+	struct scenario *s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	const json_t *d = scenario_json(s);
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "rate");
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "levels"), 2)), 2000);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "rates"), 0)), 100);
+	assert_int_equal(
+	    json_integer_value(json_array_get(json_object_get(d, "rate_connections"), 1)), 20);
+	assert_true(json_is_null(json_object_get(d, "connections")));
+	assert_true(json_real_value(json_object_get(d, "knee_factor")) == 3.0);
+	assert_int_equal(json_integer_value(json_object_get(d, "plot_level")), 500);
+	scenario_free(s);
+	free(doc);
+
+	/* one number for every rate; the knee factor's default */
+	doc = with("\"levels\":[1,2,5]", "\"rates\":[10,20],\"connections\":8");
+	s = scenario_parse(doc, strlen(doc), "x.json", &errors);
+	if (!s)
+		fail_msg("rejected: %s", errors);
+	d = scenario_json(s);
+	assert_int_equal(json_array_size(json_object_get(d, "rate_connections")), 2);
+	assert_int_equal(
+	    json_integer_value(json_array_get(json_object_get(d, "rate_connections"), 1)), 8);
+	assert_true(json_real_value(json_object_get(d, "knee_factor")) == 2.0);
+	scenario_free(s);
+	free(doc);
+
+	/* a concurrency sweep has none of it */
+	s = scenario_parse(valid, strlen(valid), "x.json", &errors);
+	assert_non_null(s);
+	d = scenario_json(s);
+	assert_true(json_is_null(json_object_get(d, "rates")));
+	assert_true(json_is_null(json_object_get(d, "rate_connections")));
+	assert_true(json_is_null(json_object_get(d, "knee_factor")));
+	assert_string_equal(json_string_value(json_object_get(d, "sweep")), "connections");
+	scenario_free(s);
+
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10,20]",
+	                 "x.json: connections: missing (with rates: the connections");
+	expect_sub_error("\"levels\":[1,2,5]",
+	                 "\"levels\":[1,2,5],\"rates\":[10],\"connections\":2",
+	                 "x.json: rates: give either levels (connections) or rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[20,10],\"connections\":2",
+	                 "x.json: rates[1]: 10 must be above the previous rate 20 (rates rise)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[0],\"connections\":2",
+	                 "x.json: rates[0]: 0 is out of range (1..10000000)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":\"10\",\"connections\":2",
+	                 "x.json: rates: must be an array of rates (requests/s), not a string");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10,20],\"connections\":[2]",
+	                 "x.json: connections: has 1 numbers for 2 rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":[0]",
+	                 "x.json: connections[0]: 0 is out of range (1..100000)");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":\"2\"",
+	                 "x.json: connections: must be a number of connections or an array");
+	expect_sub_error("\"levels\":[1,2,5],\"seconds\":2",
+	                 "\"rates\":[10],\"connections\":2,\"requests\":100",
+	                 "x.json: requests: not with rates");
+	expect_sub_error("\"levels\":[1,2,5]",
+	                 "\"rates\":[10],\"connections\":2,\"sweep\":\"streams\"",
+	                 "x.json: sweep: is 'streams', but rates make it a rate sweep");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,2,5],\"sweep\":\"rate\"",
+	                 "x.json: sweep: 'rate' needs rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"levels\":[1,2,5],\"knee_factor\":2",
+	                 "x.json: knee_factor: only with rates");
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[10],\"connections\":2,\"knee_factor\":1",
+	                 "x.json: knee_factor: 1 is out of range (above 1..1000)");
+	/* Little's law: 4000 requests/s through the 20 ms upstream keep 80 in
+	 * flight */
+	expect_sub_error("\"levels\":[1,2,5]", "\"rates\":[100,4000],\"connections\":[10,50]",
+	                 "x.json: connections[1]: 50 connections cannot carry 4000 requests/s "
+	                 "through a 20 ms upstream: Little's law keeps 80 requests in flight");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_valid_normalizes),  cmocka_unit_test(test_missing_fields),
 	    cmocka_unit_test(test_wrong_types),       cmocka_unit_test(test_bad_cpu_lists),
 	    cmocka_unit_test(test_servers),           cmocka_unit_test(test_invalid_json),
+	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_plot_level),        cmocka_unit_test(test_robust),
 	    cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_load_missing_file),
 	    cmocka_unit_test(test_h2_normalizes),     cmocka_unit_test(test_h2_errors),
-	    cmocka_unit_test(test_style_and_runtime),
+	    cmocka_unit_test(test_style_and_runtime), cmocka_unit_test(test_rates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """test_converter.py — result2dat on a crafted result (corobench/result/v2,
 and its v1 form): the data files hold the right medians and min–max ranges, a
-level without data becomes a gap, the distribution comes from the merged
-histogram, the cost file holds CPU per request (median over median req/s,
+level without data becomes a gap, the distribution is the median over the
+repetitions' histograms at each percentile (the merged histogram of a result
+that has only that), the cost file holds CPU per request (median over median req/s,
 min–max of the repetitions' ratios) in the bands the result has — the server's
 user and system shares of its CPU, its CPU where a point has no split, the
 upstream's, the load generator's — with their tops in the stack and the total,
 meta.gp carries the titles, Little's bound, the cost bands, the instructions
-per request and which series have cost rows; the schema checker accepts the
-crafted file and names the field of each broken variant (the v2 cost fields
-among them); scripts/plot draws PNG and SVG from it."""
+per request and which series have cost rows; a rate sweep's columns (target,
+uncorrected percentiles, kept), its knee file and its uncorrected
+distribution; the schema checker accepts the crafted files and names the
+field of each broken variant (the v2 cost fields and the rate sweep's among
+them); scripts/plot draws PNG and SVG from them, the hockey stick for the
+rate sweep."""
 import copy
 import json
 import math
@@ -90,6 +94,56 @@ def crafted():
             "levels": [1, 10], "series": [a, b],
             "cost_method": {"cpu": "schedstat", "clk_tck": 100, "sample_interval_s": 0.1,
                             "split_min_ticks": 10}}
+
+
+def hist_of(samples):
+    """A histogram object of samples in µs (each value its own bucket)."""
+    counts = {}
+    for v in samples:
+        counts[v] = counts.get(v, 0) + 1
+    return {"unit": "us", "buckets": [[k, n] for k, n in sorted(counts.items())]}
+
+
+def rate_figures(target, rps, p99, kept=True):
+    """One repetition's figures at one rate of a rate sweep."""
+    f = figures(rps, p99 / 2, p99 * 1.5, p50=p99 / 3)
+    f.update({"target_rps": target, "sent_rps": rps, "rate_kept": kept, "late": 3,
+              "late_busy": 1, "late_p99_ms": 0.2, "late_max_ms": 2.0, "drain_s": 0.01,
+              "mean_uncorrected_ms": p99 / 4, "p50_uncorrected_ms": p99 / 4,
+              "p90_uncorrected_ms": p99 / 3, "p99_uncorrected_ms": p99 / 2,
+              "p999_uncorrected_ms": p99 / 1.8, "max_uncorrected_ms": p99})
+    f["p99_ms"], f["p999_ms"] = p99, p99 * 1.2
+    return f
+
+
+def rate_crafted():
+    """A rate sweep of one server: 100, 200, 400 requests/s, three
+    repetitions; p99 10, 12, then 50 ms (400 not kept): the knee is 200."""
+    doc = crafted()
+    doc["levels"] = [100, 200, 400]
+    doc["sweep"] = "rate"
+    doc["connections"] = None
+    doc["scenario_doc"] = {"plot_level": 400, "knee_factor": 2, "rates": [100, 200, 400],
+                           "rate_connections": [4, 8, 32]}
+    pts = []
+    for rate, conns, p99s, kept in ((100, 4, (10, 11, 9), True), (200, 8, (12, 30, 13), True),
+                                    (400, 32, (50, 60, 15), False)):
+        reps = [rate_figures(rate, rate * (1 if kept else 0.8), p) for p in p99s]
+        pt = point(rate, reps, [[1000 * p99s[0], 300]])
+        for k in check_result.RATE_FIGS:
+            pt["median"][k] = median(r[k] for r in reps)
+        pt["median"]["rate_kept"] = kept
+        for r in reps:
+            r["rate_kept"] = kept
+        pt.update(connections=conns, streams=None, in_flight=conns, target_rps=rate,
+                  histograms=[hist_of([1000 * p] * 100) for p in p99s],
+                  histograms_uncorrected=[hist_of([500 * p] * 100) for p in p99s])
+        pts.append(pt)
+    s = dict(doc["series"][0], points=pts,
+             knee={"factor": 2, "unloaded_p99_ms": 10, "rate": 200, "rps": 200, "p99_ms": 13,
+                   "beyond": True, "repetitions": [200, 100, 400], "min": 100, "max": 400})
+    doc["series"] = [s]
+    return doc
 
 
 def as_v1(doc):
@@ -203,12 +257,33 @@ def main():
         assert (lvl, rps, lo, hi) == (1, 49, 48, 50), s1[0]
         assert s1[1][5:7] == [20.4, 21.0], s1[1]          # mean min, max
         assert s1[1][7:10] == [26, 25, 40], s1[1]         # longest median, min, max
-        assert len(s1[0]) == 17, s1[0]
+        assert len(s1[0]) == 22, s1[0]
+        assert all(math.isnan(x) for x in s1[0][17:22]), s1[0]   # no rate columns
         s2 = rows(os.path.join(out, "series-2.dat"))
         assert s2[0][0] == 1 and s2[1] is None, s2       # the crash is a gap
-        d1 = rows(os.path.join(out, "dist-1.dat"))       # level 10: 1000 samples
-        assert [round(x[0], 1) for x in d1] == [90.0, 99.9, 99.9], d1
-        assert [x[2] for x in d1] == [20, 25, 40], d1
+        # level 10, only the merged histogram (1000 samples: 900 at 20 ms, 99
+        # at 25, 1 at 40): its percentiles, from 0 to the maximum
+        d1 = rows(os.path.join(out, "dist-1.dat"))
+
+        def at(d, pct):
+            return next(x for x in d if x[0] >= pct)
+        assert d1[0][0] == 0 and d1[0][1] == 1 and d1[-1][1] == 1000, (d1[0], d1[-1])
+        assert at(d1, 50)[2] == 20 and at(d1, 95)[2] == 25 and at(d1, 99.8)[2] == 25, d1
+        assert d1[-1][2] == 40 and math.isnan(d1[-1][3]), d1[-1]
+        assert all(a[1] <= b[1] and a[2] <= b[2] for a, b in zip(d1, d1[1:])), d1
+        # with each repetition's histogram, the rule of every chart: at each
+        # percentile the median over the repetitions. Here 10, 20 and 30 ms
+        # flat, with a 2 % tail at 90 ms in the third: 20 ms at every
+        # percentile, the maximum too (merged, the top 0.7 % would be 90)
+        mdoc = copy.deepcopy(doc)
+        mpt = mdoc["series"][0]["points"][1]
+        mpt["histograms"] = [hist_of([10000] * 100), hist_of([20000] * 100),
+                             hist_of([30000] * 98 + [90000] * 2)]
+        mres, mout = os.path.join(tmp, "median.json"), os.path.join(tmp, "datm")
+        convert(conv, mdoc, mres, mout)
+        dm = rows(os.path.join(mout, "dist-1.dat"))
+        assert len(dm) == 240 and all(x[2] == 20 for x in dm), dm
+        assert dm[-1][1] == 100, dm[-1]                    # 1/(1-p) up to 100 samples
         assert rows(os.path.join(out, "dist-2.dat")) == []   # no data at level 10
         # CPU per request in five bands at 48..50 req/s: server 0.5 cores (0.2
         # user + 0.3 system, unsplit in series 2), upstream 0.1, loadgen 0.2
@@ -295,6 +370,58 @@ def main():
                      "lstyle[3] = 31", "styled = 1"):
             assert want in meta, (want, meta)
 
+        # a rate sweep: the open model's columns, the knee, the uncorrected
+        # distribution; the checker names its broken fields
+        rdoc = rate_crafted()
+        c = check_result.Checker()
+        c.check(rdoc, complete=True)
+        assert not c.problems, c.problems
+        for mutate, field in [
+                (lambda d: d["series"][0]["points"][0]["repetitions"][0].pop("target_rps"),
+                 "series[0].points[0].repetitions[0].target_rps"),
+                (lambda d: d["series"][0]["points"][1]["repetitions"][1].__setitem__(
+                    "rate_kept", "yes"), "series[0].points[1].repetitions[1].rate_kept"),
+                (lambda d: d["series"][0]["points"][0].__setitem__("histograms", []),
+                 "series[0].points[0].histograms"),
+                (lambda d: d["series"][0]["points"][2].pop("histograms_uncorrected"),
+                 "series[0].points[2].histograms_uncorrected"),
+                (lambda d: d["series"][0]["knee"].__setitem__("rate", 300),
+                 "series[0].knee.rate"),
+                (lambda d: d["series"][0].pop("knee"), "series[0].knee"),
+                (lambda d: d["series"][0]["points"][1].__setitem__("target_rps", 100),
+                 "series[0].points[1].target_rps"),
+                (lambda d: d.__setitem__("sweep", "rates"), "sweep")]:
+            d = copy.deepcopy(rdoc)
+            mutate(d)
+            c = check_result.Checker()
+            c.check(d)
+            assert any(p.startswith(field) for p in c.problems), (field, c.problems)
+        # ... and a concurrency sweep may not carry rate figures
+        d = copy.deepcopy(doc)
+        d["series"][0]["points"][0]["repetitions"][0]["target_rps"] = 100
+        c = check_result.Checker()
+        c.check(d)
+        assert any(p.startswith("series[0].points[0].repetitions[0].target_rps")
+                   for p in c.problems), c.problems
+        rres = os.path.join(res_dir, "20260101T000002Z.json")
+        rout = os.path.join(tmp, "datr")
+        convert(conv, rdoc, rres, rout)
+        r1 = rows(os.path.join(rout, "series-1.dat"))
+        assert [x[17] for x in r1] == [100, 200, 400], r1            # the target
+        assert [x[19] for x in r1] == [5, 6.5, 25], r1               # p99 uncorrected
+        assert [x[21] for x in r1] == [1, 1, 0], r1                  # kept
+        knee = open(os.path.join(rout, "knee-1.dat")).read()
+        assert '200 13 "coro: knee 200 (100-400)"' in knee, knee
+        meta = open(os.path.join(rout, "meta.gp")).read()
+        for want in ("rate_sweep = 1", "knee_factor = 2", "knee_limit[1] = 20",
+                     'level_name = "rate"', "set xtics (100, 200, 400)"):
+            assert want in meta, (want, meta)
+        dr = rows(os.path.join(rout, "dist-1.dat"))                 # rate 400: 50/60/15
+        assert at(dr, 50)[2] == 50 and at(dr, 50)[3] == 25, dr
+        # a concurrency sweep has no knee file and no rate in meta.gp
+        assert not os.path.exists(os.path.join(out, "knee-1.dat"))
+        assert "rate_sweep = 0" in open(os.path.join(out, "meta.gp")).read()
+
         # garbage in: a clear refusal, not a crash
         bad = os.path.join(tmp, "bad.json")
         with open(bad, "w") as f:
@@ -331,6 +458,23 @@ def main():
             for want in ("coro (proxy)", "49,541 instructions/request", "server, system",
                          "server (unsplit)", "upstream stub", "load generator", "total"):
                 assert want in svg, want
+            # the rate sweep: the hockey stick with its knee, achieved against target
+            r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), rres,
+                                "--build", BUILD, "--format", "svg"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, check=False)
+            assert r.returncode == 0, r.stderr.decode()
+            assert "-hockey.svg" in r.stdout.decode(), r.stdout
+            with open(os.path.join(res_dir, "20260101T000002Z-hockey.svg")) as f:
+                svg = f.read()
+            assert "coro: knee 200 (100-400)" in svg and "achieved requests/s" in svg
+            with open(os.path.join(res_dir, "20260101T000002Z-throughput.svg")) as f:
+                svg = f.read()
+            assert "target: achieved = offered" in svg and "Little" not in svg
+            with open(os.path.join(res_dir, "20260101T000002Z-distribution.svg")) as f:
+                svg = f.read()
+            assert "uncorrected" in svg and "median over repetitions" in svg
+            # no hockey stick for a concurrency sweep
+            assert not os.path.exists(os.path.join(res_dir, "20260101T000000Z-hockey.svg"))
             # a v1 result's cost chart: drawn, with the bands it has
             r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), v1,
                                 "--build", BUILD, "--format", "svg", "--outdir", out1],

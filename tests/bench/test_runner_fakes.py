@@ -9,11 +9,16 @@ whatever state the real binaries are in:
   - a server that crashes mid-sweep is reported by name and level, the run goes
     on with the next server, the result marks the gap;
   - missing packages stop the run before any timing, with the scenario's hint;
+  - a path that is not an origin-form request target stops it at once;
   - an optional server whose packages are missing is skipped with one line and
     the run succeeds; an external server's build command runs before it
     starts (a failing one fails that server only); every series records its
     style and runtime;
-  - Ctrl-C (SIGINT) stops the run, keeps the result, and leaves no process;
+  - a rate scenario: one loadgen run per rate with its connections, the
+    rate figures, one histogram per repetition (corrected and uncorrected),
+    the table and each server's knee; the knee's rule on its own (knee_of);
+  - Ctrl-C (SIGINT) or SIGTERM stops the run, keeps the result, says it was
+    interrupted (not that loadgen failed), and leaves no process;
   - failed requests are a problem of their series (partial, exit 1);
   - "interleave": every server started first, then each level of each
     repetition on every server in turn; a crash there ends that server only.
@@ -21,6 +26,7 @@ whatever state the real binaries are in:
 import json
 import os
 import re
+import runpy
 import shutil
 import signal
 import subprocess
@@ -136,6 +142,34 @@ def main():
         if shutil.which("gnuplot"):
             assert "chart: " in out and "-throughput.png" in out, out
 
+        # 1b. latest.json that the user made a symlink elsewhere stays one and
+        # gets the result through it (scripts/outfile.py's rule); a results
+        # folder that cannot be made stops the run before anything starts
+        rdir = os.path.join(tmp, "results", "fake-tiny")
+        os.makedirs(os.path.join(tmp, "mine"), exist_ok=True)
+        os.unlink(os.path.join(rdir, "latest.json"))
+        os.symlink(os.path.join("..", "..", "mine", "latest-copy.json"),
+                   os.path.join(rdir, "latest.json"))
+        scen1b = scenario(os.path.join(tmp, "tiny1b.json"), levels=(1,), reps=1)
+        rc, out = run(tmp, scen1b, args=["--no-plot"])
+        assert rc == 0, rc
+        stamp = re.search(r"result: (\S+)", out).group(1)
+        with open(os.path.join(tmp, "mine", "latest-copy.json")) as f:
+            mine = f.read()
+        with open(stamp if os.path.isabs(stamp) else os.path.join(os.getcwd(), stamp)) as f:
+            assert mine == f.read(), "latest.json's target lacks the result"
+        assert os.readlink(os.path.join(rdir, "latest.json")).startswith(".."), "link replaced"
+        os.unlink(os.path.join(rdir, "latest.json"))
+        not_dir = os.path.join(tmp, "not-a-folder")
+        with open(not_dir, "w") as f:
+            f.write("x")
+        env = dict(os.environ, CBTEST_TAG=TAG)
+        r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen1b,
+                            "--build", BUILD, "--results", not_dir, "--no-plot"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=60)
+        o = r.stdout.decode()
+        assert r.returncode == 1 and "cannot write the result" in o and "== coro" not in o, o
+
         # 2. a wrong answer is refused
         rc, out = run(tmp, scen, {"FAKE_WRONG": "1"}, ["--no-plot"])
         assert rc == 1, rc
@@ -212,40 +246,105 @@ def main():
         check_schema(path, complete=True)
         assert doc["series"][0]["status"] == "failed", doc["series"][0]
 
-        # 5. Ctrl-C: the result is kept, nothing is left running
-        scen5 = scenario(os.path.join(tmp, "tiny5.json"), levels=(1, 2, 3, 4), seconds=2, reps=3)
-        env = dict(os.environ, CBTEST_TAG=TAG)
-        p = subprocess.Popen([sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen5,
-                              "--build", BUILD, "--results", os.path.join(tmp, "results"),
-                              "--no-plot", "--loadgen-bin", os.path.join(tmp, "loadgen"),
-                              "--coro-bin", os.path.join(tmp, "server"), "--async-bin",
-                              os.path.join(tmp, "server"), "--upstream-bin",
-                              os.path.join(tmp, "upstream")],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        # Interrupt inside the coro sweep, once its first level is done.
-        killer = threading.Timer(60, p.kill)  # never hang the test
-        killer.start()
-        seen = []
-        for raw in p.stdout:
-            seen.append(raw.decode("utf-8", "replace"))
-            if "coro rep 1/3: c=1 done" in seen[-1]:
-                time.sleep(0.3)
-                p.send_signal(signal.SIGINT)
-                break
-        out = "".join(seen) + p.communicate(timeout=60)[0].decode("utf-8", "replace")
-        killer.cancel()
-        print(out)
-        assert p.returncode == 130, p.returncode
-        assert "interrupted" in out
-        path, doc = latest(tmp)
-        check_schema(path)
-        assert doc["complete"] is False and doc["interrupted"] is True
-        assert doc["series"][0]["points"][0]["repetitions"], "the finished levels were lost"
-        time.sleep(0.5)
-        left = leftovers()
-        assert not left, "processes left running: %s" % left
+        # 4d. a path that is not an origin-form request target stops the run at
+        # once, with the file, the field and what is wrong (it used to pass,
+        # and the runner then waited 20 s for a server that could not answer)
+        with open(os.path.join(tmp, "tiny4d.json"), "w") as f:
+            json.dump({"name": "fake-tiny", "purpose": "a path with a space", "levels": [1],
+                       "seconds": 1, "warmup_s": 0, "repetitions": 1, "path": "/a b",
+                       "upstream": {"delay_ms": 2, "size": 64},
+                       "servers": [{"kind": "coro", "app": "proxy"}]}, f)
+        t0 = time.monotonic()
+        rc, out = run(tmp, os.path.join(tmp, "tiny4d.json"), args=["--no-plot"])
+        assert rc == 1 and time.monotonic() - t0 < 15, (rc, time.monotonic() - t0)
+        assert "tiny4d.json: path: a space at offset 2" in out and "== coro" not in out, out
 
-        # 6. failed requests are a problem of the series: partial, exit 1
+        # 7. a rate scenario: the open model, its figures and knees
+        with open(os.path.join(tmp, "rates.json"), "w") as f:
+            json.dump({"name": "fake-tiny", "purpose": "rates against stand-ins",
+                       "upstream": {"delay_ms": 2, "size": 64}, "rates": [20, 40],
+                       "connections": [2, 4], "knee_factor": 3, "seconds": 1,
+                       "warmup_s": 0, "repetitions": 2,
+                       "expect": {"status": 200, "body_upstream": 1},
+                       "servers": [{"kind": "coro", "app": "proxy"},
+                                   {"kind": "async", "app": "proxy-async"}]}, f)
+        rc, out = run(tmp, os.path.join(tmp, "rates.json"), args=["--no-plot"])
+        assert rc == 0, rc
+        assert re.search(r"coro rep 2/2: rate=40: the rate was (kept|NOT kept)", out), out
+        assert re.search(r"^server +rate +req/s +kept +p50 ms +p99 ms +p99 unc ms +late "
+                         r"+failed +srv µs/req$", out, re.M), out
+        assert re.search(r"^async +knee: (40|20) requests/s \(p99 within 3x the unloaded", out,
+                         re.M) or "knee: none" in out, out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert doc["sweep"] == "rate" and doc["levels"] == [20, 40], doc["levels"]
+        for s in doc["series"]:
+            assert s["knee"]["factor"] == 3 and len(s["knee"]["repetitions"]) == 2, s["knee"]
+            for pt, conns in zip(s["points"], (2, 4)):
+                assert pt["target_rps"] == pt["level"] and pt["connections"] == conns, pt
+                assert len(pt["histograms"]) == len(pt["histograms_uncorrected"]) == 2
+                m = pt["median"]
+                assert m["target_rps"] == pt["level"] and isinstance(m["rate_kept"], bool)
+                assert m["p99_uncorrected_ms"] is not None, m
+        # the knee's rule on its own: the highest kept rate whose p99 stays
+        # within the factor of the unloaded p99, the smallest of the kept
+        # rates' (a stall at the lowest rate moves neither)
+        knee_of = runpy.run_path(os.path.join(SOURCE, "scripts", "bench"))["knee_of"]
+        rates = [100, 200, 400, 800]
+        assert knee_of(rates, [10, 15, 19, 80], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 15, 19, 20], [True] * 4, 2) == (800, 10, False)
+        assert knee_of(rates, [40, 10, 12, 30], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 25, 12, 40], [True] * 4, 2) == (400, 10, True)
+        assert knee_of(rates, [10, 11, 12, 13], [True, True, False, False], 2) == \
+            (200, 10, True)
+        assert knee_of(rates, [10, 11, None, None], [True] * 4, 2) == (200, 10, False)
+        assert knee_of(rates, [10, 11, 12, 13], [False] * 4, 2) == (None, None, True)
+        assert knee_of(rates, [None] * 4, [True] * 4, 2) == (None, None, False)
+
+        # 5. Ctrl-C (SIGINT) and SIGTERM: the result is kept, says "interrupted"
+        # (not that loadgen failed), nothing is left running
+        for n, sig in ((5, signal.SIGINT), (6, signal.SIGTERM)):
+            scen5 = scenario(os.path.join(tmp, "tiny%d.json" % n), levels=(1, 2, 3, 4), seconds=2,
+                             reps=3)
+            env = dict(os.environ, CBTEST_TAG=TAG)
+            p = subprocess.Popen([sys.executable, os.path.join(SOURCE, "scripts", "bench"), scen5,
+                                  "--build", BUILD, "--results", os.path.join(tmp, "results"),
+                                  "--no-plot", "--loadgen-bin", os.path.join(tmp, "loadgen"),
+                                  "--coro-bin", os.path.join(tmp, "server"), "--async-bin",
+                                  os.path.join(tmp, "server"), "--upstream-bin",
+                                  os.path.join(tmp, "upstream")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            # Interrupt inside the coro sweep, once its first level is done.
+            killer = threading.Timer(60, p.kill)  # never hang the test
+            killer.start()
+            seen = []
+            for raw in p.stdout:
+                seen.append(raw.decode("utf-8", "replace"))
+                if "coro rep 1/3: c=1 done" in seen[-1]:
+                    time.sleep(0.3)
+                    p.send_signal(sig)
+                    break
+            out = "".join(seen) + p.communicate(timeout=60)[0].decode("utf-8", "replace")
+            killer.cancel()
+            print(out)
+            assert p.returncode == 130, p.returncode
+            assert "bench: interrupted" in out
+            assert "loadgen exited with status" not in out, "an interruption is not a failure"
+            assert re.search(r"INTERRUPTED: interrupted during coro repetition 1 \(levels "
+                             r"[0-9,]+ not measured\)", out), out
+            assert "problems:" not in out, out
+            path, doc = latest(tmp)
+            check_schema(path)
+            assert doc["complete"] is False and doc["interrupted"] is True
+            assert doc["series"][0]["points"][0]["repetitions"], "the finished levels were lost"
+            assert any(w.startswith("interrupted during coro repetition 1")
+                       for w in doc["series"][0]["warnings"]), doc["series"][0]["warnings"]
+            assert not doc["series"][0]["errors"], doc["series"][0]["errors"]
+            time.sleep(0.5)
+            left = leftovers()
+            assert not left, "processes left running: %s" % left
+
+        # 8. failed requests are a problem of the series: partial, exit 1
         rc, out = run(tmp, scen, {"FAKE_LOADGEN_FAILED": "3"}, ["--no-plot"])
         assert rc == 1, rc
         assert re.search(r"FAILURES: coro: requests failed or answered non-2xx \(c=1: 6 "
@@ -255,9 +354,9 @@ def main():
         assert [s["status"] for s in doc["series"]] == ["partial", "partial"], doc["series"]
         assert doc["series"][0]["points"][0]["median"]["failed"] == 3
 
-        # 7. interleaved: level by level, server by server, every repetition
-        scen7 = scenario(os.path.join(tmp, "tiny7.json"), interleave=True)
-        rc, out = run(tmp, scen7, args=["--no-plot"])
+        # 9. interleaved: level by level, server by server, every repetition
+        scen9 = scenario(os.path.join(tmp, "tiny9.json"), interleave=True)
+        rc, out = run(tmp, scen9, args=["--no-plot"])
         assert rc == 0, rc
         order = re.findall(r"^  (coro|async) rep (\d)/2: sweeping c=(\d)", out, re.M)
         assert order == [(s, r, c) for r in "12" for c in "12" for s in ("coro", "async")], \
@@ -271,9 +370,9 @@ def main():
             assert s["status"] == "ok", s
             assert all(len(p["repetitions"]) == 2 for p in s["points"]), s["points"]
 
-        # 8. interleaved, a crash: that server stops, its gaps are marked,
+        # 10. interleaved, a crash: that server stops, its gaps are marked,
         # nothing is left running
-        rc, out = run(tmp, scen7, {"FAKE_CRASH_AFTER": "15"}, ["--no-plot"])
+        rc, out = run(tmp, scen9, {"FAKE_CRASH_AFTER": "15"}, ["--no-plot"])
         assert rc == 1, rc
         assert "CRASH: server coro killed by SIGSEGV" in out, out
         path, doc = latest(tmp)

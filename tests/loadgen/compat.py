@@ -14,19 +14,15 @@ loadgen with that event loop (epoll or uring; 77 when uring is unusable here).
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
+from harness import ENGINE, ENGINE_ARGS, LOADGEN, free_port  # noqa: E402
 
-BUILD = os.environ.get("COROBENCH_BUILD", ".")
-LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
 AB = shutil.which("ab")
-ENGINE = sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else None
-ENGINE_ARGS = ["--engine", ENGINE] if ENGINE else []
 
 # Figures that must be identical; everything else (times, rates) may differ.
 EXACT = {"Server Software", "Server Hostname", "Document Path",
@@ -41,14 +37,6 @@ BANNER = re.compile(r"^(This is |Copyright 1996|Licensed to|Part of corobench|an
 SANE = re.compile(r"^(ERROR: The median|WARNING: The median|       deviation apart|"
                   r"        These results)")
 NUM = re.compile(r"\d+(\.\d+)?")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def normalize(text, prog):
@@ -97,14 +85,16 @@ def engine_unusable(engine):
 
 
 # Refused command lines: the same messages, then ab's usage text
-USAGE_CASES = ("bad-url", "c-over-n", "bad-flag", "bad-flag-grouped", "missing-argument")
+USAGE_CASES = ("c-over-n", "bad-flag", "bad-flag-grouped", "missing-argument")
+# Refused with one line that says what is wrong instead of ab's 45 lines of
+# usage (issue 19): ab's first words, the same exit status
+HINT_CASES = {"bad-url": "PROG: invalid URL '127.0.0.1:"}
 
 
 def usage_differs(err_a, err_l):
     """ab's messages before the usage line, word for word (ab names itself
     by its base name in apr_getopt()'s messages, by its path elsewhere), and
-    every line of ab's usage text in loadgen's, but for ab's TLS options
-    (listed last; loadgen refuses them) and the https in the usage line."""
+    every line of ab's usage text in loadgen's, its TLS options too."""
     def lines(err, prog):
         base = os.path.basename(prog)
         return [("PROG" + ln[len(base):]) if ln.startswith(base + ": ") else ln
@@ -115,10 +105,9 @@ def usage_differs(err_a, err_l):
     ul = next((i for i, ln in enumerate(el) if ln.startswith("Usage: ")), len(el))
     if ea[:ua] != el[:ul]:
         problems.append("messages differ:\n  ab: %r\n  lg: %r" % (ea[:ua], el[:ul]))
-    if ul == len(el) or el[ul] != "Usage: PROG [options] [http://]hostname[:port]/path":
+    if ul == len(el) or el[ul] != "Usage: PROG [options] [http[s]://]hostname[:port]/path":
         problems.append("no usage line: %r" % el[ul:ul + 1])
-    tls = next((i for i, ln in enumerate(ea) if ln.startswith("-I ")), len(ea))
-    missing = [ln for ln in ea[ua + 1:tls] if ln not in el]
+    missing = [ln for ln in ea[ua + 1:] if ln not in el]
     if missing:
         problems.append("ab's usage lines missing: %r" % missing)
     return problems
@@ -190,6 +179,13 @@ def main():
         ("drops-keepalive-r", ["-k", "-n", "40", "-r"], {"drop_every": 5}, url),
         ("server-closes-keepalive", ["-k", "-n", "50", "-c", "2"], {"close_every": 7}, url),
         ("refused", ["-n", "10"], None, lambda p: "http://127.0.0.1:%d/" % p),
+        # -r against a closed port: ab counts two receive errors and one
+        # exception per poll event (Receive 10, Exceptions 5 for -n 10)
+        ("refused-r", ["-r", "-n", "10"], None, lambda p: "http://127.0.0.1:%d/" % p),
+        ("refused-r-odd", ["-r", "-n", "5", "-v", "1"], None,
+         lambda p: "http://127.0.0.1:%d/" % p),
+        ("refused-r-c", ["-r", "-n", "12", "-c", "3"], None,
+         lambda p: "http://127.0.0.1:%d/" % p),
         ("bad-url", ["-n", "10"], None, lambda p: "127.0.0.1:%d" % p),
         ("bad-flag", ["-W", "x", "-n", "10"], None, url),
         ("bad-flag-grouped", ["-kj", "-n", "10"], None, url),
@@ -228,6 +224,13 @@ def main():
                 problems.append("Total body sent: loadgen %s, want %d" % (sent_l.group(1), want))
         if name in USAGE_CASES:
             problems += usage_differs(err_a, err_l)
+        elif name in HINT_CASES:
+            el = [ln.replace(LOADGEN, "PROG") for ln in err_l.splitlines()]
+            ea = [ln.replace(AB, "PROG") for ln in err_a.splitlines()]
+            if len(el) != 1 or not el[0].startswith(HINT_CASES[name]) or "e.g. http://" not in el[0]:
+                problems.append("want one line with the hint, got %r" % el[:3])
+            if not ea or not ea[0].startswith("PROG: invalid URL"):
+                problems.append("ab said %r" % ea[:1])
         else:
             ea, el = normalize(err_a, AB), normalize(err_l, LOADGEN)
             if ea != el:

@@ -5,8 +5,8 @@ drives varying lengths, resets and closes, starts equal). Checks the same
 report lines with the same deterministic figures (compat.py's rules), the
 same exit status and stderr, -g and -e files of identical structure (header,
 columns, row count), the same JSON counts with "engine" naming the loop that
-ran, a server that hangs up after promising keep-alive, --rate falling back
-to epoll, and Ctrl-C's report. Exits 77 (skipped)
+ran, a server that hangs up after promising keep-alive, --rate on io_uring
+(the same counts and rate figures as on epoll), and Ctrl-C's report. Exits 77 (skipped)
 when io_uring is unusable on this kernel or loadgen was built without it."""
 import json
 import os
@@ -156,12 +156,18 @@ def main():
               split and int(split.group(4)) <= 7, out[-500:])
     check("hang-up: same figures", figs["epoll"] == figs["uring"], figs)
 
-    # --rate runs on epoll whatever --engine says
-    rc, out, err, f = run("uring", ["-k", "-n", "50", "-c", "2", "--rate", "500", "--json", "@J"],
-                          {})
-    doc = json.load(open(f["@J"]))
-    check("rate falls back to epoll", rc == 0 and doc["engine"] == "epoll"
-          and doc["levels"][0]["complete"] == 50, (rc, doc.get("engine")))
+    # --rate runs on io_uring too: the same counts and schedule as epoll's
+    rates = {}
+    for engine in ("epoll", "uring"):
+        rc, out, err, f = run(engine, ["-k", "-n", "50", "-c", "2", "--rate", "500", "--json",
+                                       "@J"], {})
+        doc = json.load(open(f["@J"]))
+        lv = doc["levels"][0]
+        rates[engine] = (rc, lv["complete"], lv["rate"]["scheduled"], lv["rate"]["sent"],
+                         lv["rate"]["kept"], "Target rate:" in out)
+        check("rate on %s" % engine, doc["engine"] == engine, doc.get("engine"))
+    check("rate: same on both", rates["epoll"] == rates["uring"] ==
+          (0, 50, 50, 50, True, True), rates)
     rc, out, err, f = run("auto", ["-n", "3", "-v", "2"], {})
     check("auto picks uring", "INFO: engine == uring" in out, out[:400])
 

@@ -6,19 +6,22 @@ one worker, a temporary config on free ports, stopped by PID. Covers -n with
 "streams"), --threads, --sweep crossed with --sweep-streams, -t, streams
 reset by the server, GOAWAY after keepalive_requests (loadgen reconnects),
 non-2xx, POST bodies, a peer that does not speak HTTP/2, a peer that never
-answers (-s timeouts), a refused connection and the option errors. Skipped (77) only when nginx is
-not installed; an installed nginx that does not start fails the test."""
+answers (-s timeouts), a refused connection, --rate and the option errors.
+Skipped (77) only when nginx is not installed; an installed nginx that does
+not start fails the test."""
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nginx  # noqa: E402
 
 BUILD = os.environ.get("COROBENCH_BUILD", ".")
 LOADGEN = os.path.join(BUILD, "loadgen", "loadgen")
@@ -41,30 +44,8 @@ def figure(out, label):
     return int(m.group(1)) if m else None
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def start_nginx(tmp, port, port_goaway):
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""worker_processes 1;
-daemon off;
-master_process off;
-pid %(t)s/nginx.pid;
-error_log %(t)s/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %(t)s;
-  proxy_temp_path %(t)s;
-  fastcgi_temp_path %(t)s;
-  uwsgi_temp_path %(t)s;
-  scgi_temp_path %(t)s;
+    return nginx.start(tmp, """  access_log off;
   server {
     listen 127.0.0.1:%(p)d http2;
     keepalive_requests 100000000;
@@ -76,23 +57,7 @@ http {
     listen 127.0.0.1:%(g)d http2;
     keepalive_requests 50;
     location / { return 200 "hello\\n"; }
-  }
-}
-""" % {"t": tmp, "p": port, "g": port_goaway})
-    p = subprocess.Popen(["nginx", "-p", tmp, "-c", conf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            socket.create_connection(("127.0.0.1", port_goaway), timeout=1).close()
-            return p
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.05)
-    p.kill()
-    p.wait()
-    return None
+  }""" % {"p": port, "g": port_goaway}, (port, port_goaway))
 
 
 def not_h2_server():
@@ -125,7 +90,7 @@ def main():
         print("nginx not installed: skipped")
         return 77
     tmp = tempfile.mkdtemp(prefix="loadgen-h2-")
-    port, port_g = free_port(), free_port()
+    port, port_g = nginx.free_port(), nginx.free_port()
     ng = start_nginx(tmp, port, port_g)
     if ng is None:
         print("FAIL: nginx is installed but did not start on 127.0.0.1 with cleartext "
@@ -135,12 +100,7 @@ def main():
     try:
         run_tests(tmp, url, port, port_g)
     finally:
-        ng.send_signal(signal.SIGTERM)
-        try:
-            ng.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            ng.kill()
-            ng.wait()
+        nginx.stop(ng)
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d failure(s)" % len(failures) if failures else "all passed")
     return 1 if failures else 0
@@ -261,7 +221,7 @@ def run_tests(tmp, url, port, port_g):
           (dt, out, err))
 
     # refused connection: ab's message and exit status
-    dead = free_port()
+    dead = nginx.free_port()
     rc, out, err = lg(["--h2", "-n", "10", "-c", "2", "http://127.0.0.1:%d/" % dead])
     check("refused exit 111", rc == 111 and
           "apr_socket_recv: Connection refused (111)" in err, (rc, err))
@@ -277,8 +237,9 @@ def run_tests(tmp, url, port, port_g):
     check("streams needs --h2", rc == 22 and "--streams needs --h2" in err, (rc, err))
     rc, out, err = lg(["--h2", "--streams", "0", url])
     check("streams range", rc == 22, (rc, err))
-    rc, out, err = lg(["--h2", "--rate", "100", url])
-    check("rate refused", rc == 1 and "--rate" in err, (rc, err))
+    rc, out, err = lg(["--h2", "--rate", "200", "-n", "40", "-c", "2", "--streams", "2", url])
+    check("rate over h2", rc == 0 and figure(out, "Complete requests") == 40 and
+          "Target rate:            200.00 [#/sec] (kept" in out, (rc, out[-900:], err))
     rc, out, err = lg(["-h"])
     check("help lists --streams", "--streams N" in err and "h2load's -m" in err, err)
 

@@ -8,19 +8,19 @@ a TCP reset, so ab and loadgen can be compared on failures too. Run it alone
 (`httpd.py --port 0`, prints the port) or import Server.
 """
 import argparse
+import os
 import socket
 import socketserver
 import struct
 import threading
 
 
-class Server(socketserver.ThreadingTCPServer):
+class Behaviour:
+    """What the server answers (shared by the TCP and the Unix-socket server)."""
     daemon_threads = True
-    allow_reuse_address = True
 
-    def __init__(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
-                 close_every=0, chunked=False, hangup_every=0):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def behave(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
+               close_every=0, chunked=False, hangup_every=0):
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
@@ -31,10 +31,6 @@ class Server(socketserver.ThreadingTCPServer):
         self.chunked = chunked
         self.count = 0
         self.lock = threading.Lock()
-
-    @property
-    def port(self):
-        return self.server_address[1]
 
     def next_n(self):
         with self.lock:
@@ -51,6 +47,36 @@ class Server(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
+class Server(Behaviour, socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+
+    def __init__(self, **kw):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.behave(**kw)
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+
+class UnixServer(Behaviour, socketserver.ThreadingUnixStreamServer):
+    """The same answers on a Unix-domain socket at path (with the standard
+    library's small listen queue, 5, so that a burst of connects finds it
+    full)."""
+
+    def __init__(self, path, **kw):
+        super().__init__(path, Handler)
+        self.behave(**kw)
+        self.path = path
+
+    def stop(self):
+        super().stop()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
 REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}
 
 
@@ -58,7 +84,8 @@ class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         srv = self.server
         sock = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = b""
         while True:
             while b"\r\n\r\n" not in buf:

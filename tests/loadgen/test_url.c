@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "url.h"
@@ -59,11 +60,36 @@ static void test_invalid(void **state)
 	assert_int_equal(url_parse("", &u), URL_INVALID);
 }
 
-static void test_https_unsupported(void **state)
+static void test_https(void **state)
 {
 	(void)state;
 	struct url u;
-	assert_int_equal(url_parse("https://example.com/", &u), URL_UNSUPPORTED);
+	assert_int_equal(url_parse("https://example.com/", &u), URL_OK);
+	assert_int_equal(u.tls, 1);
+	assert_int_equal(u.port, 443);
+	assert_string_equal(u.colonhost, "");
+	assert_int_equal(url_parse("https://example.com:8443/x", &u), URL_OK);
+	assert_int_equal(u.port, 8443);
+	assert_string_equal(u.colonhost, ":8443");
+	assert_int_equal(url_parse("https://example.com:80/", &u), URL_OK);
+	assert_string_equal(u.colonhost, ":80");
+	assert_int_equal(url_parse("http://example.com/", &u), URL_OK);
+	assert_int_equal(u.tls, 0);
+}
+
+/* A refusal says what is wrong. */
+static void test_why(void **state)
+{
+	(void)state;
+	struct url u;
+	assert_int_equal(url_parse("127.0.0.1:8080", &u), URL_INVALID);
+	assert_non_null(strstr(u.why, "no path"));
+	assert_int_equal(url_parse("ftp://h/", &u), URL_INVALID);
+	assert_non_null(strstr(u.why, "http://"));
+	assert_int_equal(url_parse("http://h:99999/", &u), URL_INVALID);
+	assert_non_null(strstr(u.why, "port"));
+	assert_int_equal(url_parse("http:///x", &u), URL_INVALID);
+	assert_non_null(strstr(u.why, "no host"));
 }
 
 int main(void)
@@ -73,7 +99,8 @@ int main(void)
 	    cmocka_unit_test(test_port_and_no_scheme),
 	    cmocka_unit_test(test_ipv6),
 	    cmocka_unit_test(test_invalid),
-	    cmocka_unit_test(test_https_unsupported),
+	    cmocka_unit_test(test_https),
+	    cmocka_unit_test(test_why),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

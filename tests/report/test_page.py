@@ -14,7 +14,10 @@ markup:
     a saturated load generator core, a rate not kept, failed requests);
     the exports are what scripts/export writes;
   - with a baseline, scripts/compare's verdict and its rows; a baseline compare
-    refuses: exit 2, its message, no page.
+    refuses: exit 2, its message, no page;
+  - a rate sweep: the hockey stick after the throughput chart, each server's
+    knee with its spread, whether each rate was kept, the uncorrected p99,
+    and a rate not kept (by loadgen's verdict) among the warnings.
 
 Python 3 standard library only.
 """
@@ -33,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(SOURCE, "tests", "bench"))
 from page import HOSTILE, Page, hostile  # noqa: E402
-from test_converter import crafted  # noqa: E402
+from test_converter import crafted, rate_crafted  # noqa: E402
 
 
 def report(*args):
@@ -158,6 +161,32 @@ def main():
         rc, out, err = report(os.path.join(tmp, "nosuch.json"))
         assert rc == 1 and "nosuch.json" in err, (rc, err)
         print("ok: unusable input refused")
+
+        # a rate sweep: its charts, knees, columns and warnings
+        rdoc = rate_crafted()
+        rpath = os.path.join(res_dir, "20260101T000002Z.json")
+        with open(rpath, "w") as f:
+            json.dump(rdoc, f)
+        rc, out, err = report(rpath)
+        assert rc == 0, err
+        with open(rpath[:-5] + ".html", encoding="utf-8") as f:
+            rp = Page(f.read())
+        figures = [a["data-chart"] for t, a in rp.elements if t == "figure"]
+        if charts_drawn():
+            assert figures[:2] == ["throughput", "hockey"], figures
+        knees = rp.text[rp.text.index("The knee: the highest rate"):]
+        knees = knees[:knees.index("Every server and level")]
+        for needle in ("knee, req/s offered", "coro", "200", "100–400", "200, 100, 400",
+                       "the rates above it left the limit or were not kept"):
+            assert needle in knees, (needle, knees)
+        assert "requests/s offered, over 4, 8, 32 connections" in rp.text, rp.text[:3000]
+        heads = rp.text[rp.text.index("Medians over the repetitions (the run"):]
+        for needle in ("kept", "p99 uncorrected ms", "late", "from each request's intended"):
+            assert needle in heads, needle
+        w = rp.text[rp.text.index("Warnings"):]
+        assert "target rate was not kept at rate=400 (320 req/s started of 400)" in w, w[:2000]
+        assert "rate=100" not in w.split("Charts")[0], w[:2000]
+        print("ok: a rate sweep's page")
         print("ok")
         return 0
     finally:
