@@ -32,13 +32,15 @@ class Tally(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def build(self, name, results, registered=TESTS):
-        """A fake build folder: its testlog.json and its --list output."""
+    def build(self, name, results, registered=TESTS, logs=None):
+        """A fake build folder: its testlog.json (logs: a test's output) and
+        its --list output."""
         b = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(b, "meson-logs"))
         with open(os.path.join(b, "meson-logs", "testlog.json"), "w") as f:
             for test, res in results.items():
-                f.write(json.dumps({"name": test, "result": res, "stdout": ""}) + "\n")
+                f.write(json.dumps({"name": test, "result": res,
+                                    "stdout": (logs or {}).get(test, "")}) + "\n")
         lst = os.path.join(self.tmp, name + ".list")
         with open(lst, "w") as f:
             f.write("ninja: no work to do.\n" + "\n".join(registered) + "\n")
@@ -59,10 +61,25 @@ class Tally(unittest.TestCase):
         self.assertEqual(last, "8 passed, 0 failed, 0 skipped")
 
     def test_allowed_skip_is_counted_and_passes(self):
-        res = dict({t: "OK" for t in TESTS}, **{"corobench:loadgen / loadgen_engines": "SKIP"})
-        rc, out, last, _ = self.tally(self.build("plain", res))
+        eng = "corobench:loadgen / loadgen_engines"
+        res = dict({t: "OK" for t in TESTS}, **{eng: "SKIP"})
+        rc, out, last, _ = self.tally(self.build(
+            "plain", res, logs={eng: "io_uring unusable here: skipping\n"}))
         self.assertEqual(rc, 0, out)
         self.assertEqual(last, "3 passed, 0 failed, 1 skipped")
+        self.assertIn("skipped as allowed: %s (io_uring blocked on this host)" % eng, out)
+
+    def test_allowed_test_skipping_for_another_reason_fails(self):
+        # an io_uring test may skip when io_uring is blocked, not when a tool
+        # CI installs is missing
+        tls = "corobench:loadgen / loadgen_tls_uring"
+        res = dict({t: "OK" for t in TESTS}, **{tls: "SKIP"})
+        rc, out, last, _ = self.tally(self.build(
+            "plain", res, registered=TESTS + [tls],
+            logs={tls: "tls: nginx or openssl missing: skipping\n"}))
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(last, "4 passed, 0 failed, 1 skipped")
+        self.assertIn("%s: skipped, but not because io_uring blocked on this host" % tls, out)
 
     def test_other_skip_fails(self):
         # the HTTP/2 suite of a worker that lost HTTP/2 must not hide as a skip
