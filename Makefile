@@ -6,7 +6,9 @@
 #   make report     the HTML page of RESULT (default: the newest run); against
 #                   BASELINE when one is given on the command line
 #   make compare    compare BASELINE with NEW (default: the ci baseline and the last ci run)
-#   make baseline   refresh results/baseline/ from a fresh ci run and instruction count
+#   make baseline   refresh every baseline the CI gate reads (results/baseline/): ci.json
+#                   from a fresh ci run, icount.json; with CALIBRATE=N (10 or more) also
+#                   noise.json from N more runs (results/REGRESSION.md, "Using it")
 #   make trend      chart results/history.jsonl
 #   make fuzz       run every libFuzzer target SECONDS (default 60) in a clang build
 #   make soak       run both workers under mixed load and faults, watching RSS and fds
@@ -49,7 +51,7 @@ compare: all
 
 baseline: deps
 	$(MAKE) all
-	scripts/baseline --build $(BUILD)
+	scripts/baseline --build $(BUILD) $(if $(CALIBRATE),--calibrate $(CALIBRATE),)
 
 trend:
 	scripts/trend

@@ -1123,7 +1123,7 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	    "requests",    "warmup_s",   "repetitions", "keepalive", "loadgen_threads",  "timeout_s",
 	    "workers",     "cpus",       "path",        "expect",    "servers",          "plot_level",
 	    "protocol",    "sweep",      "connections", "streams",   "h2load_reference", "rates",
-	    "knee_factor", "load_hosts", "load_ranks",  NULL,
+	    "knee_factor", "load_hosts", "load_ranks",  "interleave", NULL,
 	};
 	if (!json_is_object(root)) {
 		err_add(e, "", "the scenario must be a JSON object, not %s", type_name(root));
@@ -1254,6 +1254,11 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	if ((x = json_object_get(root, "repetitions")))
 		want_int(e, "repetitions", x, 1, 100, &n);
 	json_object_set_new(out, "repetitions", json_integer(n));
+
+	bool interleave = false;
+	if ((x = json_object_get(root, "interleave")))
+		want_bool(e, "interleave", x, &interleave);
+	json_object_set_new(out, "interleave", json_boolean(interleave));
 
 	bool keepalive = true;
 	if ((x = json_object_get(root, "keepalive")))

@@ -15,7 +15,8 @@ SIGSEGV after N requests. The fake loadgen writes corobench/loadgen/v1 JSON
 and prints ab's "Concurrency Level:" line after each level; with --rate it
 paces each connection (R/C each, first starts 1/R apart), times each request
 from its intended start and from its send, and writes the level's "rate"
-object as loadgen does.
+object as loadgen does. FAKE_LOADGEN_FAILED=N makes it report N more failed
+requests per level.
 """
 import http.client
 import http.server
@@ -252,6 +253,7 @@ def loadgen(argv):
                 "histogram_uncorrected": hist(unc)}
         return lv
 
+    extra_failed = int(os.environ.get("FAKE_LOADGEN_FAILED", "0"))
     for c in levels:
         if stop[0]:
             break
@@ -260,6 +262,10 @@ def loadgen(argv):
         lv = run_level(c, secs, nreq, True)
         if stop[0]:
             break
+        if extra_failed:
+            lv["failed"] += extra_failed
+            lv["requests"] += extra_failed
+            lv["failures"]["receive"] += extra_failed
         out_levels.append(lv)
         print("Concurrency Level:      %d\nFailed requests:        %d\n"
               "Requests per second:    %.2f [#/sec] (mean)" % (c, lv["failed"], lv["rps"]),

@@ -86,6 +86,7 @@ static void test_valid_normalizes(void **state)
 	const json_t *d = scenario_json(s);
 	assert_int_equal(json_integer_value(json_object_get(d, "repetitions")), 3);
 	assert_true(json_is_true(json_object_get(d, "keepalive")));
+	assert_true(json_is_false(json_object_get(d, "interleave")));
 	assert_int_equal(json_integer_value(json_object_get(d, "plot_level")), 5);
 	assert_true(json_is_null(json_object_get(d, "requests")));
 	assert_int_equal(
@@ -136,6 +137,8 @@ static void test_wrong_types(void **state)
 	                 "x.json: seconds: must be an integer, not a string");
 	expect_sub_error("\"seconds\":2", "\"seconds\":1.5",
 	                 "x.json: seconds: must be a whole number of seconds");
+	expect_sub_error("\"seconds\":2", "\"seconds\":2,\"interleave\":1",
+	                 "x.json: interleave: must be true or false, not an integer");
 	expect_sub_error("\"workers\":2", "\"workers\":true",
 	                 "x.json: servers[1].workers: must be an integer, not a boolean");
 	expect_sub_error("\"purpose\":\"p\"", "\"purpose\":null",

@@ -18,7 +18,10 @@ whatever state the real binaries are in:
     rate figures, one histogram per repetition (corrected and uncorrected),
     the table and each server's knee; the knee's rule on its own (knee_of);
   - Ctrl-C (SIGINT) or SIGTERM stops the run, keeps the result, says it was
-    interrupted (not that loadgen failed), and leaves no process.
+    interrupted (not that loadgen failed), and leaves no process;
+  - failed requests are a problem of their series (partial, exit 1);
+  - "interleave": every server started first, then each level of each
+    repetition on every server in turn; a crash there ends that server only.
 """
 import json
 import os
@@ -42,13 +45,14 @@ import check_result  # noqa: E402
 TAG = "corobench-test-%s" % uuid.uuid4().hex
 
 
-def scenario(path, levels=(1, 2), seconds=1, reps=2, extra_servers=()):
+def scenario(path, levels=(1, 2), seconds=1, reps=2, extra_servers=(), **more):
     doc = {"name": "fake-tiny", "purpose": "runner test against stand-ins",
            "upstream": {"delay_ms": 2, "size": 64}, "levels": list(levels),
            "seconds": seconds, "warmup_s": 0, "repetitions": reps,
            "expect": {"status": 200, "body_upstream": 1},
            "servers": [{"kind": "coro", "app": "proxy"},
                        {"kind": "async", "app": "proxy-async"}] + list(extra_servers)}
+    doc.update(more)
     with open(path, "w") as f:
         json.dump(doc, f)
     return path
@@ -339,6 +343,46 @@ def main():
             time.sleep(0.5)
             left = leftovers()
             assert not left, "processes left running: %s" % left
+
+        # 8. failed requests are a problem of the series: partial, exit 1
+        rc, out = run(tmp, scen, {"FAKE_LOADGEN_FAILED": "3"}, ["--no-plot"])
+        assert rc == 1, rc
+        assert re.search(r"FAILURES: coro: requests failed or answered non-2xx \(c=1: 6 "
+                         r"failed, 0 non-2xx of \d+ requests", out), out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert [s["status"] for s in doc["series"]] == ["partial", "partial"], doc["series"]
+        assert doc["series"][0]["points"][0]["median"]["failed"] == 3
+
+        # 9. interleaved: level by level, server by server, every repetition
+        scen9 = scenario(os.path.join(tmp, "tiny9.json"), interleave=True)
+        rc, out = run(tmp, scen9, args=["--no-plot"])
+        assert rc == 0, rc
+        order = re.findall(r"^  (coro|async) rep (\d)/2: sweeping c=(\d)", out, re.M)
+        assert order == [(s, r, c) for r in "12" for c in "12" for s in ("coro", "async")], \
+            order
+        starts = [m.start() for m in re.finditer(r"^== ", out, re.M)]
+        assert len(starts) == 2 and starts[1] < out.index("sweeping"), "not all started first"
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert doc["scenario_doc"]["interleave"] is True
+        for s in doc["series"]:
+            assert s["status"] == "ok", s
+            assert all(len(p["repetitions"]) == 2 for p in s["points"]), s["points"]
+
+        # 10. interleaved, a crash: that server stops, its gaps are marked,
+        # nothing is left running
+        rc, out = run(tmp, scen9, {"FAKE_CRASH_AFTER": "15"}, ["--no-plot"])
+        assert rc == 1, rc
+        assert "CRASH: server coro killed by SIGSEGV" in out, out
+        path, doc = latest(tmp)
+        check_schema(path, complete=True)
+        assert doc["series"][0]["status"] == "crashed"
+        assert any(p["gap"] == "crashed" or len(p["repetitions"]) < 2
+                   for p in doc["series"][0]["points"])
+        time.sleep(0.5)
+        left = leftovers()
+        assert not left, "processes left running: %s" % left
         print("ok")
         return 0
     finally:

@@ -23,8 +23,9 @@ purpose):
 
     python3 test_h2_server.py --server PATH --upstream-bin PATH [--only REGEX]
 
-Exit 0 when every check passed, 1 otherwise, 77 (skipped) when curl or
-h2load is missing or the server does not speak HTTP/2 yet. Standard library
+Exit 0 when every check passed, 1 otherwise — also when the server does not
+speak HTTP/2 (a worker whose HTTP/2 broke must turn CI red, not skip) — and
+77 (skipped) only when curl or h2load is not installed. Standard library
 only; every process is stopped by its PID.
 """
 
@@ -656,10 +657,10 @@ class Suite:
                 self.t.ok(False, "the upstream stub starts", self.up.text())
                 return self.t.finish()
             speaks, seen = self.probe()
-            if not speaks:
-                print(f"1..0 # SKIP {os.path.basename(self.bin)} does not speak HTTP/2 yet "
-                      f"(curl --http2-prior-knowledge saw {seen!r})", flush=True)
-                return SKIP
+            if not self.t.ok(speaks, f"{os.path.basename(self.bin)} answers over cleartext "
+                             "HTTP/2 with prior knowledge",
+                             f"curl --http2-prior-knowledge saw {seen!r}, not HTTP/2"):
+                return self.t.finish()
             self.t.note(f"server {self.bin}; curl and h2load from PATH")
             for section in (self.apps, self.limits, self.streams, self.upgrade_queued,
                             self.client_reset,
