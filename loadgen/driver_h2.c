@@ -16,7 +16,7 @@
  * on_stream_close() counts it. Stream slots are preallocated per connection
  * and nghttp2's own small blocks come from a per-thread pool: nothing is
  * allocated per request by loadgen itself. */
-#include "engine_int.h"
+#include "driver_h2_int.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -32,64 +32,8 @@
 #define H2_WINDOW ((1 << 30) - 1) /* h2load's default -w 30 / -W 30 */
 #define SCAN_US 1000000           /* -s timeouts are looked for once a second */
 
-enum { H2_UNCONN, H2_CONNECTING, H2_OPEN, H2_BUSY /* a Unix listener was full: retry */ };
-
-struct h2s {
-	struct h2s *next; /* free list */
-	int32_t id;
-	int inuse, ended, timedout, status;
-	long cl;
-	size_t bread, bodyoff;
-	uint64_t start, connect, endwrite, beginread;
-	uint64_t intended; /* --rate: when it was due (start is when it really started) */
-	int busy;          /* --rate: every stream of its connection was busy then */
-};
-
-struct h2t;
-
-struct h2c {
-	struct ev_sock s; /* first: the handlers get the connection from it */
-	struct h2t *ht;
-	int state, dirty, fresh;
-	struct ev_timer retry; /* H2_BUSY: the connect is tried again then */
-	int sending; /* out[0..outlen) is with ev_send() */
-	nghttp2_session *sess;
-	struct h2s *slots, *free;
-	struct h2s *cst; /* the stream of the last lookup: a response's */
-	int32_t cid;     /* frames and headers come one stream at a time */
-	int inflight;
-	uint64_t connstart;
-	/* --rate (engine_int.h's schedule): one timer per connection, armed
-	 * for its next request's due time. A connection is what carries a
-	 * schedule, as over HTTP/1, so that both protocols offer the same
-	 * arrivals at the same rate; with free streams a late answer does not
-	 * hold the next request back, with none the request waits (busy) */
-	struct ev_timer rate;
-	uint64_t due, k;       /* request k of connection j is due at due */
-	uint64_t slot_free_at; /* when a stream last became free on a full connection */
-	uint32_t j;
-	uint8_t *out;
-	size_t outcap, outlen;
-};
-
-struct h2t {
-	struct thr *t;
-	const struct lg_conf *cf;
-	struct h2c *conns;
-	struct h2c **dirty;
-	int ndirty, nconns, streams;
-	int nretry; /* connections in H2_BUSY */
-	long inflight;
-	uint64_t now; /* of the event being handled: one clock read per read */
-	struct ev_timer scan;
-	nghttp2_session_callbacks *cbs;
-	nghttp2_option *opt;
-	nghttp2_nv *nva;
-	size_t nvlen;
-	nghttp2_data_provider prd;
-	struct pool pool;
-	nghttp2_mem mem;
-};
+/* The state (struct h2s/h2c/h2t) is in driver_h2_int.h, the nghttp2
+ * callbacks in driver_h2_cb.c. */
 
 static void h2_connect(struct h2t *ht, struct h2c *c);
 
@@ -101,19 +45,9 @@ static void mark_dirty(struct h2t *ht, struct h2c *c)
 	}
 }
 
-static struct h2s *stream_of(struct h2c *c, int32_t id)
-{
-	if (id != c->cid) {
-		c->cst = nghttp2_session_get_stream_user_data(c->sess, id);
-		c->cid = id;
-	}
-	return c->cst;
-}
-
 /* A stream is over: count it as ab counts a keep-alive request, or as a
  * reset when no whole response came. */
-static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_close,
-                          int recv_error)
+void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_close, int recv_error)
 {
 	struct thr *t = ht->t;
 	uint64_t now = ht->now;
@@ -159,118 +93,6 @@ static void finish_stream(struct h2t *ht, struct h2c *c, struct h2s *st, int ok_
 	c->inflight--;
 	ht->inflight--;
 	mark_dirty(ht, c);
-}
-
-/* nghttp2 callbacks: user_data is the connection */
-
-static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-	(void)s;
-	struct h2c *c = ud;
-	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-		struct h2s *st = stream_of(c, f->hd.stream_id);
-		if (st && !st->beginread)
-			st->beginread = c->ht->now;
-	}
-	return 0;
-}
-
-static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *ud)
-{
-	(void)flags;
-	(void)s;
-	struct h2c *c = ud;
-	if (f->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	struct h2s *st = stream_of(c, f->hd.stream_id);
-	if (!st)
-		return 0;
-	if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3) {
-		st->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
-	} else if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
-		long v = 0;
-		for (size_t i = 0; i < valuelen && value[i] >= '0' && value[i] <= '9'; i++)
-			v = v * 10 + (value[i] - '0');
-		st->cl = v;
-	} else if (namelen == 6 && memcmp(name, "server", 6) == 0) {
-		struct lg_result *r = &c->ht->t->r;
-		if (!r->servername[0]) {
-			size_t n = valuelen < sizeof r->servername - 1 ? valuelen
-			                                               : sizeof r->servername - 1;
-			memcpy(r->servername, value, n);
-			r->servername[n] = 0;
-		}
-	}
-	return 0;
-}
-
-static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
-                         size_t len, void *ud)
-{
-	(void)flags;
-	(void)data;
-	(void)s;
-	struct h2c *c = ud;
-	struct h2s *st = stream_of(c, id);
-	if (st)
-		st->bread += len;
-	c->ht->t->r.totalbread += (int64_t)len;
-	return 0;
-}
-
-static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-	(void)s;
-	struct h2c *c = ud;
-	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
-	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-		struct h2s *st = stream_of(c, f->hd.stream_id);
-		if (st)
-			st->ended = 1;
-	}
-	return 0;
-}
-
-static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-	(void)s;
-	struct h2c *c = ud;
-	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-		struct h2s *st = stream_of(c, f->hd.stream_id);
-		if (st)
-			st->endwrite = c->ht->now;
-	}
-	return 0;
-}
-
-static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *ud)
-{
-	(void)s;
-	struct h2c *c = ud;
-	struct h2s *st = stream_of(c, id);
-	if (st && st->inuse)
-		finish_stream(c->ht, c, st, error_code == NGHTTP2_NO_ERROR, 0);
-	return 0;
-}
-
-/* -p/-u: the body of every request, from the one buffer */
-static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *data_flags, nghttp2_data_source *src, void *ud)
-{
-	(void)src;
-	(void)s;
-	struct h2c *c = ud;
-	const struct lg_conf *cf = c->ht->cf;
-	struct h2s *st = stream_of(c, id);
-	size_t off = st ? st->bodyoff : cf->bodylen;
-	size_t n = cf->bodylen - off < length ? cf->bodylen - off : length;
-	memcpy(buf, cf->body + off, n);
-	if (st)
-		st->bodyoff += n;
-	if (off + n >= cf->bodylen)
-		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
 }
 
 /* Ends the connection: streams still in flight fail (as receive errors
