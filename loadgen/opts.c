@@ -3,6 +3,7 @@
  * wording line for line, so that loadgen -h shows ab's usage text with the
  * long options after it. */
 #include "opts.h"
+#include "opts_int.h"
 
 #include "engine.h"
 #include "tls.h"
@@ -19,30 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#define MAX_CONCURRENCY 200000
-#define MAX_REQUESTS 50000 /* what -t implies, as in ab */
-#define MAX_STREAMS 100000
-#define MAX_PIPELINE 1024
-
-struct opt;
-typedef enum opts_rc (*opt_set)(struct lg_opts *o, const struct opt *op, const char *arg);
-
-struct opt {
-	char letter;      /* ab's letter; 0 for a long option */
-	const char *name; /* the long name; NULL for ab's */
-	const char *arg;  /* the argument's name in --help; NULL: takes none */
-	opt_set set;
-	size_t field;     /* for the generic setters: where in struct lg_opts */
-	int val;          /* for set_int_to: the value */
-	const char *help; /* lines joined by '\n'; NULL: not listed (an alias) */
-	const char *def;  /* the default, shown after the help; NULL: none shown */
-	const char *left; /* what --help shows instead of "-x arg" */
-};
-
-static enum opts_rc fail(struct lg_opts *o, enum opts_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum opts_rc fail(struct lg_opts *o, enum opts_rc rc, const char *fmt, ...)
+enum opts_rc opts_fail(struct lg_opts *o, enum opts_rc rc, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -87,70 +65,7 @@ static enum opts_rc set_requests(struct lg_opts *o, const struct opt *op, const 
 	o->requests = o->nflag = atoi(arg);
 	o->requests_set_last = 1;
 	if (o->requests <= 0)
-		return fail(o, OPTS_FAIL, "Invalid number of requests\n\n");
-	return OPTS_OK;
-}
-
-/* "10s", "1m", "500ms", "2h", "250us"; a bare number is seconds. The
- * microseconds (> 0), or 0 when s is not such a time. */
-static uint64_t parse_duration(const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (end == s || errno || !(v > 0) || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return 0;
-	static const struct {
-		const char *unit;
-		double us;
-	} units[] = {{"", 1e6}, {"s", 1e6}, {"ms", 1e3}, {"us", 1}, {"m", 60e6}, {"h", 3600e6}};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].unit) == 0) {
-			double us = v * units[i].us;
-			return us >= 1 && us < 1e15 ? (uint64_t)us : 0;
-		}
-	}
-	return 0;
-}
-
-/* ab's -t: whole seconds (ab reads it with atoi(), so "1s" would be 1 and
- * "0.5" 0, which means no limit at all). Anything but digits is refused
- * with what ab would have made of it and the --duration that says it. */
-static enum opts_rc set_tlimit(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	size_t n = strspn(arg, "0123456789");
-	if (n == 0 || arg[n] || n > 9) {
-		int ab = atoi(arg);
-		char ab_reads[64];
-		if (ab > 0)
-			snprintf(ab_reads, sizeof ab_reads, "%d", ab);
-		else
-			snprintf(ab_reads, sizeof ab_reads, "%d: no time limit, 50000 requests", ab);
-		uint64_t us = parse_duration(arg);
-		return fail(o, OPTS_HINT,
-		            "%s: -t %s: -t takes whole seconds, as ab's does (ab would read %s); %s%s%s\n",
-		            o->prog, arg, ab_reads,
-		            us ? "for that time use --duration " : "for a time with a unit use --duration, e.g. --duration 500ms",
-		            us ? arg : "", us && arg[strspn(arg, "0123456789.")] == 0 ? "s" : "");
-	}
-	o->tlimit_us = (uint64_t)atoi(arg) * 1000000u;
-	o->duration_set = 0;
-	o->requests = MAX_REQUESTS; /* ab: need to size data array on something */
-	o->requests_set_last = 0;
-	return OPTS_OK;
-}
-
-/* --duration: a time with a unit, and no cap on the requests but -n's. */
-static enum opts_rc set_duration(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	o->tlimit_us = parse_duration(arg);
-	if (!o->tlimit_us)
-		return fail(o, OPTS_HINT,
-		            "%s: --duration %s: not a time; give e.g. 10s, 1m, 500ms, 1.5s or 2h\n",
-		            o->prog, arg);
-	o->duration_set = 1;
+		return opts_fail(o, OPTS_FAIL, "Invalid number of requests\n\n");
 	return OPTS_OK;
 }
 
@@ -162,9 +77,10 @@ static enum opts_rc set_format(struct lg_opts *o, const struct opt *op, const ch
 	else if (strcmp(arg, "us") == 0)
 		o->report_us = 1;
 	else
-		return fail(o, OPTS_USAGE,
-		            "%s: --format wants ab (ab's report, milliseconds) or us (microseconds)\n",
-		            o->prog);
+		return opts_fail(
+		    o, OPTS_USAGE,
+		    "%s: --format wants ab (ab's report, milliseconds) or us (microseconds)\n",
+		    o->prog);
 	return OPTS_OK;
 }
 
@@ -173,7 +89,8 @@ static enum opts_rc set_pipeline(struct lg_opts *o, const struct opt *op, const 
 	(void)op;
 	o->pipeline = atoi(arg);
 	if (o->pipeline < 1 || o->pipeline > MAX_PIPELINE)
-		return fail(o, OPTS_USAGE, "%s: --pipeline wants 1..%d\n", o->prog, MAX_PIPELINE);
+		return opts_fail(o, OPTS_USAGE, "%s: --pipeline wants 1..%d\n", o->prog,
+		                 MAX_PIPELINE);
 	return OPTS_OK;
 }
 
@@ -182,112 +99,6 @@ static enum opts_rc set_quiet(struct lg_opts *o, const struct opt *op, const cha
 	(void)op, (void)arg;
 	o->heartbeat = 0;
 	o->quiet = 1;
-	return OPTS_OK;
-}
-
-static enum opts_rc set_head(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op, (void)arg;
-	if (o->method != METH_NONE)
-		return fail(o, OPTS_FAIL, "Cannot mix HEAD with other methods\n\n");
-	o->method = METH_HEAD;
-	return OPTS_OK;
-}
-
-/* -p and -u: ab reads the file at once */
-static enum opts_rc set_body(struct lg_opts *o, const struct opt *op, const char *file)
-{
-	int post = op->letter == 'p';
-	if (o->method != METH_NONE)
-		return fail(o, OPTS_FAIL, "Cannot mix %s with other methods\n\n",
-		            post ? "POST" : "PUT");
-	FILE *f = fopen(file, "rb");
-	if (!f)
-		return fail(o, OPTS_FAIL, "%s: Could not open POST data file (%s): %s\n", o->prog,
-		            file, strerror(errno));
-	struct stat st;
-	if (fstat(fileno(f), &st)) {
-		int e = errno;
-		fclose(f);
-		return fail(o, OPTS_FAIL, "%s: Could not stat POST data file (%s): %s\n", o->prog,
-		            file, strerror(e));
-	}
-	free(o->postdata);
-	o->postdata = malloc((size_t)st.st_size + 1);
-	if (!o->postdata) {
-		fclose(f);
-		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
-	}
-	if (fread(o->postdata, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		int e = errno;
-		fclose(f);
-		return fail(o, OPTS_FAIL, "%s: Could not read POST data file: %s\n", o->prog,
-		            strerror(e));
-	}
-	fclose(f);
-	o->postlen = (size_t)st.st_size;
-	o->method = post ? METH_POST : METH_PUT;
-	o->send_body = 1;
-	return OPTS_OK;
-}
-
-static enum opts_rc set_method(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	o->method = METH_CUSTOM;
-	o->method_str = arg;
-	return OPTS_OK;
-}
-
-static enum opts_rc set_cookie(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	if (req_add_cookie(&o->lines, arg))
-		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
-	return OPTS_OK;
-}
-
-static enum opts_rc set_header(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	if (strncasecmp(arg, "Host:", 5) == 0) {
-		/* ab's opt_host (the TLS server name): the value, trimmed */
-		const char *v = arg + 5;
-		while (isspace((unsigned char)*v))
-			v++;
-		size_t n = strlen(v);
-		while (n && isspace((unsigned char)v[n - 1]))
-			n--;
-		snprintf(o->opt_host, sizeof o->opt_host, "%.*s", (int)n, v);
-	}
-	if (req_add_header(&o->lines, arg))
-		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
-	return OPTS_OK;
-}
-
-static enum opts_rc set_auth(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	int proxy = op->letter == 'P';
-	int rc = req_add_auth(&o->lines, proxy, arg);
-	if (rc == -2)
-		return fail(o, OPTS_FAIL, "%s credentials too long\n\n",
-		            proxy ? "Proxy" : "Authentication");
-	if (rc)
-		return fail(o, OPTS_FAIL, "Could not allocate memory\n");
-	return OPTS_OK;
-}
-
-static enum opts_rc set_proxy(struct lg_opts *o, const struct opt *op, const char *arg)
-{
-	(void)op;
-	char *a = (char *)arg; /* inside argv: ab splits it in place */
-	char *p = strchr(a, ':');
-	if (p) {
-		*p++ = 0;
-		o->proxyport = atoi(p);
-	}
-	o->proxyhost = a;
-	o->isproxy = 1;
 	return OPTS_OK;
 }
 
@@ -320,25 +131,29 @@ static enum opts_rc set_tls_proto(struct lg_opts *o, const struct opt *op, const
 	static const struct {
 		const char *name;
 		enum tls_proto p;
-	} protos[] = {{"ALL", TLS_ALL},       {"TLS1.1", TLS_1_1}, {"TLS1.2", TLS_1_2},
-	              {"TLS1.3", TLS_1_3},    {"TLS1", TLS_1_0}};
+	} protos[] = {{"ALL", TLS_ALL},
+	              {"TLS1.1", TLS_1_1},
+	              {"TLS1.2", TLS_1_2},
+	              {"TLS1.3", TLS_1_3},
+	              {"TLS1", TLS_1_0}};
 	for (size_t i = 0; i < sizeof protos / sizeof protos[0]; i++) {
 		if (strncasecmp(arg, protos[i].name, strlen(protos[i].name)) == 0) {
 			o->tls_proto = protos[i].p;
 			return OPTS_OK;
 		}
 	}
-	return fail(o, OPTS_USAGE,
-	            "%s: -f %s: wants TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL (SSL2 and SSL3 are not "
-	            "in this OpenSSL)\n",
-	            o->prog, arg);
+	return opts_fail(
+	    o, OPTS_USAGE,
+	    "%s: -f %s: wants TLS1, TLS1.1, TLS1.2, TLS1.3 or ALL (SSL2 and SSL3 are not "
+	    "in this OpenSSL)\n",
+	    o->prog, arg);
 }
 static enum opts_rc set_threads(struct lg_opts *o, const struct opt *op, const char *arg)
 {
 	(void)op;
 	o->threads = atoi(arg);
 	if (o->threads < 1 || o->threads > 1024)
-		return fail(o, OPTS_USAGE, "%s: --threads wants 1..1024\n", o->prog);
+		return opts_fail(o, OPTS_USAGE, "%s: --threads wants 1..1024\n", o->prog);
 	return OPTS_OK;
 }
 
@@ -347,8 +162,8 @@ static enum opts_rc set_rate(struct lg_opts *o, const struct opt *op, const char
 	(void)op;
 	o->rate = atof(arg);
 	if (o->rate <= 0)
-		return fail(o, OPTS_USAGE, "%s: --rate wants a positive number of requests/s\n",
-		            o->prog);
+		return opts_fail(o, OPTS_USAGE,
+		                 "%s: --rate wants a positive number of requests/s\n", o->prog);
 	return OPTS_OK;
 }
 
@@ -357,7 +172,7 @@ static enum opts_rc set_warmup(struct lg_opts *o, const struct opt *op, const ch
 	(void)op;
 	o->warmup = atof(arg);
 	if (o->warmup < 0)
-		return fail(o, OPTS_USAGE, "%s: --warmup wants seconds >= 0\n", o->prog);
+		return opts_fail(o, OPTS_USAGE, "%s: --warmup wants seconds >= 0\n", o->prog);
 	return OPTS_OK;
 }
 
@@ -367,7 +182,8 @@ static enum opts_rc set_streams(struct lg_opts *o, const struct opt *op, const c
 	o->streams = atoi(arg);
 	o->streams_set = 1;
 	if (o->streams < 1 || o->streams > MAX_STREAMS)
-		return fail(o, OPTS_USAGE, "%s: --streams wants 1..%d\n", o->prog, MAX_STREAMS);
+		return opts_fail(o, OPTS_USAGE, "%s: --streams wants 1..%d\n", o->prog,
+		                 MAX_STREAMS);
 	return OPTS_OK;
 }
 
@@ -381,7 +197,8 @@ static enum opts_rc set_engine(struct lg_opts *o, const struct opt *op, const ch
 	else if (strcmp(arg, "auto") == 0)
 		o->engine = LG_ENGINE_AUTO;
 	else
-		return fail(o, OPTS_USAGE, "%s: --engine wants epoll, uring or auto\n", o->prog);
+		return opts_fail(o, OPTS_USAGE, "%s: --engine wants epoll, uring or auto\n",
+		                 o->prog);
 	return OPTS_OK;
 }
 
@@ -390,7 +207,7 @@ static const struct opt table[] = {
     {'n', NULL, "requests", set_requests, 0, 0, "Number of requests to perform", NULL, NULL},
     {'c', NULL, "concurrency", set_atoi, FIELD(concurrency),
      "Number of multiple requests to make at a time", NULL, NULL},
-    {'t', NULL, "timelimit", set_tlimit, 0, 0,
+    {'t', NULL, "timelimit", opts_set_tlimit, 0, 0,
      "Seconds to max. to spend on benchmarking\nThis implies -n 50000", NULL, NULL},
     {'s', NULL, "timeout", set_atoi, FIELD(timeout_s),
      "Seconds to max. wait for each response\nDefault is 30 seconds", NULL, NULL},
@@ -398,10 +215,10 @@ static const struct opt table[] = {
      "Size of TCP send/receive buffer, in bytes", NULL, NULL},
     {'B', NULL, "address", set_str, FIELD(myhost),
      "Address to bind to when making outgoing connections", NULL, NULL},
-    {'p', NULL, "postfile", set_body, 0, 0, "File containing data to POST. Remember also to set -T",
-     NULL, NULL},
-    {'u', NULL, "putfile", set_body, 0, 0, "File containing data to PUT. Remember also to set -T",
-     NULL, NULL},
+    {'p', NULL, "postfile", opts_set_body, 0, 0,
+     "File containing data to POST. Remember also to set -T", NULL, NULL},
+    {'u', NULL, "putfile", opts_set_body, 0, 0,
+     "File containing data to PUT. Remember also to set -T", NULL, NULL},
     {'T', NULL, "content-type", set_str, FIELD(content_type),
      "Content-type header to use for POST/PUT data, eg.\n"
      "'application/x-www-form-urlencoded'\n"
@@ -410,28 +227,29 @@ static const struct opt table[] = {
     {'v', NULL, "verbosity", set_atoi, FIELD(verbosity), "How much troubleshooting info to print",
      NULL, NULL},
     {'w', NULL, NULL, set_int_to, TO(use_html, 1), "Print out results in HTML tables", NULL, NULL},
-    {'i', NULL, NULL, set_head, 0, 0, "Use HEAD instead of GET", NULL, NULL},
+    {'i', NULL, NULL, opts_set_head, 0, 0, "Use HEAD instead of GET", NULL, NULL},
     {'x', NULL, "attributes", set_html_str, FIELD(tablestring),
      "String to insert as table attributes", NULL, NULL},
     {'y', NULL, "attributes", set_html_str, FIELD(trstring), "String to insert as tr attributes",
      NULL, NULL},
     {'z', NULL, "attributes", set_html_str, FIELD(tdstring),
      "String to insert as td or th attributes", NULL, NULL},
-    {'C', NULL, "attribute", set_cookie, 0, 0, "Add cookie, eg. 'Apache=1234'. (repeatable)", NULL,
-     NULL},
-    {'H', NULL, "attribute", set_header, 0, 0,
+    {'C', NULL, "attribute", opts_set_cookie, 0, 0, "Add cookie, eg. 'Apache=1234'. (repeatable)",
+     NULL, NULL},
+    {'H', NULL, "attribute", opts_set_header, 0, 0,
      "Add Arbitrary header line, eg. 'Accept-Encoding: gzip'\n"
      "Inserted after all normal header lines. (repeatable)",
      NULL, NULL},
-    {'A', NULL, "attribute", set_auth, 0, 0,
+    {'A', NULL, "attribute", opts_set_auth, 0, 0,
      "Add Basic WWW Authentication, the attributes\n"
      "are a colon separated username and password.",
      NULL, NULL},
-    {'P', NULL, "attribute", set_auth, 0, 0,
+    {'P', NULL, "attribute", opts_set_auth, 0, 0,
      "Add Basic Proxy Authentication, the attributes\n"
      "are a colon separated username and password.",
      NULL, NULL},
-    {'X', NULL, "proxy:port", set_proxy, 0, 0, "Proxyserver and port number to use", NULL, NULL},
+    {'X', NULL, "proxy:port", opts_set_proxy, 0, 0, "Proxyserver and port number to use", NULL,
+     NULL},
     {'V', NULL, NULL, set_version, 0, 0, "Print version number and exit", NULL, NULL},
     {'k', NULL, NULL, set_int_to, TO(keepalive, 1), "Use HTTP KeepAlive feature", NULL, NULL},
     {'d', NULL, NULL, set_int_to, TO(percentile, 0), "Do not show percentiles served table.", NULL,
@@ -448,7 +266,7 @@ static const struct opt table[] = {
      NULL, NULL},
     {'r', NULL, NULL, set_int_to, TO(recverrok, 1), "Don't exit on socket receive errors.", NULL,
      NULL},
-    {'m', NULL, "method", set_method, 0, 0, "Method name", NULL, NULL},
+    {'m', NULL, "method", opts_set_method, 0, 0, "Method name", NULL, NULL},
     {'h', NULL, NULL, set_help, 0, 0, "Display usage information (this message)", NULL, NULL},
     /* ab's TLS options (https:// URLs), in ab's words */
     {'I', NULL, NULL, set_int_to, TO(no_sni, 1),
@@ -494,7 +312,7 @@ static const struct opt table[] = {
      "HTTP/1 event loop: epoll, uring (io_uring) or auto (uring\n"
      "when the kernel has it; --h2 uses epoll).",
      "auto", NULL},
-    {0, "duration", "T", set_duration, 0, 0,
+    {0, "duration", "T", opts_set_duration, 0, 0,
      "Run for T (10s, 1m, 500ms, 1.5s), with no cap on requests\n"
      "but -n's (ab's -t takes whole seconds and implies -n 50000).",
      "off", NULL},
@@ -603,39 +421,43 @@ static enum opts_rc check(struct lg_opts *o)
 	o->head = o->method == METH_HEAD ||
 	          (o->method == METH_CUSTOM && strcasecmp(o->method_str, "HEAD") == 0);
 	if (url_parse(o->fullurl, &o->url) != URL_OK)
-		return fail(o, OPTS_HINT,
-		            "%s: invalid URL '%s': %s (the form is [http[s]://]host[:port]/path, "
-		            "e.g. http://127.0.0.1:8080/)\n",
-		            o->prog, o->fullurl, o->url.why);
+		return opts_fail(
+		    o, OPTS_HINT,
+		    "%s: invalid URL '%s': %s (the form is [http[s]://]host[:port]/path, "
+		    "e.g. http://127.0.0.1:8080/)\n",
+		    o->prog, o->fullurl, o->url.why);
 	if (o->duration_set)
 		o->requests = o->nflag ? o->nflag : LONG_MAX / 2;
 	if (o->report_us && o->use_html)
-		return fail(o, OPTS_USAGE, "%s: --format us is for the text report, not -w's tables\n",
-		            o->prog);
+		return opts_fail(o, OPTS_USAGE,
+		                 "%s: --format us is for the text report, not -w's tables\n",
+		                 o->prog);
 	if (o->url.tls && o->isproxy)
-		return fail(o, OPTS_FAIL,
-		            "%s: https:// through -X is not supported (it would need CONNECT)\n",
-		            o->prog);
+		return opts_fail(
+		    o, OPTS_FAIL,
+		    "%s: https:// through -X is not supported (it would need CONNECT)\n", o->prog);
 	if (o->unix_path && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return fail(o, OPTS_FAIL, "%s: --unix %s: the path is too long for a socket\n",
-		            o->prog, o->unix_path);
+		return opts_fail(o, OPTS_FAIL, "%s: --unix %s: the path is too long for a socket\n",
+		                 o->prog, o->unix_path);
 	if (o->unix_path && (o->isproxy || o->myhost))
-		return fail(o, OPTS_FAIL, "%s: --unix does not go with %s\n", o->prog,
-		            o->isproxy ? "-X (a proxy is reached over TCP)" : "-B (an address to bind)");
+		return opts_fail(o, OPTS_FAIL, "%s: --unix does not go with %s\n", o->prog,
+		                 o->isproxy ? "-X (a proxy is reached over TCP)"
+		                            : "-B (an address to bind)");
 	if (o->pipeline > 1 && (!o->keepalive || o->h2 || o->rate > 0))
-		return fail(o, OPTS_USAGE, "%s: --pipeline %s\n", o->prog,
-		            o->h2      ? "is HTTP/1.x's; with --h2 use --streams"
-		            : o->rate > 0 ? "does not go with --rate"
-		                        : "needs -k (requests follow each other on kept connections)");
+		return opts_fail(o, OPTS_USAGE, "%s: --pipeline %s\n", o->prog,
+		                 o->h2 ? "is HTTP/1.x's; with --h2 use --streams"
+		                 : o->rate > 0
+		                     ? "does not go with --rate"
+		                     : "needs -k (requests follow each other on kept connections)");
 	if (o->mpi && o->gnuplot)
-		return fail(o, OPTS_FAIL,
-		            "%s: -g does not go with --mpi (its rows stay on each rank's host)\n",
-		            o->prog);
+		return opts_fail(
+		    o, OPTS_FAIL,
+		    "%s: -g does not go with --mpi (its rows stay on each rank's host)\n", o->prog);
 	if (!o->h2 && (o->sweep_streams || o->streams_set))
-		return fail(o, OPTS_USAGE, "%s: %s needs --h2\n", o->prog,
-		            o->sweep_streams ? "--sweep-streams" : "--streams");
+		return opts_fail(o, OPTS_USAGE, "%s: %s needs --h2\n", o->prog,
+		                 o->sweep_streams ? "--sweep-streams" : "--streams");
 	if (o->h2 && o->isproxy)
-		return fail(o, OPTS_FAIL, "%s: --h2 does not support -X (a proxy)\n", o->prog);
+		return opts_fail(o, OPTS_FAIL, "%s: --h2 does not support -X (a proxy)\n", o->prog);
 	/* --rate with -t alone: the schedule is the time, not ab's 50000
 	 * requests (as with --sweep) */
 	if (o->rate > 0 && o->tlimit_us && !o->requests_set_last)
@@ -644,23 +466,24 @@ static enum opts_rc check(struct lg_opts *o)
 	o->nslevels = 1;
 	if (o->sweep_streams &&
 	    (o->nslevels = sweep_levels(o, o->sweep_streams, o->slevels, MAX_STREAMS)) <= 0)
-		return fail(o, OPTS_USAGE,
-		            "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n", o->prog,
-		            MAX_STREAMS);
+		return opts_fail(o, OPTS_USAGE,
+		                 "%s: --sweep-streams wants levels like 1,10,100 (1..%d)\n",
+		                 o->prog, MAX_STREAMS);
 	o->levels[0] = o->concurrency;
 	o->nlevels = 1;
 	if (o->sweep && (o->nlevels = sweep_levels(o, o->sweep, o->levels, MAX_CONCURRENCY)) <= 0)
-		return fail(o, OPTS_USAGE, "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n",
-		            o->prog, MAX_CONCURRENCY);
+		return opts_fail(o, OPTS_USAGE, "%s: --sweep wants levels like 1,2,5,10 (1..%d)\n",
+		                 o->prog, MAX_CONCURRENCY);
 	for (int i = 0; i < o->nlevels; i++) {
 		if (o->levels[i] <= 0 || o->levels[i] > MAX_CONCURRENCY)
-			return fail(o, OPTS_USAGE, "%s: Invalid Concurrency [Range 0..%d]\n",
-			            o->prog, MAX_CONCURRENCY);
+			return opts_fail(o, OPTS_USAGE, "%s: Invalid Concurrency [Range 0..%d]\n",
+			                 o->prog, MAX_CONCURRENCY);
 		if (o->levels[i] > o->requests)
-			return fail(o, OPTS_USAGE,
-			            "%s: Cannot use concurrency level greater than total number of "
-			            "requests\n",
-			            o->prog);
+			return opts_fail(
+			    o, OPTS_USAGE,
+			    "%s: Cannot use concurrency level greater than total number of "
+			    "requests\n",
+			    o->prog);
 	}
 	if (o->heartbeat && o->requests > 150) {
 		o->heartbeat = o->requests / 10;
@@ -760,7 +583,7 @@ enum opts_rc opts_parse(struct lg_opts *o, int argc, char **argv)
 			return rc;
 	}
 	if (optind != argc - 1)
-		return fail(o, OPTS_USAGE, "%s: wrong number of arguments\n", o->prog);
+		return opts_fail(o, OPTS_USAGE, "%s: wrong number of arguments\n", o->prog);
 	o->fullurl = argv[optind];
 	return check(o);
 }
