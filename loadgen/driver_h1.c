@@ -6,12 +6,13 @@
  * write_request() hands ab's request bytes to ev_send() (a keep-alive
  * connection's next request waits until the whole batch of events is
  * handled, then flush_pending() sends them all, as wrk does, so that the
- * server finds several per wake-up). Where its answer is read: on_event()
+ * server finds several per wake-up). Where its answer is read: dh1_on_event()
  * drains the socket with ev_recv() into got_bytes(), which finds the head
  * (resp.c) and the body's end. The counting rules (good/bad/done, the first
  * good response fixing the document length, which responses are
  * keep-alive, what ends a response) mirror ab's read_connection() and
  * close_connection(), so the deterministic figures match ab's. */
+#include "driver_h1_int.h"
 #include "engine_int.h"
 
 #include <errno.h>
@@ -19,94 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CBUFFSIZE 8192  /* ab's header buffer: a head must fit in 8191 bytes */
 #define SCAN_US 1000000 /* -s timeouts are looked for once a second */
 
-enum cstate {
-	ST_UNCONN,
-	ST_CONNECTING,
-	ST_WRITE,
-	ST_READ,
-	ST_IDLE,
-	ST_RATEWAIT,
-	ST_BUSY, /* a Unix listener's queue was full: connect again shortly */
-	ST_PIPE, /* --pipeline: requests go out and answers come in at once */
-};
+static const struct ev_handler h1_handler;
 
-/* --pipeline: one request in flight on a connection */
-struct pl_req {
-	uint64_t start, connect, endwrite;
-};
-
-struct h1t;
-
-struct conn {
-	struct ev_sock s; /* first: the handlers get the connection from it */
-	struct h1t *h;
-	int state;
-	int keepalive, gotheader, chunked, chunk_done, has_status;
-	int sending; /* the request is with ev_send() */
-	int status;
-	long cl; /* Content-Length seen, -1 if none */
-	size_t read, bread, length;
-	int cbx;
-	char *cbuff; /* allocated only when a head arrives in pieces */
-	uint64_t start, connect, endwrite, beginread;
-	/* --rate (engine_int.h's schedule): start is when the request really
-	 * started, its connect or (on a connection opened before it was due)
-	 * its send */
-	uint64_t intended;    /* when the request in flight was due */
-	uint64_t due;         /* when the next one is: request k of connection j */
-	uint64_t k;           /* requests this connection sent on its schedule */
-	uint64_t free_at;     /* when its last request ended */
-	uint32_t j;           /* the connection's number in the run */
-	int opened_for;       /* the connection was opened for a request already due */
-	int busy;             /* still busy with the previous request when this one was due */
-	struct ev_timer rate; /* fires at due */
-	struct resp_chunked ch;
-	struct ev_timer retry; /* ST_BUSY: fires when the connect is tried again */
-	/* --pipeline: the requests in flight, oldest (the one being answered)
-	 * first, in a ring of cf->pipeline */
-	struct pl_req *pl;
-	int pl_head, pl_n;
-	int pl_sending; /* the newest pl_sending of them are with ev_send() */
-	int pl_fresh;   /* no request sent on this connection yet: the first carry its connect */
-	int queued;     /* in h->plq, for its next requests */
-};
-
-struct h1t {
-	struct thr *t;
-	const struct lg_conf *cf;
-	struct ev *ev;
-	struct conn *conns;
-	struct conn **pending; /* keep-alive connections whose next request waits */
-	int npending;
-	int nconns, initialized;
-	int nratewait;     /* --rate: connections waiting for their start */
-	int nretry;        /* connections in ST_BUSY */
-	int pipe;          /* --pipeline: requests in flight per connection (1: off) */
-	char *pipereq;     /* --pipeline: pipe copies of the request back to back */
-	struct pl_req *plmem;
-	struct conn **plq; /* --pipeline: connections to refill after the batch of events */
-	int nplq;
-	struct ev_timer scan;
-};
-
-static const struct ev_handler h1_handler, pl_handler;
-
-static void start_connect(struct h1t *h, struct conn *c);
 static void write_request(struct h1t *h, struct conn *c, uint64_t now);
-static void pl_fill(struct h1t *h, struct conn *c, uint64_t now);
-
-static void reset_conn(struct conn *c)
-{
-	c->read = c->bread = c->length = 0;
-	c->keepalive = c->gotheader = c->chunked = c->chunk_done = 0;
-	c->has_status = 0;
-	c->cbx = 0;
-	c->cl = -1;
-	c->beginread = c->endwrite = 0;
-}
 
 static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int ka, int ok)
 {
@@ -116,11 +34,6 @@ static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int
 		start = c->intended; /* the corrected time */
 	}
 	lge_save(t, start, c->connect, c->endwrite, c->beginread, now, ka, ok);
-}
-
-static inline int check_length(struct thr *t, struct conn *c)
-{
-	return lge_check_length(t, c->bread, c->gotheader, c->cl, c->has_status, c->status);
 }
 
 /* Closes c's socket; a request still going out was not sent after all. */
@@ -150,7 +63,7 @@ static void rate_due(struct ev_timer *tm, uint64_t now)
 	if (c->state != ST_RATEWAIT)
 		return;
 	if (c->s.fd < 0)
-		start_connect(h, c);
+		dh1_start_connect(h, c);
 	else
 		write_request(h, c, now);
 }
@@ -179,7 +92,7 @@ static void close_connection(struct h1t *h, struct conn *c, int eof)
 	if (c->s.fd >= 0)
 		drop(h, c);
 	c->state = ST_UNCONN;
-	start_connect(h, c);
+	dh1_start_connect(h, c);
 }
 
 /* ST_BUSY's timer: the listener may have room now. */
@@ -189,19 +102,19 @@ static void busy_due(struct ev_timer *tm, uint64_t now)
 	struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, retry));
 	c->h->nretry--;
 	if (c->state == ST_BUSY)
-		start_connect(c->h, c);
+		dh1_start_connect(c->h, c);
 }
 
 static void start_others(struct h1t *h)
 {
 	h->initialized = 1;
 	for (int i = 1; i < h->nconns; i++)
-		start_connect(h, &h->conns[i]);
+		dh1_start_connect(h, &h->conns[i]);
 	if (h->t->id == 0)
 		lge_wake_all(h->t->g);
 }
 
-static void start_connect(struct h1t *h, struct conn *c)
+void dh1_start_connect(struct h1t *h, struct conn *c)
 {
 	struct thr *t = h->t;
 	for (;;) {
@@ -224,7 +137,7 @@ static void start_connect(struct h1t *h, struct conn *c)
 		if (c->state != ST_BUSY)
 			c->start = now; /* (a wait for a full queue is connect time) */
 		t->last = now;
-		int rc = lge_open(t, &c->s, h->pipe > 1 ? &pl_handler : &h1_handler,
+		int rc = lge_open(t, &c->s, h->pipe > 1 ? &dh1_pl_handler : &h1_handler,
 		                  EV_READ | EV_WRITE, 0);
 		if (rc == LGE_REFUSED) {
 			c->state = ST_UNCONN;
@@ -237,7 +150,7 @@ static void start_connect(struct h1t *h, struct conn *c)
 		} else if (rc == LGE_CONNECTED && h->pipe > 1) {
 			c->state = ST_PIPE;
 			c->pl_fresh = 1;
-			pl_fill(h, c, now);
+			dh1_pl_fill(h, c, now);
 		} else if (rc == LGE_CONNECTED) {
 			c->state = ST_WRITE;
 			write_request(h, c, now);
@@ -369,7 +282,7 @@ static void flush_pending(struct h1t *h)
 	h->npending = 0;
 }
 
-static void got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen)
+void dh1_got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen)
 {
 	struct thr *t = h->t;
 	const struct lg_conf *cf = h->cf;
@@ -418,7 +331,7 @@ static void got_head(struct h1t *h, struct conn *c, const char *head, size_t hle
 
 /* A head over 8 KiB or never ending: ab drops the connection, and gives up
  * after 10 such failures. */
-static void head_too_big(struct h1t *h, struct conn *c)
+void dh1_head_too_big(struct h1t *h, struct conn *c)
 {
 	struct thr *t = h->t;
 	drop(h, c);
@@ -437,7 +350,7 @@ static void head_too_big(struct h1t *h, struct conn *c)
 		lge_wake_all(t->g);
 		return;
 	}
-	start_connect(h, c);
+	dh1_start_connect(h, c);
 }
 
 /* Feeds r bytes just read; 1 when a keep-alive response finished (its
@@ -459,7 +372,7 @@ static int got_bytes(struct h1t *h, struct conn *c, const char *p, size_t r, uin
 			size_t lim = r < CBUFFSIZE - 1 ? r : CBUFFSIZE - 1;
 			long e = resp_head_end(p, lim, &tl);
 			if (e >= 0) {
-				got_head(h, c, p, (size_t)e);
+				dh1_got_head(h, c, p, (size_t)e);
 				c->bread = r - (size_t)e - (size_t)tl;
 				body = p + e + tl;
 				blen = c->bread;
@@ -482,10 +395,10 @@ static int got_bytes(struct h1t *h, struct conn *c, const char *p, size_t r, uin
 		long e = resp_head_end(c->cbuff, (size_t)c->cbx, &tl);
 		if (e < 0) {
 			if (!space)
-				head_too_big(h, c);
+				dh1_head_too_big(h, c);
 			return 0;
 		}
-		got_head(h, c, c->cbuff, (size_t)e);
+		dh1_got_head(h, c, c->cbuff, (size_t)e);
 		c->bread += (size_t)c->cbx - (size_t)e - (size_t)tl + r - tocopy;
 		t->r.totalbread += (int64_t)c->bread;
 		/* the body bytes: what followed the head in cbuff, then the rest of p */
@@ -558,7 +471,7 @@ static void connect_failed(struct h1t *h, struct conn *c, int e)
 		t->addr++;
 		drop(h, c);
 		c->state = ST_UNCONN;
-		start_connect(h, c);
+		dh1_start_connect(h, c);
 		return;
 	}
 	/* ab's poll loop reads a refused socket first (the recv error, which
@@ -578,7 +491,7 @@ static void connect_failed(struct h1t *h, struct conn *c, int e)
 	}
 }
 
-static void on_event(struct ev_sock *s, unsigned ev)
+void dh1_on_event(struct ev_sock *s, unsigned ev)
 {
 	struct conn *c = (struct conn *)s;
 	struct h1t *h = c->h;
@@ -612,7 +525,7 @@ static void on_event(struct ev_sock *s, unsigned ev)
 		 * was lost */
 		if (c->s.fd >= 0 && (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))) {
 			lge_close(h->t, &c->s);
-			start_connect(h, c);
+			dh1_start_connect(h, c);
 		}
 		return;
 	default:
@@ -622,281 +535,7 @@ static void on_event(struct ev_sock *s, unsigned ev)
 	}
 }
 
-static const struct ev_handler h1_handler = {on_event, on_sent};
-
-/* --pipeline: up to h->pipe requests in flight on each keep-alive
- * connection, their answers read in order from one stream of bytes. The
- * requests go out in batches: a connection whose answers came is queued
- * (keepalive_done()'s list) and refilled by pl_fill() after the batch of
- * events, with the copies of the request it lacks in one ev_send(). Each
- * request's time runs from when it was handed over to the end of its own
- * answer (so it includes waiting behind the answers before it). An answer
- * is cut from the stream exactly (Content-Length, chunked framing, or none
- * for HEAD, 204 and 304); ab's counting rules are kept: good, the document
- * length, Non-2xx, Keep-Alive requests. When the server ends the
- * connection, requests it did not answer at all are given back to the
- * budget and go out again on the next connection (as ab does when a server
- * shuts an idle keep-alive connection); the one being answered counts as a
- * failure as it would without pipelining. */
-
-/* Requests not answered are given back; the connection is closed. */
-static void pl_drop(struct h1t *h, struct conn *c, int keep)
-{
-	h->t->started -= c->pl_n - keep;
-	c->pl_n = c->pl_sending = 0;
-	c->sending = 0;
-	lge_close(h->t, &c->s);
-}
-
-static void pl_reconnect(struct h1t *h, struct conn *c)
-{
-	lge_publish_failed(h->t);
-	c->state = ST_UNCONN;
-	start_connect(h, c);
-}
-
-/* How an answer ended: framed on a kept connection, with the stream, or cut
- * by an error (counted as a receive error alone). */
-enum { PL_KEPT, PL_EOF, PL_ERR };
-
-/* The answer at the head ended at now. */
-static void pl_done(struct h1t *h, struct conn *c, uint64_t now, int how)
-{
-	struct thr *t = h->t;
-	struct pl_req *q = &c->pl[c->pl_head];
-	uint64_t endwrite = q->endwrite ? q->endwrite : c->beginread;
-	int ka = how == PL_KEPT;
-	int failed = how == PL_ERR || check_length(t, c);
-	if (how == PL_EOF && c->chunked && !c->chunk_done && !failed) {
-		t->r.err_truncated++;
-		failed = 1;
-	}
-	t->last = now;
-	lge_save(t, q->start, q->connect, endwrite, c->beginread, now, ka,
-	         !failed && c->gotheader && c->status >= 200 && c->status < 300);
-	lge_publish_failed(t);
-	c->pl_head = c->pl_head + 1 == h->pipe ? 0 : c->pl_head + 1;
-	c->pl_n--;
-	if (c->pl_sending > c->pl_n)
-		c->pl_sending = c->pl_n;
-	reset_conn(c);
-	if (!c->queued) {
-		c->queued = 1;
-		h->plq[h->nplq++] = c;
-	}
-}
-
-/* Feeds bytes of the answer at the head; the bytes it took (what is left
- * begins the next answer). */
-static size_t pl_feed(struct h1t *h, struct conn *c, const char *p, size_t len, uint64_t now)
-{
-	struct thr *t = h->t;
-	size_t took = 0;
-	if (c->read == 0)
-		c->beginread = now;
-	if (!c->gotheader) {
-		const char *head = p;
-		int tl;
-		long e = -1;
-		if (c->cbx == 0)
-			e = resp_head_end(p, len < CBUFFSIZE - 1 ? len : CBUFFSIZE - 1, &tl);
-		if (e >= 0) {
-			took = (size_t)e + (size_t)tl;
-		} else {
-			/* the head comes in pieces: gathered in cbuff */
-			if (!c->cbuff && !(c->cbuff = malloc(CBUFFSIZE))) {
-				lge_fatal(t, "", "malloc", ENOMEM);
-				return len;
-			}
-			size_t space = CBUFFSIZE - 1 - (size_t)c->cbx;
-			size_t tocopy = space < len ? space : len;
-			memcpy(c->cbuff + c->cbx, p, tocopy);
-			c->cbx += (int)tocopy;
-			c->cbuff[c->cbx] = 0;
-			e = resp_head_end(c->cbuff, (size_t)c->cbx, &tl);
-			if (e < 0) {
-				c->read += tocopy;
-				if (tocopy == space) {
-					/* the one being answered fails as without
-					 * pipelining; the others are given back */
-					t->started -= c->pl_n - 1;
-					c->pl_n = c->pl_sending = c->sending = 0;
-					head_too_big(h, c);
-				}
-				return len;
-			}
-			head = c->cbuff;
-			took = (size_t)e + (size_t)tl - ((size_t)c->cbx - tocopy);
-		}
-		c->read += took;
-		got_head(h, c, head, (size_t)e);
-	}
-	size_t avail = len - took, body = avail;
-	int done = 0;
-	if (c->keepalive && c->chunked) {
-		done = resp_chunked_feed(&c->ch, p + took, avail, &body) != 0;
-		c->chunk_done = done;
-	} else if (c->keepalive) {
-		size_t need = c->length - c->bread;
-		if (body >= need) {
-			body = need;
-			done = 1;
-		}
-	}
-	c->bread += body;
-	c->read += body;
-	t->r.totalbread += (int64_t)body;
-	took += body;
-	if (done) {
-		t->r.good++;
-		pl_done(h, c, now, PL_KEPT);
-	}
-	return took;
-}
-
-/* The connection ended: with the answer being read when it ran to the end
- * of the stream (eof), else with an error (e). */
-static void pl_end(struct h1t *h, struct conn *c, int eof, int e)
-{
-	struct thr *t = h->t;
-	if (!eof && !h->cf->recverrok) {
-		t->r.err_recv++;
-		lge_fatal(t, "", "apr_socket_recv", e);
-		return;
-	}
-	int answered = c->pl_n > 0 && c->read > 0;
-	if (!eof && c->pl_n > 0) {
-		t->r.err_recv++;
-		t->r.bad++;
-		if (h->cf->verbosity >= 1)
-			fprintf(stderr, "%s: %s (%d)\n", "apr_socket_recv", strerror(e), e);
-	} else if (answered) {
-		t->r.good++;
-	}
-	if (answered || (!eof && c->pl_n > 0))
-		pl_done(h, c, ev_now_update(h->ev), eof ? PL_EOF : PL_ERR);
-	pl_drop(h, c, 0);
-	pl_reconnect(h, c);
-}
-
-static void pl_read(struct h1t *h, struct conn *c)
-{
-	struct thr *t = h->t;
-	const char *p;
-	ssize_t r;
-	uint32_t gen = c->s.gen;
-	while ((r = ev_recv(&c->s, &p)) > 0) {
-		uint64_t now = ev_now(h->ev);
-		t->r.totalread += r;
-		for (size_t off = 0; off < (size_t)r && c->pl_n > 0;) {
-			off += pl_feed(h, c, p + off, (size_t)r - off, now);
-			if (c->s.gen != gen)
-				return; /* closed: a head too big, or the run's end */
-		}
-	}
-	if (r == 0)
-		pl_end(h, c, 1, 0);
-	else if (r != -EAGAIN)
-		pl_end(h, c, 0, (int)-r);
-}
-
-/* Hands the requests c lacks to ev_send() in one piece. */
-static void pl_fill(struct h1t *h, struct conn *c, uint64_t now)
-{
-	struct thr *t = h->t;
-	if (c->sending || c->s.fd < 0)
-		return;
-	long k = h->pipe - c->pl_n;
-	if (k > t->requests - t->started)
-		k = t->requests - t->started;
-	if (k <= 0 || atomic_load_explicit(&t->g->stop, memory_order_relaxed))
-		return;
-	/* the first requests on a connection carry its connect time */
-	struct pl_req q = {c->pl_fresh ? c->start : now, now, 0};
-	c->pl_fresh = 0;
-	for (long i = 0; i < k; i++)
-		c->pl[(c->pl_head + c->pl_n + (int)i) % h->pipe] = q;
-	c->pl_n += (int)k;
-	c->pl_sending = (int)k;
-	t->started += k;
-	size_t len = (size_t)k * h->cf->reqlen;
-	ssize_t n = ev_send(&c->s, h->pipereq, len);
-	if (n < 0) {
-		t->r.epipe++;
-		printf("Send request failed!\n");
-		pl_drop(h, c, 0);
-		pl_reconnect(h, c);
-		return;
-	}
-	t->r.totalposted += n;
-	if ((size_t)n < len) {
-		c->sending = 1;
-		return;
-	}
-	now = ev_now_update(h->ev);
-	for (int i = 0; i < c->pl_sending; i++)
-		c->pl[(c->pl_head + c->pl_n - 1 - i) % h->pipe].endwrite = now;
-	c->pl_sending = 0;
-	t->last = now;
-}
-
-static void pl_on_sent(struct ev_sock *s, size_t n, int err, uint64_t now)
-{
-	struct conn *c = (struct conn *)s;
-	struct h1t *h = c->h;
-	c->sending = 0;
-	h->t->r.totalposted += (int64_t)n;
-	if (err) {
-		h->t->r.epipe++;
-		printf("Send request failed!\n");
-		pl_drop(h, c, 0);
-		pl_reconnect(h, c);
-		return;
-	}
-	for (int i = 0; i < c->pl_sending; i++)
-		c->pl[(c->pl_head + c->pl_n - 1 - i) % h->pipe].endwrite = now;
-	c->pl_sending = 0;
-	h->t->last = now;
-	if (!c->queued) {
-		c->queued = 1;
-		h->plq[h->nplq++] = c;
-	}
-}
-
-static void pl_on_event(struct ev_sock *s, unsigned ev)
-{
-	struct conn *c = (struct conn *)s;
-	struct h1t *h = c->h;
-	if (c->state == ST_PIPE) {
-		if (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))
-			pl_read(h, c);
-		return;
-	}
-	if (c->state == ST_CONNECTING && !(ev & (EV_ERR | EV_HUP)) && (ev & EV_WRITE)) {
-		c->state = ST_PIPE;
-		c->pl_fresh = 1;
-		ev_watch(&c->s, EV_READ);
-		pl_fill(h, c, ev_now_update(h->ev));
-		return;
-	}
-	on_event(s, ev); /* a connect that failed */
-}
-
-static const struct ev_handler pl_handler = {pl_on_event, pl_on_sent};
-
-/* After a batch of events: the connections whose answers came get the
- * requests they lack. */
-static void pl_flush(struct h1t *h)
-{
-	uint64_t now = ev_now_update(h->ev);
-	for (int i = 0; i < h->nplq; i++) {
-		struct conn *c = h->plq[i];
-		c->queued = 0;
-		if (c->state == ST_PIPE)
-			pl_fill(h, c, now);
-	}
-	h->nplq = 0;
-}
+static const struct ev_handler h1_handler = {dh1_on_event, on_sent};
 
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct ev_timer *tm, uint64_t now)
@@ -917,8 +556,9 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
 				continue;
 			h->t->r.err_timeout++;
-			pl_drop(h, c, 1); /* the one that timed out is spent, as without pipelining */
-			pl_reconnect(h, c);
+			dh1_pl_drop(h, c,
+			            1); /* the one that timed out is spent, as without pipelining */
+			dh1_pl_reconnect(h, c);
 			continue;
 		}
 		if (c->state != ST_CONNECTING && c->state != ST_WRITE && c->state != ST_READ)
@@ -930,7 +570,7 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 			c->free_at = now;
 			drop(h, c);
 			c->state = ST_UNCONN;
-			start_connect(h, c);
+			dh1_start_connect(h, c);
 		}
 	}
 }
@@ -1025,7 +665,7 @@ void lge_h1_run(struct thr *t)
 		pthread_mutex_unlock(&g->mu);
 		start_others(&h);
 	}
-	start_connect(&h, &h.conns[0]);
+	dh1_start_connect(&h, &h.conns[0]);
 	ev_timer_start(h.ev, &h.scan, ev_now_update(h.ev) + SCAN_US);
 	while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
 		if (t->r.done >= t->requests)
@@ -1056,7 +696,7 @@ void lge_h1_run(struct thr *t)
 		}
 		flush_pending(&h);
 		if (h.nplq)
-			pl_flush(&h);
+			dh1_pl_flush(&h);
 	}
 out:
 	ev_timer_stop(h.ev, &h.scan);
