@@ -3,7 +3,11 @@
  * waiting request, --async caps the requests in flight, a client that leaves
  * while its request waits cancels the wait (ASan checks nothing leaks),
  * malformed input gets 400 and a close, HEAD gets no body, a graceful stop
- * finishes the request in flight with "Connection: close". */
+ * finishes the request in flight with "Connection: close", and an explicit
+ * call that finds no memory gets its request a 503 while the worker lives on
+ * (allocation failure injected: this executable links with
+ * -Wl,--wrap=malloc, so the worker core's own malloc calls come through
+ * __wrap_malloc below). */
 #include "async_worker.h"
 
 #include "fetch.h"
@@ -25,8 +29,29 @@
 
 #include <cmocka.h>
 
+/* ---- allocation failure, injected: the next fail_mallocs calls of malloc
+ * from the statically linked code (the worker core, the codecs, this file)
+ * return NULL; failed_mallocs counts them. */
+
+static unsigned fail_mallocs, failed_mallocs;
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_malloc(size_t size)
+{
+	if (fail_mallocs) {
+		fail_mallocs--;
+		failed_mallocs++;
+		return NULL;
+	}
+	return __real_malloc(size);
+}
+
 /* ---- the test app: /slow?ms=N answers "slow" after an explicit timer,
- * /chain?ms=N waits twice, /forget answers nothing, anything else "fast". */
+ * /chain?ms=N waits twice, /forget answers nothing, /nomem-sleep and
+ * /nomem-proxy make their explicit call (app_sleep_async, and the real
+ * proxy-async app's app_fetch_async) with the worker's next allocation
+ * failing, anything else "fast". */
 
 static unsigned max_seen_inflight;
 static struct core *cur_worker;
@@ -59,7 +84,15 @@ static void test_handle(struct app_ctx *ctx, const struct app_request *req)
 		app_sleep_async(ctx, ms, chain_second, (void *)(size_t)ms);
 	else if (path_is(req, "/forget"))
 		return;
-	else
+	else if (path_is(req, "/nomem-sleep")) {
+		fail_mallocs = 1;
+		app_sleep_async(ctx, ms, slow_done, NULL); /* slow_done never runs */
+		fail_mallocs = 0;
+	} else if (path_is(req, "/nomem-proxy")) {
+		fail_mallocs = 1;
+		app_find("proxy-async")->handle(ctx, req);
+		fail_mallocs = 0;
+	} else
 		app_respond(ctx, 200, NULL, "fast", 4);
 }
 
@@ -331,6 +364,48 @@ static void test_graceful_stop(void **state)
 	rig_free(&r);
 }
 
+/* The one out-of-resources policy (servers/core/core_calls.c): an explicit
+ * call whose record cannot be had gets its request 503, on both calls, and
+ * the connection and the worker go on serving; nothing is left in flight. */
+static void test_out_of_resources_503(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r, 10);
+	int fd = rig_client(&r);
+	static struct got g;
+	memset(&g, 0, sizeof(g));
+	failed_mallocs = 0;
+	send_all(fd, "GET /nomem-sleep?ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(&r, fd, &g, "out of resources\n", 1, 2000);
+	assert_int_equal(failed_mallocs, 1);
+	assert_non_null(strstr(g.data, "HTTP/1.1 503 Service Unavailable\r\n"));
+	assert_null(strstr(g.data, "Connection: close"));
+	assert_int_equal(r.w->inflight, 0);
+	/* The timer it could not arm never answers later: nothing but the 503. */
+	spin(&r, 30);
+	assert_int_equal(count_of(&g, "HTTP/1.1 "), 1);
+	assert_null(strstr(g.data, "slow"));
+
+	/* The proxy-async app's fetch: APP_FETCH_ENOMEM, which it answers 503. */
+	send_all(fd, "GET /nomem-proxy HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(&r, fd, &g, "out of resources", 2, 2000);
+	assert_int_equal(count_of(&g, "HTTP/1.1 503 Service Unavailable\r\n"), 2);
+	assert_int_equal(failed_mallocs, 2);
+	assert_int_equal(r.w->inflight, 0);
+
+	/* The worker lives on: the same connection, a call that can allocate. */
+	send_all(fd, "GET /slow?ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+	pump(&r, fd, &g, "slow", 1, 2000);
+	assert_int_equal(count_of(&g, "HTTP/1.1 200 OK"), 1);
+	assert_int_equal(r.w->inflight, 0);
+	assert_int_equal(r.w->nconns, 1);
+	close(fd);
+	spin(&r, 20);
+	assert_int_equal(r.w->nconns, 0);
+	rig_free(&r); /* ASan: nothing of the failed calls is left behind */
+}
+
 int main(void)
 {
 	if (fetch_global_init() != 0)
@@ -343,6 +418,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_400),
 	    cmocka_unit_test(test_head_and_forgotten),
 	    cmocka_unit_test(test_graceful_stop),
+	    cmocka_unit_test(test_out_of_resources_503),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
