@@ -2,10 +2,12 @@
 """test_costbreak.py — scripts/costbreak: its reading of `perf script` (every
 category, a versioned symbol, the call that entered the kernel) on a crafted
 profile, then a brief real run on a tiny proxy scenario (coro and async, one
-second each at c = 8): every category per style, shares adding up to 100%,
-µs per request adding up to the sampled total, the sampled CPU close to the
-CPU schedstat measured, the command line and every command printed, the
-JSON written, and every process it started gone. Bad usage and an unknown
+second each at c = 8, two rounds): every category per style, shares adding
+up to 100%, µs per request adding up to the sampled total, the sampled CPU
+close to the CPU schedstat measured, the TCP figures (segments per request,
+the worker's 8 client sockets) and latency, one line per round and style,
+the command line and every command printed, the JSON written, and every
+process it started gone. Bad usage and an unknown
 server get clear refusals. Skipped (exit 77, one line) where perf is not
 installed, or while the servers and loadgen are not built."""
 import json
@@ -91,17 +93,22 @@ def main():
 
         rc, out = run(scen, "--level", "0")
         assert rc == 2 and "must be positive" in out, (rc, out)
+        rc, out = run(scen, "--repeat", "0")
+        assert rc == 2 and "must be positive" in out, (rc, out)
+        tcp = cb.tcp_counters()
+        assert tcp.get("Tcp.OutSegs", 0) > 0 and "TcpExt.DelayedACKs" in tcp, sorted(tcp)[:8]
         costtool.refuses_unknown_server(run, scen)
 
         out_json = os.path.join(tmp, "cost.json")
         rc, out = run(scen, "--level", "8", "--seconds", "1", "--warmup", "0.5",
-                      "--frequency", "999", "--json", out_json)
+                      "--frequency", "999", "--repeat", "2", "--json", out_json)
         print(out)
         assert rc == 0, rc
         assert "command: scripts/costbreak %s --level 8" % scen in out, out
         for needle in ("perf record -e cpu-clock -F 999 -g -k CLOCK_MONOTONIC -p ",
                        "loadgen -q -k --sweep 8 -t 3 ", "category", "total (perf)",
-                       "measured (schedstat)", "async − coro µs/req", "gap async − coro"):
+                       "measured (schedstat)", "async − coro µs/req", "gap async − coro",
+                       "=== round 2 of 2", "client ACKs/answer", "segments without data"):
             assert needle in out, needle
         for c in cb.CATEGORIES:
             assert "\n" + c + " " in out, c
@@ -109,7 +116,9 @@ def main():
             doc = json.load(f)
         assert doc["schema"] == "corobench/costbreak/v1" and doc["level"] == 8, doc["schema"]
         assert [s["server"] for s in doc["styles"]] == ["coro", "async"], doc["styles"]
-        for s in doc["styles"]:
+        assert len(doc["rounds"]) == 2 and doc["rounds"][0]["styles"] == doc["styles"], \
+            len(doc["rounds"])
+        for s in doc["rounds"][0]["styles"] + doc["rounds"][1]["styles"]:
             cats = s["categories"]
             assert list(cats) == list(cb.CATEGORIES), list(cats)
             assert abs(sum(c["share"] for c in cats.values()) - 1) < 1e-9, cats
@@ -121,6 +130,12 @@ def main():
             # far outside this test's wide bound, which load cannot reach
             assert abs(s["accounting_pp"]) < 25, s["accounting_pp"]
             assert cats["kernel"]["share"] > 0, cats
+            # a proxied request: its request and answer on the client's
+            # connection and on the upstream's, each a segment at least
+            t = s["tcp"]
+            assert t["segments_per_request"] >= 2, t
+            assert t["client_sockets"] == 8 and t["client_acks_per_answer"] >= 0, t
+            assert s["latency"]["p99_ms"] > 0, s["latency"]
             for pid in (s["worker_pid"], s["master_pid"]):
                 assert not costtool.alive(pid), "pid %d left running" % pid
         assert doc["gap"] is not None and "pp" in doc["gap"], doc["gap"]
