@@ -313,8 +313,8 @@ static int send_answer(struct conn *c)
 		                         : c->http10 ? "Connection: keep-alive\r\n"
 		                                     : "";
 		c->hdr = c->hdr_buf;
-		c->hdr_len =
-		    format_head(c->hdr_buf, sizeof(c->hdr_buf), c->status, c->size, connection);
+		c->hdr_len = upstream_format_head(c->hdr_buf, sizeof(c->hdr_buf), c->status,
+		                                  c->size, connection);
 		bool no_body = c->head || c->status == 204 || c->status == 304;
 		c->body_out = no_body ? 0 : c->mode == M_RESET ? c->size / 2 : c->size;
 	}
@@ -342,7 +342,8 @@ static int fail(struct conn *c, int status)
 	c->head = false;
 	c->status = status;
 	c->text = c->text_buf;
-	int n = snprintf(c->text_buf, sizeof(c->text_buf), "%d %s\n", status, reason(status));
+	int n =
+	    snprintf(c->text_buf, sizeof(c->text_buf), "%d %s\n", status, upstream_reason(status));
 	c->size = (unsigned long)n;
 	set_reading(c, false);
 	return send_answer(c);
@@ -364,7 +365,7 @@ static int start_request(struct conn *c, size_t head_end)
 	}
 	s->requests++;
 	c->http10 = sp2[8] == '0';
-	c->head = token_eq(p, (size_t)(sp1 - p), "HEAD");
+	c->head = upstream_token_eq(p, (size_t)(sp1 - p), "HEAD");
 	const char *target = sp1 + 1;
 	const char *qm = memchr(target, '?', (size_t)(sp2 - target));
 	const char *path_end = qm ? qm : sp2;
@@ -380,15 +381,15 @@ static int start_request(struct conn *c, size_t head_end)
 		while (v < he && (*v == ' ' || *v == '\t'))
 			v++;
 		size_t nlen = (size_t)(colon - h), vlen = (size_t)(he - v);
-		if (token_eq(h, nlen, "connection")) {
-			want_close |= has_token(v, vlen, "close");
-			want_keep |= has_token(v, vlen, "keep-alive");
-		} else if (token_eq(h, nlen, "content-length")) {
+		if (upstream_token_eq(h, nlen, "connection")) {
+			want_close |= upstream_has_token(v, vlen, "close");
+			want_keep |= upstream_has_token(v, vlen, "keep-alive");
+		} else if (upstream_token_eq(h, nlen, "content-length")) {
 			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
 				vlen--;
 			if (!upstream_parse_ulong(v, vlen, ULONG_MAX / 2, &clen))
 				return fail(c, 400);
-		} else if (token_eq(h, nlen, "transfer-encoding")) {
+		} else if (upstream_token_eq(h, nlen, "transfer-encoding")) {
 			chunked = true;
 		}
 		h = he + 2;
@@ -398,9 +399,9 @@ static int start_request(struct conn *c, size_t head_end)
 	c->keep = c->http10 ? want_keep && !want_close : !want_close;
 
 	struct overrides o = {.delay = s->cfg.delay_ms, .size = s->cfg.size, .status = 200};
-	if (qm && !parse_query(qm + 1, (size_t)(sp2 - qm - 1), &o))
+	if (qm && !upstream_parse_query(qm + 1, (size_t)(sp2 - qm - 1), &o))
 		return fail(c, 400);
-	bool stats = token_eq(target, (size_t)(path_end - target), "/_stats");
+	bool stats = upstream_token_eq(target, (size_t)(path_end - target), "/_stats");
 
 	/* Done with the head (the views above die here): drop it, then as much
 	 * of the body as is here; the rest is skipped as it arrives. */
@@ -617,8 +618,8 @@ int main(int argc, char **argv)
 	                                                [F_CLOSE] = "Connection: close\r\n",
 	                                                [F_KEEP10] = "Connection: keep-alive\r\n"};
 	for (int f = 0; f < F_COUNT; f++) {
-		s.hdr_len[f] =
-		    format_head(s.hdr[f], sizeof(s.hdr[f]), 200, s.cfg.size, connection[f]);
+		s.hdr_len[f] = upstream_format_head(s.hdr[f], sizeof(s.hdr[f]), 200, s.cfg.size,
+		                                    connection[f]);
 		if (s.cfg.size > BLOCK)
 			continue;
 		/* without it, the answer leaves from hdr and block (two iovecs) */

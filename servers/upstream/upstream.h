@@ -36,15 +36,16 @@ struct overrides {
 	bool close, reset, stall;
 };
 /* The reason phrase of status ("Status" when unknown). */
-const char *reason(int status);
+const char *upstream_reason(int status);
 /* An answer head into out: its length, 0 when it does not fit. */
-size_t format_head(char *out, size_t cap, int status, unsigned long len, const char *connection);
+size_t upstream_format_head(char *out, size_t cap, int status, unsigned long len,
+                            const char *connection);
 /* p[0..len) equals lit, ignoring case. */
-bool token_eq(const char *p, size_t len, const char *lit);
+bool upstream_token_eq(const char *p, size_t len, const char *lit);
 /* Does the comma-separated header value hold token lit? */
-bool has_token(const char *v, size_t len, const char *lit);
+bool upstream_has_token(const char *v, size_t len, const char *lit);
 /* Apply ?delay= &size= &status= &close=1 &reset=1 &stall=1; unknown keys
  * are ignored (clients add cache busters). false on a bad value. */
-bool parse_query(const char *q, size_t len, struct overrides *o);
+bool upstream_parse_query(const char *q, size_t len, struct overrides *o);
 
 #endif

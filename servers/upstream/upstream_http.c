@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *reason(int status)
+const char *upstream_reason(int status)
 {
 	switch (status) {
 	case 200:
@@ -55,24 +55,25 @@ const char *reason(int status)
 	}
 }
 
-size_t format_head(char *out, size_t cap, int status, unsigned long len, const char *connection)
+size_t upstream_format_head(char *out, size_t cap, int status, unsigned long len,
+                            const char *connection)
 {
 	int n = snprintf(out, cap,
 	                 "HTTP/1.1 %d %s\r\nServer: upstream\r\n"
 	                 "Content-Type: application/octet-stream\r\nContent-Length: %lu\r\n%s\r\n",
-	                 status, reason(status), len, connection);
+	                 status, upstream_reason(status), len, connection);
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
 /* ---- request parsing ---- */
 
-bool token_eq(const char *p, size_t len, const char *lit)
+bool upstream_token_eq(const char *p, size_t len, const char *lit)
 {
 	return strlen(lit) == len && strncasecmp(p, lit, len) == 0;
 }
 
 /* Does the comma-separated header value hold token lit? */
-bool has_token(const char *v, size_t len, const char *lit)
+bool upstream_has_token(const char *v, size_t len, const char *lit)
 {
 	const char *end = v + len;
 	while (v < end) {
@@ -84,7 +85,7 @@ bool has_token(const char *v, size_t len, const char *lit)
 		const char *te = v;
 		while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
 			te--;
-		if (token_eq(t, (size_t)(te - t), lit))
+		if (upstream_token_eq(t, (size_t)(te - t), lit))
 			return true;
 	}
 	return false;
@@ -109,7 +110,7 @@ bool upstream_parse_ulong(const char *p, size_t len, unsigned long max, unsigned
 
 /* Apply ?delay= &size= &status= &close=1 &reset=1 &stall=1; unknown keys
  * are ignored (clients add cache busters). false on a bad value. */
-bool parse_query(const char *q, size_t len, struct overrides *o)
+bool upstream_parse_query(const char *q, size_t len, struct overrides *o)
 {
 	const char *end = q + len;
 	while (q < end) {
@@ -120,17 +121,18 @@ bool parse_query(const char *q, size_t len, struct overrides *o)
 		const char *v = eq ? eq + 1 : stop;
 		size_t klen = (size_t)(ke - k), vlen = (size_t)(stop - v);
 		unsigned long flag = 0;
-		if (token_eq(k, klen, "delay")) {
+		if (upstream_token_eq(k, klen, "delay")) {
 			if (!upstream_parse_ulong(v, vlen, MAX_DELAY, &o->delay))
 				return false;
-		} else if (token_eq(k, klen, "size")) {
+		} else if (upstream_token_eq(k, klen, "size")) {
 			if (!upstream_parse_ulong(v, vlen, MAX_SIZE, &o->size))
 				return false;
-		} else if (token_eq(k, klen, "status")) {
+		} else if (upstream_token_eq(k, klen, "status")) {
 			if (!upstream_parse_ulong(v, vlen, 599, &o->status) || o->status < 200)
 				return false;
-		} else if (token_eq(k, klen, "close") || token_eq(k, klen, "reset") ||
-		           token_eq(k, klen, "stall")) {
+		} else if (upstream_token_eq(k, klen, "close") ||
+		           upstream_token_eq(k, klen, "reset") ||
+		           upstream_token_eq(k, klen, "stall")) {
 			if (vlen && !upstream_parse_ulong(v, vlen, 1, &flag))
 				return false;
 			bool on = vlen == 0 || flag == 1;
