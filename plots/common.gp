@@ -1,11 +1,13 @@
 # common.gp — loaded first by every chart script: the output terminal and the
 # look all charts share. Expects, from scripts/plot (gnuplot -e): datadir (what
 # result2dat wrote, including meta.gp), out (the file to write), fmt (png|svg).
+# A chart may set term_h (pixels) first: the cost chart grows with its rows.
 load datadir.'/meta.gp'
+if (!exists('term_h')) { term_h = 600 }
 if (fmt eq 'svg') {
-    set terminal svg size 960,600 dynamic noenhanced font 'sans,12' background rgb 'white'
+    set terminal svg size 960,term_h dynamic noenhanced font 'sans,12' background rgb 'white'
 } else {
-    set terminal pngcairo size 960,600 noenhanced font 'sans,10' background rgb 'white'
+    set terminal pngcairo size 960,term_h noenhanced font 'sans,10' background rgb 'white'
 }
 set output out
 set logscale x

@@ -18,14 +18,18 @@
  *       that the result holds (meta.gp: ncost, cost_title[j]) three columns,
  *       median, min, max; then each band's top in the stack (the sum of the
  *       medians up to it, ncost columns); then the stack's total: median, min,
- *       max (min and max over the repetitions' own totals and the median). The
- *       median is the median figure over the median req/s (as
+ *       max (min and max over the repetitions' own totals and the median);
+ *       then, where the total passes the chart's y axis (cost_ytop,
+ *       FIT_IN_FLIGHT), the total again and, quoted, its label ("1,307"), else
+ *       NaN and "". The median is the median figure over the median req/s (as
  *       scripts/compare computes it); min and max are the extremes of the
  *       repetitions' own ratios. A level without data is a blank line.
  *   OUTDIR/meta.gp       gnuplot variables: the titles (title[N] with the style
  *       and runtime, shorttitle[N] with the style only), the upstream delay (for
  *       Little's bound), the level of the distribution chart, axis ranges, the
- *       cost bands (ncost, cost_title[j]), the highest cost (cost_max), which
+ *       cost bands (ncost, cost_title[j]), the highest cost (cost_max), the
+ *       cost chart's y axis top (cost_ytop), how many bars it cuts
+ *       (cost_clipped) and the requests in flight it fits (fit_in_flight), which
  *       series have cost rows (hascost[N]) and their instructions per request
  *       (icount[N], "" when not counted), and each series' line style
  *       (lstyle[N], common.gp's numbers): where a result labels its series
@@ -67,6 +71,18 @@ static const struct {
     {"loadgen_cpu", "load generator", NULL},
 };
 #define NCOST (sizeof COST_FIELDS / sizeof COST_FIELDS[0])
+
+/* The cost chart's y axis fits the bars of the points with at least
+ * FIT_IN_FLIGHT requests in flight (level x in_flight, a concurrency or
+ * streams sweep). Below that the server idles between requests and each one
+ * pays the event loop's wake-ups alone: at c = 1 a bar is 3 to 10 times the
+ * loaded ones and would squeeze them into a sliver. Such a bar is cut at the
+ * axis top and labelled with its total (cost-N.dat's last two columns), unless
+ * every bar fits within FIT_SLACK of the loaded ones (then nothing is cut). */
+#define FIT_IN_FLIGHT 10
+#define FIT_SLACK 1.25
+/* headroom above the highest bar the axis fits */
+#define FIT_HEADROOM 1.08
 
 double num(const json_t *v, bool *ok)
 {
@@ -338,10 +354,64 @@ static size_t cost_fields_present(const json_t *series, bool present[NCOST])
 	return n;
 }
 
+/* The total of a point's median and its min and max over the repetitions'
+ * own totals: false where the point has no cost figures. */
+static bool point_total(const json_t *pt, const bool present[NCOST], double *total, double *lo,
+                        double *hi)
+{
+	double rps, t;
+	const json_t *med = json_object_get(pt, "median");
+	if (!figure(med, "rps", &rps) || !total_us(med, present, total))
+		return false;
+	*lo = *hi = *total;
+	size_t r;
+	json_t *rep;
+	json_array_foreach(json_object_get(pt, "repetitions"), r, rep)
+	{
+		if (!total_us(rep, present, &t))
+			continue;
+		if (t < *lo)
+			*lo = t;
+		if (t > *hi)
+			*hi = t;
+	}
+	return true;
+}
+
+/* The top of the cost chart's y axis (FIT_IN_FLIGHT): fit to the points with
+ * at least that many requests in flight, per = in_flight per unit of level, 0
+ * in a rate sweep (where the levels are rates: every point is fitted). */
+static double cost_axis_top(const json_t *series, const bool present[NCOST], double per)
+{
+	double all = 0, loaded = 0, total, lo, hi;
+	size_t i, j;
+	json_t *s, *pt;
+	json_array_foreach(series, i, s)
+	{
+		json_array_foreach(json_object_get(s, "points"), j, pt)
+		{
+			bool ok;
+			double level = num(json_object_get(pt, "level"), &ok);
+			if (!ok || !point_total(pt, present, &total, &lo, &hi))
+				continue;
+			if (hi > all)
+				all = hi;
+			if ((per <= 0 || level * per >= FIT_IN_FLIGHT) && hi > loaded)
+				loaded = hi;
+		}
+	}
+	if (all <= 0)
+		return 1;
+	if (loaded <= 0 || all <= loaded * FIT_SLACK)
+		return all * FIT_HEADROOM;
+	return loaded * FIT_HEADROOM;
+}
+
 /* Writes cost-N.dat; *has_rows tells whether a level had cost figures, and
- * *max grows to the highest stack (or repetition's total) drawn. */
+ * *max grows to the highest stack (or repetition's total) drawn. A bar whose
+ * total passes ytop (the axis top) is cut there: *clipped counts them. */
 static int write_cost(const char *dir, size_t n, const json_t *series, const bool present[NCOST],
-                      bool *has_rows, double *max)
+                      double ytop, bool *has_rows, double *max, size_t *clipped)
 {
 	char path[4096];
 	FILE *f = open_dat(path, dir, "cost", n);
@@ -356,7 +426,9 @@ static int write_cost(const char *dir, size_t n, const json_t *series, const boo
 	for (size_t k = 0; k < NCOST; k++)
 		if (present[k])
 			fprintf(f, " %s_top", COST_FIELDS[k].key);
-	fputs(" total_us total_us_min total_us_max   (microseconds per request)\n", f);
+	fputs(" total_us total_us_min total_us_max clipped_us clipped_label"
+	      "   (microseconds per request)\n",
+	      f);
 	size_t i, nfields = 0;
 	for (size_t k = 0; k < NCOST; k++)
 		nfields += present[k];
@@ -369,8 +441,8 @@ static int write_cost(const char *dir, size_t n, const json_t *series, const boo
 		double level = num(json_object_get(pt, "level"), &ok);
 		const json_t *med = json_object_get(pt, "median");
 		const json_t *reps = json_object_get(pt, "repetitions");
-		double rps, total;
-		if (!ok || !figure(med, "rps", &rps) || !total_us(med, present, &total)) {
+		double total, lo, hi;
+		if (!ok || !point_total(pt, present, &total, &lo, &hi)) {
 			fputs("\n", f); /* a gap, as in series-N.dat */
 			continue;
 		}
@@ -380,7 +452,7 @@ static int write_cost(const char *dir, size_t n, const json_t *series, const boo
 		for (size_t k = 0; k < NCOST; k++) {
 			if (!present[k])
 				continue;
-			double m, lo = 0, hi = 0;
+			double m, blo = 0, bhi = 0;
 			if (band_us(med, COST_FIELDS[k].key, &m)) {
 				fprintf(f, " %.6g", m);
 				top += m;
@@ -388,28 +460,24 @@ static int write_cost(const char *dir, size_t n, const json_t *series, const boo
 				fputs(" NaN", f); /* not measured here: nothing stacked */
 			}
 			tops[k] = top;
-			if (rep_range(reps, COST_FIELDS[k].key, band_us, &lo, &hi))
-				fprintf(f, " %.6g %.6g", lo, hi);
+			if (rep_range(reps, COST_FIELDS[k].key, band_us, &blo, &bhi))
+				fprintf(f, " %.6g %.6g", blo, bhi);
 			else
 				fputs(" NaN NaN", f);
 		}
 		for (size_t k = 0; k < NCOST; k++)
 			if (present[k])
 				fprintf(f, " %.6g", tops[k]);
-		/* the total's min and max over the repetitions' own totals */
-		double lo = total, hi = total, t;
-		size_t r;
-		json_t *rep;
-		json_array_foreach(reps, r, rep)
-		{
-			if (!total_us(rep, present, &t))
-				continue;
-			if (t < lo)
-				lo = t;
-			if (t > hi)
-				hi = t;
+		fprintf(f, " %.6g %.6g %.6g", total, lo, hi);
+		/* a bar past the axis top: its total, and that total as the label
+		 * drawn where the bar is cut */
+		if (total > ytop) {
+			char g[32];
+			fprintf(f, " %.6g \"%s\"\n", total, grouped(total, g, sizeof g));
+			++*clipped;
+		} else {
+			fputs(" NaN \"\"\n", f);
 		}
-		fprintf(f, " %.6g %.6g %.6g\n", total, lo, hi);
 		if (hi > *max)
 			*max = hi;
 	}
@@ -515,14 +583,31 @@ int main(int argc, char **argv)
 	double knee_limit[MAX_SERIES];
 	const char *sweep = json_string_value(json_object_get(root, "sweep"));
 	bool rate_sweep = sweep && strcmp(sweep, "rate") == 0;
+	/* What the levels count: connections, or (scenario "sweep": "streams")
+	 * HTTP/2 streams per connection over a fixed number of connections.
+	 * in_flight is the requests in flight per unit of level, for Little's
+	 * bound and the cost chart's axis: the connections in a streams sweep,
+	 * the streams per connection in an h2 connections sweep, else 1. */
+	long long fixed_conns = json_integer_value(json_object_get(root, "connections"));
+	long long fixed_streams = json_integer_value(json_object_get(scdoc, "streams"));
+	bool streams_sweep =
+	    !rate_sweep && sweep && strcmp(sweep, "streams") == 0 && fixed_conns > 0;
+	double in_flight = 1; /* a rate sweep: levels are rates */
+	if (streams_sweep)
+		in_flight = (double)fixed_conns;
+	else if (!rate_sweep && fixed_streams > 1)
+		in_flight = (double)fixed_streams;
 	bool has_cost[MAX_SERIES] = {false};
 	bool cost_present[NCOST];
-	size_t ncost = cost_fields_present(series, cost_present);
+	size_t ncost = cost_fields_present(series, cost_present), nclipped = 0;
+	/* a rate sweep's levels are rates, not requests in flight: all fitted */
+	double cost_ytop = cost_axis_top(series, cost_present, rate_sweep ? 0 : in_flight);
 	json_array_foreach(series, i, v)
 	{
 		if (write_series(argv[2], i + 1, v, &rps_max) != 0)
 			goto fail;
-		if (write_cost(argv[2], i + 1, v, cost_present, &has_cost[i], &cost_max) != 0)
+		if (write_cost(argv[2], i + 1, v, cost_present, cost_ytop, &has_cost[i], &cost_max,
+		               &nclipped) != 0)
 			goto fail;
 		int d = write_dist(argv[2], i + 1, v, plot_level);
 		if (d < 0)
@@ -621,14 +706,6 @@ int main(int argc, char **argv)
 	double delay = json_is_object(up) ? json_number_value(json_object_get(up, "delay_ms")) : 0;
 	fprintf(f, "\ndelay_ms = %.6g\nplot_level = %lld\nxmin = %.6g\nxmax = %.6g\n", delay,
 	        plot_level, xmin, xmax);
-	/* What the levels count: connections, or (scenario "sweep": "streams")
-	 * HTTP/2 streams per connection over a fixed number of connections.
-	 * in_flight is the requests in flight per unit of level, for Little's
-	 * bound: the connections in a streams sweep, the streams per connection
-	 * in an h2 connections sweep, else 1. */
-	long long fixed_conns = json_integer_value(json_object_get(root, "connections"));
-	long long fixed_streams = json_integer_value(json_object_get(scdoc, "streams"));
-	double in_flight = 1;
 	fprintf(f, "rate_sweep = %d\n", rate_sweep ? 1 : 0);
 	const json_t *kf = json_object_get(scdoc, "knee_factor");
 	fprintf(f, "knee_factor = %.6g\n", json_is_number(kf) ? json_number_value(kf) : 0.0);
@@ -638,7 +715,7 @@ int main(int argc, char **argv)
 		gp_string(f, "rate");
 		fputs("\nxlabel_text = ", f);
 		gp_string(f, "offered rate (target requests/s, log scale)");
-	} else if (sweep && strcmp(sweep, "streams") == 0 && fixed_conns > 0) {
+	} else if (streams_sweep) {
 		char lbl[128];
 		snprintf(lbl, sizeof(lbl), "HTTP/2 streams per connection (%lld connections)",
 		         fixed_conns);
@@ -648,7 +725,6 @@ int main(int argc, char **argv)
 		         "HTTP/2 streams per connection, over %lld connections (log scale)",
 		         fixed_conns);
 		gp_string(f, lbl);
-		in_flight = (double)fixed_conns;
 	} else if (fixed_streams > 1) {
 		char lbl[128];
 		gp_string(f, "concurrency");
@@ -658,7 +734,6 @@ int main(int argc, char **argv)
 		    "concurrency (connections; HTTP/2 ones carry %lld streams each; log scale)",
 		    fixed_streams);
 		gp_string(f, lbl);
-		in_flight = (double)fixed_streams;
 	} else {
 		gp_string(f, "concurrency");
 		fputs("\nxlabel_text = ", f);
@@ -668,13 +743,27 @@ int main(int argc, char **argv)
 	/* the cost bands, in the column order of cost-N.dat */
 	fprintf(f, "ncost = %zu\ncost_max = %.6g\nlevel_ratio_min = %.6g\n", ncost,
 	        cost_max > 0 ? cost_max : 1, ratio_min > 1 ? ratio_min : 2);
+	/* the cost chart's y axis (FIT_IN_FLIGHT) and the bars cut at its top */
+	fprintf(f, "cost_ytop = %.6g\ncost_clipped = %zu\nfit_in_flight = %d\n", cost_ytop,
+	        nclipped, FIT_IN_FLIGHT);
+	long long split_min = json_integer_value(
+	    json_object_get(json_object_get(root, "cost_method"), "split_min_ticks"));
 	if (ncost > 0) {
 		fprintf(f, "array cost_title[%zu]\narray cost_key[%zu]\n", ncost, ncost);
 		for (size_t k = 0, j = 0; k < NCOST; k++) {
 			if (!cost_present[k])
 				continue;
 			fprintf(f, "cost_title[%zu] = ", ++j);
-			gp_string(f, COST_FIELDS[k].title);
+			/* a v2 server's CPU is unsplit where its window held too few
+			 * clock ticks to sample (scripts/bench): the key says so */
+			if (strcmp(COST_FIELDS[k].key, "server_cpu") == 0 && split_min > 0) {
+				char t[96];
+				snprintf(t, sizeof t, "server, unsplit (under %lld clock ticks)",
+				         split_min);
+				gp_string(f, t);
+			} else {
+				gp_string(f, COST_FIELDS[k].title);
+			}
 			fprintf(f, "\ncost_key[%zu] = ", j);
 			gp_string(f, COST_FIELDS[k].key);
 			fputc('\n', f);

@@ -167,7 +167,9 @@ def rows(path):
         for line in f:
             if line.startswith("#"):
                 continue
-            out.append([float(x) for x in line.split()] if line.strip() else None)
+            # numbers, and quoted labels (cost-N.dat's last column) as strings
+            out.append([x.strip('"') if x.startswith('"') else float(x)
+                        for x in line.split()] if line.strip() else None)
     return out
 
 
@@ -289,7 +291,7 @@ def main():
         # user + 0.3 system, unsplit in series 2), upstream 0.1, loadgen 0.2
         us = lambda cores, rps: cores / rps * 1e6  # noqa: E731
         c1 = rows(os.path.join(out, "cost-1.dat"))
-        assert len(c1) == 2 and len(c1[0]) == 1 + 5 * 3 + 5 + 3, c1
+        assert len(c1) == 2 and len(c1[0]) == 1 + 5 * 3 + 5 + 3 + 2, c1
         lvl, user, user_lo, user_hi, sys_, _, _, unsplit, _, _, up, up_lo, up_hi, lg = c1[0][:14]
         assert lvl == 1 and abs(user - us(0.2, 49)) < 1 and abs(sys_ - us(0.3, 49)) < 1, c1[0]
         assert abs(user_lo - us(0.2, 50)) < 1 and abs(user_hi - us(0.2, 48)) < 1, c1[0]
@@ -309,7 +311,8 @@ def main():
             [round(us(x, 45)) for x in (0.5, 0.6, 0.8)], c2[0]
         meta = open(os.path.join(out, "meta.gp")).read()
         for want in ("ncost = 5", 'cost_title[1] = "server, user"',
-                     'cost_title[2] = "server, system"', 'cost_title[3] = "server (unsplit)"',
+                     'cost_title[2] = "server, system"',
+                     'cost_title[3] = "server, unsplit (under 10 clock ticks)"',
                      'cost_title[4] = "upstream stub"', 'cost_title[5] = "load generator"',
                      'cost_key[3] = "server_cpu"', "hascost[1] = 1", "hascost[2] = 1",
                      'icount[1] = "49,541 instructions/request (callgrind, c = 1)"',
@@ -317,6 +320,26 @@ def main():
             assert want in meta, (want, meta)
         # the highest stack: series 2 at 45 req/s
         assert abs(float(meta.split("cost_max = ")[1].split()[0]) - us(0.8, 45)) < 1, meta
+        # the y axis fits the levels with 10 or more requests in flight (here
+        # level 10, at most us(0.8, 470) with its 8 % headroom); the bars of
+        # level 1, ten times taller, are cut at its top and carry their total
+        ytop = float(meta.split("cost_ytop = ")[1].split()[0])
+        assert abs(ytop - us(0.8, 470) * 1.08) < 1, meta
+        assert "cost_clipped = 2" in meta and "fit_in_flight = 10" in meta, meta
+        assert abs(c1[0][24] - us(0.8, 49)) < 1 and c1[0][25] == "16,327", c1[0]
+        assert math.isnan(c1[1][24]) and c1[1][25] == "", c1[1]      # level 10 fits
+        assert abs(c2[0][24] - us(0.8, 45)) < 1 and c2[0][25] == "17,778", c2[0]
+        # a streams sweep over 10 connections: level 1 is 10 requests in
+        # flight, so every bar fits and none is cut
+        sdoc = copy.deepcopy(doc)
+        sdoc.update(sweep="streams", connections=10)
+        sres, sout = os.path.join(tmp, "streams.json"), os.path.join(tmp, "dats")
+        convert(conv, sdoc, sres, sout)
+        smeta = open(os.path.join(sout, "meta.gp")).read()
+        assert "cost_clipped = 0" in smeta and "in_flight = 10" in smeta, smeta
+        assert abs(float(smeta.split("cost_ytop = ")[1].split()[0]) - us(0.8, 45) * 1.08) < 1
+        assert all(math.isnan(r[24]) and r[25] == "" for r in
+                   rows(os.path.join(sout, "cost-1.dat")) if r), smeta
         # the v1 form: the server's CPU unsplit, the load generator's, no icount
         v1, out1 = os.path.join(tmp, "v1.json"), os.path.join(tmp, "dat1")
         convert(conv, as_v1(doc), v1, out1)
@@ -325,7 +348,7 @@ def main():
                      'cost_title[2] = "load generator"', 'icount[1] = ""'):
             assert want in meta1, (want, meta1)
         c1 = rows(os.path.join(out1, "cost-1.dat"))
-        assert len(c1[0]) == 1 + 2 * 3 + 2 + 3 and abs(c1[0][1] - us(0.5, 49)) < 1, c1[0]
+        assert len(c1[0]) == 1 + 2 * 3 + 2 + 3 + 2 and abs(c1[0][1] - us(0.5, 49)) < 1, c1[0]
         # a result without a cost figure: no cost rows, ncost = 0
         nocost = copy.deepcopy(doc)
         for s in nocost["series"]:
@@ -413,8 +436,9 @@ def main():
         knee = open(os.path.join(rout, "knee-1.dat")).read()
         assert '200 13 "coro: knee 200 (100-400)"' in knee, knee
         meta = open(os.path.join(rout, "meta.gp")).read()
+        # (the levels of a rate sweep are rates: every cost bar fits the axis)
         for want in ("rate_sweep = 1", "knee_factor = 2", "knee_limit[1] = 20",
-                     'level_name = "rate"', "set xtics (100, 200, 400)"):
+                     'level_name = "rate"', "set xtics (100, 200, 400)", "cost_clipped = 0"):
             assert want in meta, (want, meta)
         dr = rows(os.path.join(rout, "dist-1.dat"))                 # rate 400: 50/60/15
         assert at(dr, 50)[2] == 50 and at(dr, 50)[3] == 25, dr
@@ -456,7 +480,10 @@ def main():
             with open(os.path.join(res_dir, "20260101T000000Z-cost.svg")) as f:
                 svg = f.read()
             for want in ("coro (proxy)", "49,541 instructions/request", "server, system",
-                         "server (unsplit)", "upstream stub", "load generator", "total"):
+                         "server, unsplit (under 10 clock ticks)", "upstream stub",
+                         "load generator", "total",
+                         # level 1's cut bars: their totals, and the note that says why
+                         "16,327", "17,778", "10 or more requests in flight"):
                 assert want in svg, want
             # the rate sweep: the hockey stick with its knee, achieved against target
             r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), rres,
@@ -483,6 +510,9 @@ def main():
             with open(os.path.join(out1, "v1-cost.svg")) as f:
                 svg = f.read()
             assert "server (unsplit)" in svg and "server, user" not in svg
+            # the v1 file has level 1's bars cut as well: their total has no
+            # upstream stub, 0.7 cores at 49 req/s
+            assert "14,286" in svg
             # without cost figures the other charts are drawn, the cost chart is not
             r = subprocess.run([sys.executable, os.path.join(SOURCE, "scripts", "plot"), nres,
                                 "--build", BUILD, "--format", "svg", "--outdir", out2],
