@@ -15,6 +15,7 @@
  * epoll_ctl() for a reused connection, no URL parsing, no getenv(), short
  * connection-cache walks. */
 #include "fetch_internal.h"
+#include "fetch_mem.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -38,7 +39,7 @@ struct fetch_opts fetch_opts_default(void)
 
 int fetch_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	return fetch_mem_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
 static double ms_since(const struct timespec *t0)
