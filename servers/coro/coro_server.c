@@ -50,6 +50,14 @@ struct worker {
 	unsigned worker_connections;
 	unsigned max_coros; /* hard cap on coroutines, streams included */
 	bool at_coro_cap;   /* logged once per episode */
+	/* The answers of one cleartext HTTP/1.1 connection at a time are
+	 * gathered here instead of in its own buffer (conn_share): one warm
+	 * buffer for the worker, not a cold one per connection for every
+	 * answer's bytes (at c = 1000, ~19 more lines missed in a 1 MiB cache
+	 * per request than async-server, which does the same). */
+	struct http_obuf out;
+	struct core_conn *out_by;  /* whose answers go to out now; NULL: nobody's */
+	struct core_conn *feeding; /* cleartext HTTP/1.1, in core_h1_feed now */
 };
 
 struct conn {
@@ -79,6 +87,40 @@ static struct conn *conn_of(struct core_conn *cc)
 	return (struct conn *)cc;
 }
 
+/* Let cc's answers go to the worker's buffer, unless another
+ * connection's answers wait there (its write parked) or cc has some of its
+ * own waiting. A connection that holds it empty (parked in its request)
+ * gives it up: its answers go to its own buffer from then on, so each
+ * connection's bytes stay in order. Before cc's request is parsed. */
+static inline void conn_share(struct worker *w, struct core_conn *cc)
+{
+	if (w->out_by == cc || w->out.len > 0 || cc->out.len > 0)
+		return;
+	if (w->out_by)
+		w->out_by->obuf = &w->out_by->out;
+	w->out_by = cc;
+	cc->obuf = &w->out;
+}
+
+/* cc's answers go to its own buffer again; what it had in the worker's
+ * is dropped (it was written, or cc is gone). */
+static inline void conn_unshare(struct core_conn *cc)
+{
+	struct worker *w = worker_of(cc->w);
+	if (w->out_by != cc)
+		return;
+	w->out.len = 0;
+	w->out_by = NULL;
+	cc->obuf = &cc->out;
+}
+
+/* The cleartext HTTP/1.1 connection whose request r is, or NULL (TLS, a
+ * stream): taken before a wait, to share the worker's buffer after it. */
+static inline struct core_conn *req_h1(struct worker *w, struct core_req *r)
+{
+	return w->feeding && &w->feeding->r == r ? w->feeding : NULL;
+}
+
 /* ---- waiting: the app's blocking calls and its explicit ones ---- */
 
 struct fetch_wait {
@@ -104,6 +146,7 @@ static int op_fetch(struct app_ctx *ctx, const char *url, struct app_fetch_resul
 	struct worker *w = worker_of(r->w);
 	struct fetch_wait fw = {.task = hub_self(w->hub)};
 	struct fetch_req *fr = NULL;
+	struct core_conn *cc = req_h1(w, r);
 	int rc = fetcher_get(w->core.fetcher, url, fetch_wait_done, &fw, &fr);
 	if (rc != 0) {
 		*out = (struct app_fetch_result){.error = (enum app_fetch_error)rc};
@@ -116,6 +159,9 @@ static int op_fetch(struct app_ctx *ctx, const char *url, struct app_fetch_resul
 			return APP_FETCH_EINTERNAL;
 		}
 	}
+	/* The answer comes next: the warm buffer, if it is free now. */
+	if (cc)
+		conn_share(w, cc);
 	app_ctx_own(ctx, fw.body);
 	*out = fw.res;
 	out->body = fw.body;
@@ -124,7 +170,11 @@ static int op_fetch(struct app_ctx *ctx, const char *url, struct app_fetch_resul
 
 static void op_sleep_ms(struct app_ctx *ctx, unsigned ms)
 {
-	(void)hub_sleep(worker_of(((struct core_req *)ctx)->w)->hub, ms);
+	struct core_req *r = (struct core_req *)ctx;
+	struct worker *w = worker_of(r->w);
+	struct core_conn *cc = req_h1(w, r);
+	if (hub_sleep(w->hub, ms) == 0 && cc)
+		conn_share(w, cc);
 }
 
 /* An explicit call completed: the request's coroutine delivers it. */
@@ -141,7 +191,7 @@ static void req_wake(struct core_req *r)
  * nginx: "client prematurely closed connection"). false when the request
  * was cancelled (that, a stream reset, or shutdown out of time): what it
  * started is cancelled then. */
-static bool req_wait(struct core_req *r, struct hub_fd *watch)
+static bool req_wait(struct core_req *r, struct hub_fd *watch, struct core_conn *share)
 {
 	struct hub *hub = worker_of(r->w)->hub;
 	bool ok = true;
@@ -149,6 +199,8 @@ static bool req_wait(struct core_req *r, struct hub_fd *watch)
 		hub_fd_watch(watch, true);
 	while (!app_ctx_finished(&r->ctx)) {
 		if (core_req_has_done(r)) {
+			if (share) /* a callback may answer: the warm buffer, if free */
+				conn_share(worker_of(r->w), share);
 			core_req_deliver(r);
 			continue;
 		}
@@ -165,7 +217,7 @@ static bool req_wait(struct core_req *r, struct hub_fd *watch)
 
 static bool h1_wait(struct core_conn *cc)
 {
-	if (req_wait(&cc->r, &conn_of(cc)->hfd))
+	if (req_wait(&cc->r, &conn_of(cc)->hfd, cc->tls ? NULL : cc))
 		return true;
 	core_h1_abort(cc);
 	return false;
@@ -210,13 +262,17 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 	if (tls)
 		return conn_flush_tls(cc);
 	struct conn *c = conn_of(cc);
-	if (cc->out.len == 0)
+	struct http_obuf *o = core_obuf(cc);
+	if (o->len == 0)
 		return 0;
-	if (hub_write(&c->hfd, cc->out.data, cc->out.len, cc->w->read_ms) < 0) {
+	/* While this parks (the socket is full), o->len > 0 keeps the
+	 * worker's buffer cc's. */
+	if (hub_write(&c->hfd, o->data, o->len, cc->w->read_ms) < 0) {
 		cc->dead = true;
 		return -1;
 	}
-	cc->out.len = 0;
+	o->len = 0;
+	conn_unshare(cc);
 	return 0;
 }
 
@@ -313,8 +369,20 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 		if (n <= 0)
 			return; /* closed, idle too long, cancelled or failed */
 		have += (size_t)n;
+		if (!tls) {
+			conn_share(worker_of(w), cc);
+			worker_of(w)->feeding = cc;
+		}
 		size_t used = core_h1_feed(cc, rbuf, have);
+		worker_of(w)->feeding = NULL;
 		if (cc->h2) {
+			/* the 101 and the first frames go out from cc's own buffer */
+			if (cc->obuf != &cc->out &&
+			    http_obuf_append(&cc->out, cc->obuf->data, cc->obuf->len) != 0)
+				cc->dead = true;
+			conn_unshare(cc);
+			if (cc->dead)
+				return;
 			conn_h2(c, rbuf);
 			return;
 		}
@@ -347,6 +415,10 @@ static __attribute__((noinline)) void conn_serve_tls(struct conn *c)
 static void conn_cleanup(void *arg)
 {
 	struct conn *c = arg;
+	struct worker *w = worker_of(c->cc.w);
+	if (w->feeding == &c->cc)
+		w->feeding = NULL;
+	conn_unshare(&c->cc);
 	hub_fd_close(&c->hfd);
 	core_conn_close(&c->cc);
 }
@@ -445,7 +517,7 @@ static void stream_task(struct hub *hub, void *arg)
 	st.r.waiter = hub_self(hub);
 	core_stream_init(&st, start.h, start.id);
 	core_stream_run(&st, start.req);
-	bool ok = req_wait(&st.r, NULL);
+	bool ok = req_wait(&st.r, NULL, NULL);
 	struct h2conn *hc = (struct h2conn *)start.h;
 	h2conn_kick(hc); /* before the end, which may free the session */
 	core_stream_end(&st, ok);
@@ -606,6 +678,7 @@ static int start(struct core *core, void *arg)
 
 static void finish(struct core *core)
 {
+	http_obuf_free(&worker_of(core)->out);
 	hub_free(worker_of(core)->hub);
 }
 

@@ -340,6 +340,69 @@ def check_h2_small_stacks(binary):
             return f"exit status {rc}"
 
 
+def check_shared_answer_buffer(binary):
+    """Cleartext answers gather in one buffer of the worker while its
+    connection runs (coro_server.c, conn_share): a connection parked with
+    an answer in it keeps it, one parked with it empty gives it up, and
+    every connection gets its own answers, in order, and nothing else."""
+    srv = Server(binary, "--app", "sleep", "--quiet")
+
+    def get(ms):
+        return b"GET /?ms=%d HTTP/1.1\r\nHost: t\r\n\r\n" % ms
+
+    def expect(s, *mss):
+        data = b""
+        for ms in mss:
+            while True:  # one whole answer in data (read_answer reads past it)
+                head, sep, rest = data.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                if sep and m and len(rest) >= int(m.group(1)):
+                    break
+                chunk = s.recv(4096)
+                if not chunk:
+                    return "closed before 'slept %d ms'" % ms
+                data += chunk
+            n = int(m.group(1))
+            body, data = rest[:n], rest[n:]
+            if not head.startswith(b"HTTP/1.1 200 ") or body != b"slept %d ms\n" % ms:
+                return "wanted 'slept %d ms', got %r" % (ms, head[:12] + b" " + body)
+        s.settimeout(0.2)
+        try:
+            data += s.recv(4096)
+        except socket.timeout:
+            pass
+        s.settimeout(5)
+        return "bytes after the answers: %r" % data if data else None
+
+    try:
+        # a's first answer waits in the buffer while its second sleeps;
+        # b and c answer meanwhile from their own
+        a, b, c = srv.connect(), srv.connect(), srv.connect()
+        a.sendall(get(0) + get(300))
+        time.sleep(0.05)
+        c.sendall(get(100))
+        b.sendall(get(0))
+        for s, mss in ((b, (0,)), (c, (100,)), (a, (0, 300))):
+            err = expect(s, *mss)
+            if err:
+                return err
+        # d parks with the buffer empty and loses it to e, whose first
+        # answer waits in it while d answers
+        d, e = srv.connect(), srv.connect()
+        d.sendall(get(200) + get(0))
+        time.sleep(0.05)
+        e.sendall(get(0) + get(300))
+        for s, mss in ((d, (200, 0)), (e, (0, 300))):
+            err = expect(s, *mss)
+            if err:
+                return err
+        for s in (a, b, c, d, e):
+            s.close()
+        return None
+    finally:
+        srv.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
@@ -349,6 +412,8 @@ def main():
         ("--stack-size out of range is refused", check_stack_range),
         ("--stack-size 32: 300 concurrent sleeping requests", check_small_stacks),
         ("graceful timeout unwinds what still runs, exit 0", check_graceful_timeout),
+        ("the worker's answer buffer: own answers in order, nothing else",
+         check_shared_answer_buffer),
         ("h2: --worker-connections 1 still runs 50 streams of one connection at once",
          check_h2_conn_cap),
         ("h2: --h2-max-streams 5 caps the streams running at once", check_h2_max_streams),
