@@ -10,13 +10,12 @@
  * calls are delivered) parks this coroutine only (h1_wait). The answers
  * gathered in the connection's buffer go out in one write per read.
  *
- * HTTP/2: the connection's coroutine owns the session and the socket, and
- * every stream runs in a coroutine of its own (stream_task), which parks
- * the same way; an answered stream wakes the connection through the loop
- * to flush.
+ * HTTP/2 (coro_h2.c): the connection's coroutine owns the session and the
+ * socket, and every stream runs in a coroutine of its own (stream_task),
+ * which parks the same way; an answered stream wakes the connection
+ * through the loop to flush. What the two files share: coro_server.h.
  */
-#include "coro.h"
-#include "hub.h"
+#include "coro_server.h"
 
 #include "core_h1.h"
 
@@ -30,62 +29,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROG "coro-server"
-/* Read buffer, on the coroutine's stack: pages it never fills cost no RSS. */
-#define CONN_RBUF (16 * 1024)
-/* Finished stacks kept for reuse: enough for bursts of new connections;
- * past it a finished stack is unmapped, so a burst of 10,000 connections
- * does not keep its dirty stack pages resident for good. */
-#define STACKS_KEPT 1024
-
 struct cfg {
 	unsigned worker_connections;
 	unsigned stack_kib;
 	unsigned max_coros; /* coroutines (connections + streams); 0: derived */
 };
-
-struct worker {
-	struct core core; /* first */
-	struct hub *hub;
-	unsigned worker_connections;
-	unsigned max_coros; /* hard cap on coroutines, streams included */
-	bool at_coro_cap;   /* logged once per episode */
-	/* The answers of one cleartext HTTP/1.1 connection at a time are
-	 * gathered here instead of in its own buffer (conn_share): one warm
-	 * buffer for the worker, not a cold one per connection for every
-	 * answer's bytes (at c = 1000, ~19 more lines missed in a 1 MiB cache
-	 * per request than async-server, which does the same). */
-	struct http_obuf out;
-	struct core_conn *out_by;  /* whose answers go to out now; NULL: nobody's */
-	struct core_conn *feeding; /* cleartext HTTP/1.1, in core_h1_feed now */
-};
-
-struct conn {
-	struct core_conn cc; /* first */
-	struct hub_fd hfd;
-	struct hub_task *task;
-	bool idle; /* waiting for a next request, nothing half-read */
-};
-
-/* An HTTP/2 connection. On the heap (core_h2): a stream coroutine may still
- * be unwinding when the connection's coroutine has ended; the last of them
- * frees it (core_h2_unref). */
-struct h2conn {
-	struct core_h2 h;     /* first */
-	struct event kick_ev; /* a stream answered: wake the connection to flush */
-	bool kicked;          /* an answer waits to be flushed */
-	bool busy;            /* the connection's coroutine runs; it flushes before it parks */
-};
-
-static struct worker *worker_of(struct core *w)
-{
-	return (struct worker *)w;
-}
-
-static struct conn *conn_of(struct core_conn *cc)
-{
-	return (struct conn *)cc;
-}
 
 /* Let cc's answers go to the worker's buffer, unless another
  * connection's answers wait there (its write parked) or cc has some of its
@@ -215,6 +163,11 @@ static bool req_wait(struct core_req *r, struct hub_fd *watch, struct core_conn 
 	return ok;
 }
 
+bool coro_stream_wait(struct core_req *r)
+{
+	return req_wait(r, NULL, NULL);
+}
+
 static bool h1_wait(struct core_conn *cc)
 {
 	if (req_wait(&cc->r, &conn_of(cc)->hfd, cc->tls ? NULL : cc))
@@ -281,14 +234,19 @@ static int conn_flush(struct core_conn *cc)
 	return conn_flush_(cc, cc->tls != NULL);
 }
 
+int coro_conn_flush(struct core_conn *cc)
+{
+	return conn_flush(cc);
+}
+
 /* TLS: plaintext into buf, reading ciphertext from the socket as needed
  * and sending the handshake's records on the way. As hub_read (woken: as
  * hub_read_or_woken); a TLS failure is -EPROTO, close_notify is EOF. ms
  * bounds the whole call, not each socket read: ciphertext trickled a byte
  * at a time (a handshake, or a record never completed) yields no plaintext,
  * and would otherwise hold the connection past every deadline. */
-static __attribute__((noinline)) ssize_t conn_read_tls(struct conn *c, char *buf, size_t cap,
-                                                       unsigned ms, bool woken)
+__attribute__((noinline)) ssize_t coro_conn_read_tls(struct conn *c, char *buf, size_t cap,
+                                                     unsigned ms, bool woken)
 {
 	struct tls_conn *t = c->cc.tls;
 	int64_t end = ms ? core_coarse_ms() + ms : 0;
@@ -327,14 +285,14 @@ static inline __attribute__((always_inline)) ssize_t conn_read_(struct conn *c, 
                                                                 size_t cap, unsigned ms, bool tls)
 {
 	if (tls)
-		return conn_read_tls(c, buf, cap, ms, false);
+		return coro_conn_read_tls(c, buf, cap, ms, false);
 	return hub_read(&c->hfd, buf, cap, ms);
 }
 
 /* After an error answer: stop sending, read and drop what the client still
  * sends for a while, so closing does not reset the connection before the
  * client has read the answer. */
-static void conn_linger(struct conn *c, char *buf)
+void coro_conn_linger(struct conn *c, char *buf)
 {
 	core_conn_shut_wr(&c->cc);
 	int64_t end = core_coarse_ms() + CORE_LINGER_MS;
@@ -349,8 +307,6 @@ static void conn_linger(struct conn *c, char *buf)
 		dropped += (size_t)n;
 	}
 }
-
-static void conn_h2(struct conn *c, char *rbuf);
 
 /* The connection's life, on its coroutine; c lives in conn_task's frame. */
 static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bool tls)
@@ -383,14 +339,14 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 			conn_unshare(cc);
 			if (cc->dead)
 				return;
-			conn_h2(c, rbuf);
+			coro_conn_h2(c, rbuf);
 			return;
 		}
 		if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
 		if (cc->close_after) {
 			if (cc->linger)
-				conn_linger(c, rbuf);
+				coro_conn_linger(c, rbuf);
 			return;
 		}
 		if (w->stopping && !cc->partial)
@@ -451,45 +407,8 @@ static void conn_task(struct hub *hub, void *arg)
 	coro_defer_run(co, mark);
 }
 
-/* ---- HTTP/2: the connection's coroutine owns the session and the
- * socket, every stream runs in a coroutine of its own ---- */
-
-static void h2_kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct h2conn *hc = arg;
-	if (hc->h.c)
-		hub_wake(conn_of(hc->h.c)->task);
-}
-
-/* A stream's answer is queued in the session: make the connection's
- * coroutine flush it. Through the loop, not a direct resume: a stream must
- * never run the connection's coroutine on top of itself (the connection
- * could end and free what the stream still uses). */
-static void h2conn_kick(struct h2conn *hc)
-{
-	if (!hc->h.c || hc->kicked)
-		return;
-	hc->kicked = true;
-	if (!hc->busy)
-		event_active(&hc->kick_ev, EV_TIMEOUT, 1);
-}
-
-static int h2_open(struct core_h2 *h)
-{
-	struct h2conn *hc = (struct h2conn *)h;
-	hc->busy = true;
-	return event_assign(&hc->kick_ev, h->w->base, -1, 0, h2_kick_cb, hc);
-}
-
-static void h2_free(struct core_h2 *h)
-{
-	event_del(&((struct h2conn *)h)->kick_ev);
-}
-
 /* Below the hard cap on coroutines? Says so once per episode when not. */
-static bool coro_cap_ok(struct worker *w)
+bool coro_cap_ok(struct worker *w)
 {
 	if (__builtin_expect(hub_ntasks(w->hub) < w->max_coros, 1))
 		return true;
@@ -501,89 +420,6 @@ static bool coro_cap_ok(struct worker *w)
 		        PROG, (long)getpid(), hub_ntasks(w->hub), w->max_coros);
 	}
 	return false;
-}
-
-struct stream_start {
-	struct core_h2 *h;
-	int32_t id;
-	const struct app_request *req;
-};
-
-static void stream_task(struct hub *hub, void *arg)
-{
-	struct stream_start start = *(struct stream_start *)arg;
-	struct core_stream st; /* not zeroed as a whole: its inline answer needs no zeroing */
-	http_obuf_init(&st.big);
-	st.r.waiter = hub_self(hub);
-	core_stream_init(&st, start.h, start.id);
-	core_stream_run(&st, start.req);
-	bool ok = req_wait(&st.r, NULL, NULL);
-	struct h2conn *hc = (struct h2conn *)start.h;
-	h2conn_kick(hc); /* before the end, which may free the session */
-	core_stream_end(&st, ok);
-	core_stream_free(&st);
-}
-
-/* A stream's coroutine starts at once and runs to its first wait (hello
- * answers right there, inside h2_session_recv). */
-static void h2_request(struct core_h2 *h, int32_t id, const struct app_request *req)
-{
-	struct stream_start start = {h, id, req};
-	if (!coro_cap_ok(worker_of(h->w))) {
-		/* The client may retry a refused stream: nothing of it ran. */
-		(void)h2_session_reset_stream(h->s, id, NGHTTP2_REFUSED_STREAM);
-		return;
-	}
-	if (hub_spawn(worker_of(h->w)->hub, stream_task, &start) != 0)
-		(void)h2_session_reset_stream(h->s, id, NGHTTP2_INTERNAL_ERROR);
-}
-
-/* The client gave up on a stream: every wait of its coroutine now fails,
- * so its calls are cancelled and it unwinds, here and now. */
-static void stream_cancel(struct core_stream *st)
-{
-	if (!hub_cancelled(st->r.waiter))
-		hub_cancel(st->r.waiter);
-}
-
-/* Serve the connection as HTTP/2 until it closes; what was read so far
- * went to the session already (core_h1_feed). */
-static void conn_h2(struct conn *c, char *rbuf)
-{
-	struct core_conn *cc = &c->cc;
-	struct h2conn *hc = (struct h2conn *)cc->h2;
-	for (;;) {
-		hc->busy = true;
-		hc->kicked = false;
-		if (core_h2_flush(cc) != 0 || conn_flush(cc) != 0)
-			return;
-		if (cc->close_after) {
-			if (cc->linger)
-				conn_linger(c, rbuf);
-			return;
-		}
-		if (core_h2_closed(cc))
-			return;
-		if (hc->kicked)
-			continue; /* a stream answered while we wrote */
-		hc->busy = false;
-		/* No read timeout while a handler runs; idle (every open stream,
-		 * if any, waits on the client): GOAWAY, then the close. */
-		unsigned ms = core_h2_busy(cc) ? 0 : cc->w->read_ms;
-		ssize_t n = cc->tls ? conn_read_tls(c, rbuf, CONN_RBUF, ms, true)
-		                    : hub_read_or_woken(&c->hfd, rbuf, CONN_RBUF, ms);
-		hc->busy = true;
-		if (n == -EAGAIN)
-			continue; /* woken: an answer to flush, or the shutdown */
-		if (n == -ETIMEDOUT) {
-			if (core_h2_idle(cc))
-				return;
-			continue;
-		}
-		if (n <= 0)
-			return; /* closed, failed or cancelled */
-		core_h2_input(cc, rbuf, (size_t)n);
-	}
 }
 
 /* ---- the worker: accepting, stopping, counters ---- */
@@ -628,7 +464,7 @@ static void stop(struct core *core)
 	/* HTTP/2 connections send GOAWAY and serve their streams to the end. */
 	for (struct core_conn *cc = core->conns; cc; cc = cc->next)
 		if (cc->h2)
-			h2conn_kick((struct h2conn *)cc->h2);
+			coro_h2conn_kick((struct h2conn *)cc->h2);
 	/* Idle keep-alive connections go now; busy ones after their answer. */
 	for (;;) {
 		struct core_conn *cc = core->conns;
@@ -695,10 +531,10 @@ static const struct core_class coro_class = {
     .live = live_tasks,
     .h1_wait = h1_wait,
     .flush = conn_flush,
-    .h2_open = h2_open,
-    .h2_request = h2_request,
-    .stream_cancel = stream_cancel,
-    .h2_free = h2_free,
+    .h2_open = coro_h2_open,
+    .h2_request = coro_h2_request,
+    .stream_cancel = coro_stream_cancel,
+    .h2_free = coro_h2_free,
     .wake = req_wake,
     .stop = stop,
     .expire = expire,
