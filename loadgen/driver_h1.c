@@ -148,9 +148,7 @@ void dh1_start_connect(struct h1t *h, struct conn *c)
 			h->nretry++;
 			ev_timer_start(h->ev, &c->retry, now + LGE_BUSY_RETRY_US);
 		} else if (rc == LGE_CONNECTED && h->pipe > 1) {
-			c->state = ST_PIPE;
-			c->pl_fresh = 1;
-			dh1_pl_fill(h, c, now);
+			dh1_pl_start(h, c, now);
 		} else if (rc == LGE_CONNECTED) {
 			c->state = ST_WRITE;
 			write_request(h, c, now);

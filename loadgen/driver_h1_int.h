@@ -55,9 +55,10 @@ struct conn {
 	 * first, in a ring of cf->pipeline */
 	struct pl_req *pl;
 	int pl_head, pl_n;
-	int pl_sending; /* the newest pl_sending of them are with ev_send() */
-	int pl_fresh;   /* no request sent on this connection yet: the first carry its connect */
-	int queued;     /* in h->plq, for its next requests */
+	int pl_sending;  /* the newest pl_sending of them are with ev_send() */
+	int pl_fresh;    /* no request sent on this connection yet: the first carry its connect */
+	int queued;      /* in h->plq, for its next requests */
+	int pl_sendfail; /* a send failed: nothing more goes out; the read side ends it */
 };
 
 struct h1t {
@@ -103,6 +104,7 @@ void dh1_on_event(struct ev_sock *s, unsigned ev);
 extern const struct ev_handler dh1_pl_handler;
 void dh1_pl_drop(struct h1t *h, struct conn *c, int keep);
 void dh1_pl_reconnect(struct h1t *h, struct conn *c);
+void dh1_pl_start(struct h1t *h, struct conn *c, uint64_t now);
 void dh1_pl_fill(struct h1t *h, struct conn *c, uint64_t now);
 void dh1_pl_flush(struct h1t *h);
 

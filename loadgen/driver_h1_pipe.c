@@ -22,7 +22,9 @@
  * connection, requests it did not answer at all are given back to the
  * budget and go out again on the next connection (as ab does when a server
  * shuts an idle keep-alive connection); the one being answered counts as a
- * failure as it would without pipelining. */
+ * failure as it would without pipelining. A send that fails (the server
+ * ended the connection) does not end it by itself: the read side does,
+ * with what the server sent before. */
 
 /* Requests not answered are given back; the connection is closed. */
 void dh1_pl_drop(struct h1t *h, struct conn *c, int keep)
@@ -185,11 +187,31 @@ static void pl_read(struct h1t *h, struct conn *c)
 		pl_end(h, c, 0, (int)-r);
 }
 
+/* A send failed: the server ended the connection (a reset; EPIPE once it
+ * had shut its side). No more requests go out on it, but it is not closed
+ * here: what the server sent before it ended may still be unread, and the
+ * end itself (end of stream or error) comes to the read side, where
+ * pl_end() counts by it: the answer being read counts once, the requests
+ * not answered are given back. Closing here instead gave back the one
+ * being read too (a Connection: close answer is read until the end of the
+ * stream), whose body bytes were already in HTML transferred: it went out
+ * again, its body was counted twice, the server answered it twice. A
+ * connection that a failed send did not end (rare: ENOBUFS, a TLS record
+ * that could not be written) is ended by the -s scan, its oldest request
+ * a timeout. */
+static void pl_send_failed(struct conn *c)
+{
+	c->h->t->r.epipe++;
+	printf("Send request failed!\n");
+	c->pl_sendfail = 1;
+	c->sending = c->pl_sending = 0;
+}
+
 /* Hands the requests c lacks to ev_send() in one piece. */
 void dh1_pl_fill(struct h1t *h, struct conn *c, uint64_t now)
 {
 	struct thr *t = h->t;
-	if (c->sending || c->s.fd < 0)
+	if (c->sending || c->pl_sendfail || c->s.fd < 0)
 		return;
 	long k = h->pipe - c->pl_n;
 	if (k > t->requests - t->started)
@@ -207,10 +229,7 @@ void dh1_pl_fill(struct h1t *h, struct conn *c, uint64_t now)
 	size_t len = (size_t)k * h->cf->reqlen;
 	ssize_t n = ev_send(&c->s, h->pipereq, len);
 	if (n < 0) {
-		t->r.epipe++;
-		printf("Send request failed!\n");
-		dh1_pl_drop(h, c, 0);
-		dh1_pl_reconnect(h, c);
+		pl_send_failed(c);
 		return;
 	}
 	t->r.totalposted += n;
@@ -225,6 +244,15 @@ void dh1_pl_fill(struct h1t *h, struct conn *c, uint64_t now)
 	t->last = now;
 }
 
+/* c's connection is up: its first requests go out. */
+void dh1_pl_start(struct h1t *h, struct conn *c, uint64_t now)
+{
+	c->state = ST_PIPE;
+	c->pl_fresh = 1;
+	c->pl_sendfail = 0;
+	dh1_pl_fill(h, c, now);
+}
+
 static void pl_on_sent(struct ev_sock *s, size_t n, int err, uint64_t now)
 {
 	struct conn *c = (struct conn *)s;
@@ -232,10 +260,7 @@ static void pl_on_sent(struct ev_sock *s, size_t n, int err, uint64_t now)
 	c->sending = 0;
 	h->t->r.totalposted += (int64_t)n;
 	if (err) {
-		h->t->r.epipe++;
-		printf("Send request failed!\n");
-		dh1_pl_drop(h, c, 0);
-		dh1_pl_reconnect(h, c);
+		pl_send_failed(c);
 		return;
 	}
 	for (int i = 0; i < c->pl_sending; i++)
@@ -258,10 +283,8 @@ static void pl_on_event(struct ev_sock *s, unsigned ev)
 		return;
 	}
 	if (c->state == ST_CONNECTING && !(ev & (EV_ERR | EV_HUP)) && (ev & EV_WRITE)) {
-		c->state = ST_PIPE;
-		c->pl_fresh = 1;
 		ev_watch(&c->s, EV_READ);
-		dh1_pl_fill(h, c, ev_now_update(h->ev));
+		dh1_pl_start(h, c, ev_now_update(h->ev));
 		return;
 	}
 	dh1_on_event(s, ev); /* a connect that failed */
