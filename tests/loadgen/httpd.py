@@ -13,6 +13,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 
 
 class Behaviour:
@@ -20,7 +21,7 @@ class Behaviour:
     daemon_threads = True
 
     def behave(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
-               close_every=0, chunked=False, hangup_every=0):
+               close_every=0, chunked=False, hangup_every=0, close_unread=0):
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
@@ -28,6 +29,14 @@ class Behaviour:
         self.close_every = close_every
         # every Nth response says keep-alive, then the server hangs up anyway
         self.hangup_every = hangup_every
+        # the Nth request (once) is answered as soon as its head is in, with
+        # Connection: close; after a pause long enough for the client to
+        # read the answer the socket is closed with the request's body (and
+        # whatever came after it) unread, which on Linux is a reset with no
+        # end of stream before it. A client still sending (a body bigger
+        # than the socket buffers) sees its send fail after it has the
+        # whole answer: the answer counts, its request must not go again.
+        self.close_unread = close_unread
         self.chunked = chunked
         self.count = 0
         self.lock = threading.Lock()
@@ -36,6 +45,15 @@ class Behaviour:
         with self.lock:
             self.count += 1
             return self.count
+
+    def take_close_unread(self):
+        """Whether the request whose head just came is the close_unread one
+        (counted here, so that it is the Nth however the threads run)."""
+        with self.lock:
+            if self.count + 1 != self.close_unread:
+                return False
+            self.count += 1
+            return True
 
     def start(self):
         t = threading.Thread(target=self.serve_forever, daemon=True)
@@ -105,6 +123,17 @@ class Handler(socketserver.BaseRequestHandler):
                 k, _, v = ln.partition(b":")
                 headers[k.strip().lower()] = v.strip()
             clen = int(headers.get(b"content-length", b"0") or 0)
+            if srv.close_unread and srv.take_close_unread():
+                body = srv.body
+                try:
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nServer: corotest/1.0\r\n"
+                                 b"Content-Type: text/plain\r\nContent-Length: %d\r\n"
+                                 b"Connection: close\r\n\r\n%s" % (len(body), body))
+                    time.sleep(0.3)
+                except OSError:
+                    pass
+                sock.close()
+                return
             while len(buf) < clen:
                 data = sock.recv(65536)
                 if not data:
