@@ -229,6 +229,37 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 	return 0;
 }
 
+/* Cork cc (core.h) and park until the loop turn's end sends its answers
+ * (uncork_hook wakes us): they move to its own buffer first (a swap, no
+ * copy), so the worker's stays free for the turn's other connections.
+ * 0, or -1 when cancelled meanwhile (cc is dead). */
+static int conn_cork_wait(struct core_conn *cc)
+{
+	struct worker *w = worker_of(cc->w);
+	if (cc->obuf == &w->out) {
+		struct http_obuf t = cc->out; /* empty: conn_share gave it w->out */
+		cc->out = w->out;
+		w->out = t;
+		w->out.len = 0;
+		w->out_by = NULL;
+		cc->obuf = &cc->out;
+	}
+	core_cork(cc);
+	while (cc->corked) {
+		if (hub_park(w->hub) != 0) {
+			core_uncork(cc);
+			cc->dead = true;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void uncork_hook(struct core_conn *cc)
+{
+	hub_wake(conn_of(cc)->task);
+}
+
 static int conn_flush(struct core_conn *cc)
 {
 	return conn_flush_(cc, cc->tls != NULL);
@@ -342,6 +373,9 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 			coro_conn_h2(c, rbuf);
 			return;
 		}
+		if (!tls && w->cork && !cc->close_after && core_obuf(cc)->len > 0 &&
+		    !cc->dead && conn_cork_wait(cc) != 0)
+			return;
 		if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
 		if (cc->close_after) {
@@ -531,6 +565,7 @@ static const struct core_class coro_class = {
     .live = live_tasks,
     .h1_wait = h1_wait,
     .flush = conn_flush,
+    .uncork = uncork_hook,
     .h2_open = coro_h2_open,
     .h2_request = coro_h2_request,
     .stream_cancel = coro_stream_cancel,
