@@ -132,7 +132,7 @@ static inline __attribute__((always_inline)) void async_conn_send(struct conn *c
 		w->out.len = 0;
 		return;
 	}
-	if (cork && c->cc.w->cork && !c->cc.close_after && !c->cc.h2) {
+	if (cork && !c->cc.close_after && !c->cc.h2 && core_cork_worth(c->cc.w)) {
 		async_conn_cork(c); /* core.h: sent at the end of the loop turn */
 		return;
 	}

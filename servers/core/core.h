@@ -276,6 +276,15 @@ void core_conn_shut_wr(struct core_conn *c);
  * instead of once per answer (results/README.md, "Answers at the end of
  * the loop turn"). --send-at-once turns it off (w->cork false). */
 
+/* Is corking worth it now? Not with --send-at-once, and not when no other
+ * event is active in this turn (the one running is not counted): nothing
+ * would go with the answer, so it is sent at once, and a lone request (c =
+ * 1) costs no more instructions than before. */
+static inline bool core_cork_worth(struct core *w)
+{
+	return w->cork && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) > 0;
+}
+
 /* Put c at the end of the corked list (the turn's last event sends it). */
 static inline void core_cork(struct core_conn *c)
 {

@@ -373,8 +373,8 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 			coro_conn_h2(c, rbuf);
 			return;
 		}
-		if (!tls && w->cork && !cc->close_after && core_obuf(cc)->len > 0 &&
-		    !cc->dead && conn_cork_wait(cc) != 0)
+		if (!tls && !cc->close_after && core_obuf(cc)->len > 0 && !cc->dead &&
+		    core_cork_worth(w) && conn_cork_wait(cc) != 0)
 			return;
 		if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
