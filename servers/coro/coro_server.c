@@ -216,6 +216,7 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 		return conn_flush_tls(cc);
 	struct conn *c = conn_of(cc);
 	struct http_obuf *o = core_obuf(cc);
+	core_uncork(cc); /* corked answers are in o too: they go now */
 	if (o->len == 0)
 		return 0;
 	/* While this parks (the socket is full), o->len > 0 keeps the
@@ -229,11 +230,11 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 	return 0;
 }
 
-/* Cork cc (core.h) and park until the loop turn's end sends its answers
- * (uncork_hook wakes us): they move to its own buffer first (a swap, no
- * copy), so the worker's stays free for the turn's other connections.
- * 0, or -1 when cancelled meanwhile (cc is dead). */
-static int conn_cork_wait(struct core_conn *cc)
+/* Cork cc (core.h): its answers wait in its own buffer (moved there from
+ * the worker's by a swap, no copy, so the worker's stays free for the
+ * turn's other connections) and the coroutine goes on reading; the turn's
+ * end sends them from the loop (uncork_hook), without resuming it. */
+static void conn_cork(struct core_conn *cc)
 {
 	struct worker *w = worker_of(cc->w);
 	if (cc->obuf == &w->out) {
@@ -244,19 +245,25 @@ static int conn_cork_wait(struct core_conn *cc)
 		w->out_by = NULL;
 		cc->obuf = &cc->out;
 	}
-	core_cork(cc);
-	while (cc->corked) {
-		if (hub_park(w->hub) != 0) {
-			core_uncork(cc);
-			cc->dead = true;
-			return -1;
-		}
-	}
-	return 0;
+	if (!cc->corked)
+		core_cork(cc);
 }
 
+/* The end of the turn: send cc's answers. A remainder (the socket is
+ * full) or a failure wakes the coroutine, which is reading
+ * (hub_read_or_woken): it writes the rest with hub_write, or ends. */
 static void uncork_hook(struct core_conn *cc)
 {
+	struct http_obuf *o = &cc->out;
+	ssize_t n = o->len ? write(cc->fd, o->data, o->len) : 0;
+	if (n == (ssize_t)o->len) {
+		o->len = 0;
+		return;
+	}
+	if (n > 0)
+		http_obuf_consume(o, (size_t)n);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		cc->dead = true;
 	hub_wake(conn_of(cc)->task);
 }
 
@@ -317,7 +324,8 @@ static inline __attribute__((always_inline)) ssize_t conn_read_(struct conn *c, 
 {
 	if (tls)
 		return coro_conn_read_tls(c, buf, cap, ms, false);
-	return hub_read(&c->hfd, buf, cap, ms);
+	/* woken by uncork_hook: -EAGAIN (conn_serve_ writes the rest) */
+	return hub_read_or_woken(&c->hfd, buf, cap, ms);
 }
 
 /* After an error answer: stop sending, read and drop what the client still
@@ -353,6 +361,12 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 		c->idle = !cc->partial;
 		ssize_t n = conn_read_(c, rbuf + have, sizeof(rbuf) - have, ms, tls);
 		c->idle = false;
+		if (__builtin_expect(n == -EAGAIN, 0)) {
+			/* uncork_hook: the rest of the corked answers, or it failed */
+			if (cc->dead || conn_flush_(cc, tls) != 0)
+				return;
+			continue;
+		}
 		if (n <= 0)
 			return; /* closed, idle too long, cancelled or failed */
 		have += (size_t)n;
@@ -373,10 +387,10 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 			coro_conn_h2(c, rbuf);
 			return;
 		}
-		if (!tls && !cc->close_after && core_obuf(cc)->len > 0 && !cc->dead &&
-		    core_cork_worth(w) && conn_cork_wait(cc) != 0)
-			return;
-		if (cc->dead || conn_flush_(cc, tls) != 0)
+		if (!tls && !cc->close_after && !cc->dead && core_obuf(cc)->len > 0 &&
+		    core_cork_worth(w))
+			conn_cork(cc); /* sent at the end of the turn */
+		else if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
 		if (cc->close_after) {
 			if (cc->linger)
