@@ -250,20 +250,23 @@ static void conn_cork(struct core_conn *cc)
 }
 
 /* The end of the turn: send cc's answers. A remainder (the socket is
- * full) or a failure wakes the coroutine, which is reading
- * (hub_read_or_woken): it writes the rest with hub_write, or ends. */
+ * full), a failure, or a SIGTERM that came meanwhile wakes the coroutine,
+ * which is reading (hub_read_or_woken): it writes the rest with
+ * hub_write, ends, or (stopping, nothing half-read) closes as an idle
+ * connection does. */
 static void uncork_hook(struct core_conn *cc)
 {
 	struct http_obuf *o = &cc->out;
 	ssize_t n = o->len ? write(cc->fd, o->data, o->len) : 0;
 	if (n == (ssize_t)o->len) {
 		o->len = 0;
-		return;
-	}
-	if (n > 0)
+		if (!cc->w->stopping)
+			return;
+	} else if (n > 0) {
 		http_obuf_consume(o, (size_t)n);
-	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		cc->dead = true;
+	}
 	hub_wake(conn_of(cc)->task);
 }
 
@@ -358,12 +361,13 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 		unsigned ms = core_read_ms(cc);
 		if (ms == 0)
 			return; /* the request head's deadline passed */
-		c->idle = !cc->partial;
+		c->idle = !cc->partial && cc->out.len == 0; /* corked answers: not idle (stop) */
 		ssize_t n = conn_read_(c, rbuf + have, sizeof(rbuf) - have, ms, tls);
 		c->idle = false;
 		if (__builtin_expect(n == -EAGAIN, 0)) {
-			/* uncork_hook: the rest of the corked answers, or it failed */
-			if (cc->dead || conn_flush_(cc, tls) != 0)
+			/* uncork_hook: the rest of the corked answers, a failure,
+			 * or stopping */
+			if (cc->dead || conn_flush_(cc, tls) != 0 || (w->stopping && !cc->partial))
 				return;
 			continue;
 		}
