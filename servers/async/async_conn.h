@@ -116,8 +116,9 @@ static inline size_t async_conn_unsent(struct conn *c)
  * inline: HTTP/2's settle calls it too, and an out-of-line call would cost
  * the HTTP/1.1 hot path. */
 void async_conn_flush_tls(struct conn *c);
+void async_conn_cork(struct conn *c);
 
-static inline __attribute__((always_inline)) void async_conn_flush(struct conn *c)
+static inline __attribute__((always_inline)) void async_conn_send(struct conn *c, bool cork)
 {
 	struct async_worker *w = async_conn_worker(c);
 	if (__builtin_expect(c->cc.tls != NULL, 0)) {
@@ -127,8 +128,12 @@ static inline __attribute__((always_inline)) void async_conn_flush(struct conn *
 	if (w->out.len == 0)
 		return;
 	if (c->cc.dead || c->writing) {
-		/* Dead: drop it. Writing: answers went to cc.out, not here. */
+		/* Dead: drop it. Writing (or corked): answers went to cc.out, not here. */
 		w->out.len = 0;
+		return;
+	}
+	if (cork && !c->cc.close_after && !c->cc.h2 && core_cork_worth(c->cc.w)) {
+		async_conn_cork(c); /* core.h: sent at the end of the loop turn */
 		return;
 	}
 	ssize_t n = send(c->cc.fd, w->out.data, w->out.len, MSG_NOSIGNAL);
@@ -156,6 +161,13 @@ static inline __attribute__((always_inline)) void async_conn_flush(struct conn *
 		return;
 	}
 	c->writing = true;
+}
+
+/* The end of a callback: the answers wait for the end of the loop turn
+ * (core_cork), unless --send-at-once or the connection closes after them. */
+static inline __attribute__((always_inline)) void async_conn_flush(struct conn *c)
+{
+	async_conn_send(c, true);
 }
 
 /* The read timeout (lazy, clock.h): one clock read per read. */

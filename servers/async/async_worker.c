@@ -59,6 +59,28 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 	async_conn_settle(c);
 }
 
+/* Cork c (core.h): its answers move to its own buffer as a partial send's
+ * remainder would (swapping buffers, no copy), and it counts as writing
+ * until the turn's end sends them (uncork_hook). */
+void async_conn_cork(struct conn *c)
+{
+	struct async_worker *w = async_conn_worker(c);
+	struct http_obuf t = c->cc.out; /* empty: answers went to w->out */
+	c->cc.out = w->out;
+	w->out = t;
+	w->out.len = 0;
+	c->cc.obuf = &c->cc.out;
+	c->cc.hold = true;
+	c->writing = true;
+	core_cork(&c->cc);
+}
+
+static void uncork_hook(struct core_conn *cc)
+{
+	struct conn *c = async_conn_of(cc);
+	conn_on_write(cc->fd, EV_WRITE, c);
+}
+
 /* ---- TLS (tls.h) between the socket and the codecs ---- */
 
 /* Encrypt what the callback answered, then send the records (with the
@@ -138,7 +160,7 @@ ssize_t async_conn_recv_tls(struct conn *c, char *buf, size_t room)
 
 static int flush_hook(struct core_conn *cc)
 {
-	async_conn_flush(async_conn_of(cc));
+	async_conn_send(async_conn_of(cc), false); /* a long pipeline: now */
 	return cc->dead ? -1 : 0;
 }
 
@@ -638,6 +660,7 @@ const struct core_class async_worker_class = {
     .h1_wait = h1_wait,
     .h1_queue = h1_queue,
     .flush = flush_hook,
+    .uncork = uncork_hook,
     .slot_freed = slot_freed,
     .h2_request = async_h2_request,
     .stream_cancel = async_stream_cancel,

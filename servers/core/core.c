@@ -159,6 +159,7 @@ void core_conn_shut_wr(struct core_conn *c)
 void core_conn_close(struct core_conn *c)
 {
 	struct core *w = c->w;
+	core_uncork(c);
 	if (c->busy) {
 		core_req_cancel(&c->r);
 		core_h1_abort(c);
@@ -278,6 +279,28 @@ void core_h1_respond(struct app_ctx *ctx, int status, const char *content_type, 
 void core_h2_respond(struct app_ctx *ctx, int status, const char *content_type, const void *body,
                      size_t len);
 
+/* The end of a loop turn (libevent runs an event activated during the
+ * turn after the ones already active): send the corked answers. As many
+ * as were corked when it began: a connection corked again meanwhile
+ * (input it had kept) waits for the next turn, so no client holds the
+ * loop here. */
+static void cork_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct core *w = arg;
+	for (unsigned n = w->ncorked; n > 0 && w->corked; n--) {
+		struct core_conn *c = w->corked;
+		core_uncork(c);
+		w->cls->uncork(c);
+	}
+	if (w->corked) {
+		struct timeval next = {0, 0};
+		if (event_add(&w->cork_ev, &next) != 0) /* the next turn; if not, now */
+			event_active(&w->cork_ev, EV_TIMEOUT, 1);
+	}
+}
+
 struct core *core_new(struct event_base *base, const struct core_class *cls,
                       const struct server_opts *opts, const struct app *app, void *cfg,
                       int listen_fd)
@@ -316,6 +339,9 @@ struct core *core_new(struct event_base *base, const struct core_class *cls,
 	event_assign(&w->accept_ev, base, listen_fd, EV_READ | EV_PERSIST, accept_cb, w);
 	evtimer_assign(&w->retry_ev, base, accept_retry_cb, w);
 	evtimer_assign(&w->grace_ev, base, grace_cb, w);
+	event_assign(&w->cork_ev, base, -1, 0, cork_cb, w);
+	w->corked_tail = &w->corked;
+	w->cork = !opts->send_at_once && cls->uncork != NULL;
 	if (!w->fetcher || cls->start(w, cfg) != 0) {
 		int err = errno;
 		fetcher_free(w->fetcher);
@@ -336,6 +362,7 @@ void core_free(struct core *w)
 	accept_pause(w);
 	evtimer_del(&w->retry_ev);
 	evtimer_del(&w->grace_ev);
+	event_del(&w->cork_ev);
 	w->cls->finish(w);
 	fetcher_free(w->fetcher);
 	core_calls_free(w);

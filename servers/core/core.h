@@ -43,6 +43,7 @@
 #include "stats.h"
 #include "tls.h"
 
+#include <event2/event.h>
 #include <event2/event_struct.h>
 
 #include <stdbool.h>
@@ -105,6 +106,9 @@ struct core_class {
 	/* Write c's gathered output now (a long pipeline): 0, or -1 with
 	 * c->dead set. */
 	int (*flush)(struct core_conn *c);
+	/* The loop turn in which c was corked (core_cork) is over: send its
+	 * answers now. c is off the list already. */
+	void (*uncork)(struct core_conn *c);
 	/* In-flight requests went below max_inflight: queued ones may start.
 	 * NULL when max_inflight is unlimited. */
 	void (*slot_freed)(struct core *w);
@@ -163,6 +167,10 @@ struct core {
 	bool tcp; /* the listener is TCP (not AF_UNIX): TCP_NODELAY, short reads empty it */
 	struct tls_server *tls; /* --tls-cert: every connection speaks TLS; NULL: cleartext */
 	bool accepting;
+	bool cork;               /* answers wait for the end of the loop turn (core_cork) */
+	struct core_conn *corked, **corked_tail; /* in the order they were corked */
+	unsigned ncorked;
+	struct event cork_ev;
 	struct event accept_ev, retry_ev, grace_ev, term_ev, int_ev, usr1_ev;
 	struct app_ctx_ops h1_ops, h2_ops;
 	struct core_op *free_ops;
@@ -243,6 +251,8 @@ struct core_conn {
 	bool linger;              /* ...and drain the input first (an error answer) */
 	bool dead;                /* close now (write failed, out of memory, cancelled) */
 	bool hold;                /* the worker's output waits for the socket: parse no more */
+	bool corked;              /* in w->corked: its answers go at the end of the turn */
+	struct core_conn *cork_next, **cork_pprev;
 };
 
 /* Set up c for fd (the worker's struct is otherwise its own): 0, or -1
@@ -255,6 +265,54 @@ void core_conn_close(struct core_conn *c);
 /* Stop sending before a lingering close: TLS's close_notify (best effort,
  * never blocking), then shutdown(SHUT_WR). */
 void core_conn_shut_wr(struct core_conn *c);
+
+/* ---- answers leave at the end of the loop turn ----
+ *
+ * A worker that has answers for c may cork c instead of sending them: they
+ * are sent, connection by connection in the order corked, by the class's
+ * uncork hook once every event of this loop turn has run. On loopback the
+ * CPU that sends also wakes the reader's (an inter-processor interrupt on
+ * a VM): answers sent back to back wake the load generator once per turn
+ * instead of once per answer (results/README.md, "Answers at the end of
+ * the loop turn"). --send-at-once turns it off (w->cork false). */
+
+/* Is corking worth it now? Not with --send-at-once, and not when no other
+ * event is active in this turn (the one running is not counted): nothing
+ * would go with the answer, so it is sent at once, and a lone request (c =
+ * 1) costs no more instructions than before. */
+static inline bool core_cork_worth(struct core *w)
+{
+	return w->cork && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) > 0;
+}
+
+/* Put c at the end of the corked list (the turn's last event sends it). */
+static inline void core_cork(struct core_conn *c)
+{
+	struct core *w = c->w;
+	if (!w->corked)
+		event_active(&w->cork_ev, EV_TIMEOUT, 1);
+	c->corked = true;
+	w->ncorked++;
+	c->cork_next = NULL;
+	c->cork_pprev = w->corked_tail;
+	*w->corked_tail = c;
+	w->corked_tail = &c->cork_next;
+}
+
+/* Take c off the corked list (it goes, or sends now after all). */
+static inline void core_uncork(struct core_conn *c)
+{
+	if (!c->corked)
+		return;
+	struct core *w = c->w;
+	*c->cork_pprev = c->cork_next;
+	if (c->cork_next)
+		c->cork_next->cork_pprev = c->cork_pprev;
+	else
+		w->corked_tail = c->cork_pprev;
+	c->corked = false;
+	w->ncorked--;
+}
 
 /* Where answers go now (a field the worker keeps right, not a test, on
  * the hot path). */

@@ -216,6 +216,7 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 		return conn_flush_tls(cc);
 	struct conn *c = conn_of(cc);
 	struct http_obuf *o = core_obuf(cc);
+	core_uncork(cc); /* corked answers are in o too: they go now */
 	if (o->len == 0)
 		return 0;
 	/* While this parks (the socket is full), o->len > 0 keeps the
@@ -227,6 +228,46 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 	o->len = 0;
 	conn_unshare(cc);
 	return 0;
+}
+
+/* Cork cc (core.h): its answers wait in its own buffer (moved there from
+ * the worker's by a swap, no copy, so the worker's stays free for the
+ * turn's other connections) and the coroutine goes on reading; the turn's
+ * end sends them from the loop (uncork_hook), without resuming it. */
+static void conn_cork(struct core_conn *cc)
+{
+	struct worker *w = worker_of(cc->w);
+	if (cc->obuf == &w->out) {
+		struct http_obuf t = cc->out; /* empty: conn_share gave it w->out */
+		cc->out = w->out;
+		w->out = t;
+		w->out.len = 0;
+		w->out_by = NULL;
+		cc->obuf = &cc->out;
+	}
+	if (!cc->corked)
+		core_cork(cc);
+}
+
+/* The end of the turn: send cc's answers. A remainder (the socket is
+ * full), a failure, or a SIGTERM that came meanwhile wakes the coroutine,
+ * which is reading (hub_read_or_woken): it writes the rest with
+ * hub_write, ends, or (stopping, nothing half-read) closes as an idle
+ * connection does. */
+static void uncork_hook(struct core_conn *cc)
+{
+	struct http_obuf *o = &cc->out;
+	ssize_t n = o->len ? write(cc->fd, o->data, o->len) : 0;
+	if (n == (ssize_t)o->len) {
+		o->len = 0;
+		if (!cc->w->stopping)
+			return;
+	} else if (n > 0) {
+		http_obuf_consume(o, (size_t)n);
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		cc->dead = true;
+	}
+	hub_wake(conn_of(cc)->task);
 }
 
 static int conn_flush(struct core_conn *cc)
@@ -286,7 +327,8 @@ static inline __attribute__((always_inline)) ssize_t conn_read_(struct conn *c, 
 {
 	if (tls)
 		return coro_conn_read_tls(c, buf, cap, ms, false);
-	return hub_read(&c->hfd, buf, cap, ms);
+	/* woken by uncork_hook: -EAGAIN (conn_serve_ writes the rest) */
+	return hub_read_or_woken(&c->hfd, buf, cap, ms);
 }
 
 /* After an error answer: stop sending, read and drop what the client still
@@ -319,9 +361,16 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 		unsigned ms = core_read_ms(cc);
 		if (ms == 0)
 			return; /* the request head's deadline passed */
-		c->idle = !cc->partial;
+		c->idle = !cc->partial && cc->out.len == 0; /* corked answers: not idle (stop) */
 		ssize_t n = conn_read_(c, rbuf + have, sizeof(rbuf) - have, ms, tls);
 		c->idle = false;
+		if (__builtin_expect(n == -EAGAIN, 0)) {
+			/* uncork_hook: the rest of the corked answers, a failure,
+			 * or stopping */
+			if (cc->dead || conn_flush_(cc, tls) != 0 || (w->stopping && !cc->partial))
+				return;
+			continue;
+		}
 		if (n <= 0)
 			return; /* closed, idle too long, cancelled or failed */
 		have += (size_t)n;
@@ -342,7 +391,10 @@ static inline __attribute__((always_inline)) void conn_serve_(struct conn *c, bo
 			coro_conn_h2(c, rbuf);
 			return;
 		}
-		if (cc->dead || conn_flush_(cc, tls) != 0)
+		if (!tls && !cc->close_after && !cc->dead && core_obuf(cc)->len > 0 &&
+		    core_cork_worth(w))
+			conn_cork(cc); /* sent at the end of the turn */
+		else if (cc->dead || conn_flush_(cc, tls) != 0)
 			return;
 		if (cc->close_after) {
 			if (cc->linger)
@@ -531,6 +583,7 @@ static const struct core_class coro_class = {
     .live = live_tasks,
     .h1_wait = h1_wait,
     .flush = conn_flush,
+    .uncork = uncork_hook,
     .h2_open = coro_h2_open,
     .h2_request = coro_h2_request,
     .stream_cancel = coro_stream_cancel,

@@ -43,7 +43,7 @@ struct conn {
 	struct core_conn cc; /* first */
 	struct hub_fd hfd;
 	struct hub_task *task;
-	bool idle; /* waiting for a next request, nothing half-read */
+	bool idle; /* waiting for a next request, nothing half-read, no answer unsent */
 };
 
 /* An HTTP/2 connection. On the heap (core_h2): a stream coroutine may still

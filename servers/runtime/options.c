@@ -40,6 +40,7 @@ void server_opts_default(struct server_opts *o)
 	    .shared_listener = false,
 	    .tls_cert = NULL,
 	    .tls_key = NULL,
+	    .send_at_once = false,
 	};
 }
 
@@ -71,6 +72,10 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	     "seconds given to requests in flight at shutdown", 0, 86400},
 	    {"cpu-affinity", OPT_FLAG, &o->cpu_affinity, NULL,
 	     "pin worker i to allowed CPU i (mod their count)", 0, 0},
+	    {"send-at-once", OPT_FLAG, &o->send_at_once, NULL,
+	     "send each HTTP/1.1 answer as soon as it is made, instead of all of a loop "
+	     "turn's answers together at its end (which wakes the client's CPU once per turn)",
+	     0, 0},
 	    {"keepalive-timeout", OPT_UINT, &o->keepalive_timeout, "S",
 	     "seconds an idle keep-alive connection stays open", 0, 3600},
 	    {"upstream-timeout", OPT_UINT, &o->upstream_timeout_ms, "MS",

@@ -33,6 +33,8 @@ struct server_opts {
 	                                 of one SO_REUSEPORT socket each */
 	const char *tls_cert, *tls_key; /* PEM files: the listener speaks TLS
 	                                   (ALPN h2, http/1.1); NULL: cleartext */
+	bool send_at_once;            /* send each answer when made, not at the end
+	                                 of the loop turn with the others */
 };
 
 enum opt_kind { OPT_FLAG, OPT_INT, OPT_UINT, OPT_ULONG, OPT_STR };

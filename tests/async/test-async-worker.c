@@ -7,7 +7,9 @@
  * call that finds no memory gets its request a 503 while the worker lives on
  * (allocation failure injected: this executable links with
  * -Wl,--wrap=malloc, so the worker core's own malloc calls come through
- * __wrap_malloc below). */
+ * __wrap_malloc below), and a loop turn's answers leave together at its
+ * end unless --send-at-once (the worker's send() and recv() are wrapped
+ * too, and logged). */
 #include "async_worker.h"
 
 #include "fetch.h"
@@ -45,6 +47,38 @@ void *__wrap_malloc(size_t size)
 		return NULL;
 	}
 	return __real_malloc(size);
+}
+
+/* ---- the worker's send() and recv(), logged while io_log_on: 'r' or 's'
+ * and the descriptor, in the order they were called. */
+
+static bool io_log_on;
+static char io_ops[64];
+static int io_fds[64];
+static unsigned io_n;
+
+static void io_note(char op, int fd)
+{
+	if (io_log_on && io_n < sizeof(io_ops)) {
+		io_ops[io_n] = op;
+		io_fds[io_n++] = fd;
+	}
+}
+
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+	io_note('s', fd);
+	return __real_send(fd, buf, len, flags);
+}
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	io_note('r', fd);
+	return __real_recv(fd, buf, len, flags);
 }
 
 /* ---- the test app: /slow?ms=N answers "slow" after an explicit timer,
@@ -106,9 +140,10 @@ struct rig {
 	struct core *w;
 };
 
-static void rig_init(struct rig *r, unsigned max_inflight)
+static void rig_init_opts(struct rig *r, unsigned max_inflight, bool send_at_once)
 {
 	server_opts_default(&r->opts);
+	r->opts.send_at_once = send_at_once;
 	r->base = event_base_new();
 	assert_non_null(r->base);
 	struct async_config cfg = {.max_inflight = max_inflight};
@@ -116,6 +151,11 @@ static void rig_init(struct rig *r, unsigned max_inflight)
 	assert_non_null(r->w);
 	cur_worker = r->w;
 	max_seen_inflight = 0;
+}
+
+static void rig_init(struct rig *r, unsigned max_inflight)
+{
+	rig_init_opts(r, max_inflight, false);
 }
 
 static void rig_free(struct rig *r)
@@ -367,6 +407,76 @@ static void test_graceful_stop(void **state)
 /* The one out-of-resources policy (servers/core/core_calls.c): an explicit
  * call whose record cannot be had gets its request 503, on both calls, and
  * the connection and the worker go on serving; nothing is left in flight. */
+/* Three clients' requests are all readable when the loop turn begins. By
+ * default (core_cork) the worker reads all three before it sends the first
+ * answer, and sends each once; with --send-at-once each answer goes right
+ * after its own request's read. Either way every client gets its answer,
+ * and the connections live on. */
+static void turn_case(bool send_at_once)
+{
+	struct rig r;
+	rig_init_opts(&r, 10, send_at_once);
+	enum { N = 3 };
+	int fd[N];
+	for (int i = 0; i < N; i++)
+		fd[i] = rig_client(&r);
+	spin(&r, 5); /* the connections are set up, nothing to read yet */
+	for (int i = 0; i < N; i++)
+		send_all(fd[i], "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	io_n = 0;
+	io_log_on = true;
+	event_base_loop(r.base, EVLOOP_ONCE);
+	io_log_on = false;
+	unsigned reads = 0, sends = 0, first_send = io_n, last_read = 0;
+	for (unsigned i = 0; i < io_n; i++) {
+		if (io_ops[i] == 'r') {
+			reads++;
+			last_read = i;
+		} else {
+			sends++;
+			if (first_send == io_n)
+				first_send = i;
+		}
+	}
+	assert_int_equal(sends, N);
+	assert_true(reads >= N);
+	if (send_at_once) {
+		/* the first answer leaves before the turn's last read */
+		assert_true(first_send < last_read);
+		/* ...right after its own request was read */
+		assert_int_equal(io_ops[first_send - 1], 'r');
+		assert_int_equal(io_fds[first_send - 1], io_fds[first_send]);
+	} else {
+		for (unsigned i = first_send; i < io_n; i++)
+			assert_int_equal(io_ops[i], 's'); /* no read after the first send */
+	}
+	for (int i = 0; i < N; i++) {
+		static struct got g;
+		memset(&g, 0, sizeof(g));
+		pump(&r, fd[i], &g, "fast", 1, 2000);
+		assert_int_equal(count_of(&g, "HTTP/1.1 200 OK"), 1);
+	}
+	assert_int_equal(r.w->nconns, N);
+	assert_int_equal(r.w->inflight, 0);
+	for (int i = 0; i < N; i++)
+		close(fd[i]);
+	spin(&r, 20);
+	assert_int_equal(r.w->nconns, 0);
+	rig_free(&r);
+}
+
+static void test_answers_at_turn_end(void **state)
+{
+	(void)state;
+	turn_case(false);
+}
+
+static void test_send_at_once(void **state)
+{
+	(void)state;
+	turn_case(true);
+}
+
 static void test_out_of_resources_503(void **state)
 {
 	(void)state;
@@ -419,6 +529,8 @@ int main(void)
 	    cmocka_unit_test(test_head_and_forgotten),
 	    cmocka_unit_test(test_graceful_stop),
 	    cmocka_unit_test(test_out_of_resources_503),
+	    cmocka_unit_test(test_answers_at_turn_end),
+	    cmocka_unit_test(test_send_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,9 @@ def main():
             t = s["tcp"]
             assert t["segments_per_request"] >= 2, t
             assert t["client_sockets"] == 8 and t["client_acks_per_answer"] >= 0, t
+            # at c = 8 the stub and loadgen sleep between requests: the
+            # worker's sends wake them (counted by perf stat's tracepoint)
+            assert t["wakeups_per_request"] is not None and t["wakeups_per_request"] > 0, t
             assert s["latency"]["p99_ms"] > 0, s["latency"]
             for pid in (s["worker_pid"], s["master_pid"]):
                 assert not costtool.alive(pid), "pid %d left running" % pid

@@ -106,6 +106,7 @@ static void test_defaults(void **state)
 	assert_false(o.quiet);
 	assert_int_equal(o.h2_max_streams, 100);
 	assert_null(o.stats_path);
+	assert_false(o.send_at_once);
 }
 
 static void check_all_set(const struct server_opts *o)
@@ -123,6 +124,7 @@ static void check_all_set(const struct server_opts *o)
 	assert_true(o->quiet);
 	assert_int_equal(o->h2_max_streams, 250);
 	assert_string_equal(o->stats_path, "/_stats");
+	assert_true(o->send_at_once);
 }
 
 static void test_every_flag_separate_value(void **state)
@@ -134,7 +136,7 @@ static void test_every_flag_separate_value(void **state)
 	                       "--graceful-timeout", "3", "--cpu-affinity", "--keepalive-timeout",
 	                       "7", "--upstream-timeout", "1500", "--max-body", "2048", "--backlog",
 	                       "128", "--quiet", "--h2-max-streams", "250", "--stats-path",
-	                       "/_stats", NULL),
+	                       "/_stats", "--send-at-once", NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -147,7 +149,8 @@ static void test_every_flag_equals(void **state)
 	                       "--upstream=http://127.0.0.1:9001/x?size=10", "--graceful-timeout=3",
 	                       "--cpu-affinity", "--keepalive-timeout=7", "--upstream-timeout=1500",
 	                       "--max-body=2048", "--backlog=128", "--quiet",
-	                       "--h2-max-streams=250", "--stats-path=/_stats", NULL),
+	                       "--h2-max-streams=250", "--stats-path=/_stats", "--send-at-once",
+	                       NULL),
 	                 0);
 	check_all_set(&o);
 }
@@ -325,6 +328,7 @@ static const char *const every_flag[] = {
     "--shared-listener",
     "--tls-cert FILE",
     "--tls-key FILE",
+    "--send-at-once",
     "--help",
     "--version",
 };
@@ -362,7 +366,7 @@ static void test_help_lists_every_flag_with_default(void **state)
 	size_t flags_with_default = 0;
 	for (const char *p = out; (p = strstr(p, "(default: ")); p++)
 		flags_with_default++;
-	assert_int_equal(flags_with_default, 18);
+	assert_int_equal(flags_with_default, 19);
 	/* the apps, with their summaries */
 	for (const struct app *const *a = app_all(); *a; a++)
 		assert_non_null(strstr(out, (*a)->name));

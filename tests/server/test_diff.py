@@ -726,7 +726,10 @@ def main():
     ap.add_argument("--async", required=True, help="async-server binary")
     ap.add_argument("--only", help="run the cases whose name matches this regex")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("--server-flag", action="append", default=[], metavar="FLAG",
+                    help="one more flag for both servers (repeatable), e.g. --send-at-once")
     a = ap.parse_args()
+    COMMON.extend(a.server_flag)
     if a.list:
         names = [c[0] for c in cases()] + [u[0] for u in upstream_cases()]
         print("\n".join(names))
