@@ -116,7 +116,20 @@ static inline size_t async_conn_unsent(struct conn *c)
  * inline: HTTP/2's settle calls it too, and an out-of-line call would cost
  * the HTTP/1.1 hot path. */
 void async_conn_flush_tls(struct conn *c);
-void async_conn_cork(struct conn *c);
+
+/* The worker's buffer, with the answers in it, becomes c's (a swap, no
+ * copy: c's empty one becomes the worker's); c parses no more until they
+ * are written (cc.hold). */
+static inline __attribute__((always_inline)) void async_conn_keep_out(struct conn *c)
+{
+	struct async_worker *w = async_conn_worker(c);
+	struct http_obuf t = c->cc.out; /* empty: answers went to w->out */
+	c->cc.out = w->out;
+	w->out = t;
+	w->out.len = 0;
+	c->cc.obuf = &c->cc.out;
+	c->cc.hold = true;
+}
 
 static inline __attribute__((always_inline)) void async_conn_send(struct conn *c, bool cork)
 {
@@ -133,7 +146,11 @@ static inline __attribute__((always_inline)) void async_conn_send(struct conn *c
 		return;
 	}
 	if (cork && !c->cc.close_after && !c->cc.h2 && core_cork_worth(c->cc.w)) {
-		async_conn_cork(c); /* core.h: sent at the end of the loop turn */
+		/* core.h: sent at the end of the loop turn (uncork_hook); it
+		 * counts as writing until then */
+		async_conn_keep_out(c);
+		c->writing = true;
+		core_cork(&c->cc);
 		return;
 	}
 	ssize_t n = send(c->cc.fd, w->out.data, w->out.len, MSG_NOSIGNAL);
@@ -149,13 +166,8 @@ static inline __attribute__((always_inline)) void async_conn_send(struct conn *c
 		w->out.len = 0;
 		return;
 	}
-	struct http_obuf t = c->cc.out; /* empty: answers went to w->out */
-	c->cc.out = w->out;
-	w->out = t;
-	w->out.len = 0;
+	async_conn_keep_out(c);
 	http_obuf_consume(&c->cc.out, (size_t)n);
-	c->cc.obuf = &c->cc.out;
-	c->cc.hold = true;
 	if (event_add(&c->wev, &w->send_tv) != 0) {
 		c->cc.dead = true;
 		return;

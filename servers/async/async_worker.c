@@ -59,22 +59,6 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 	async_conn_settle(c);
 }
 
-/* Cork c (core.h): its answers move to its own buffer as a partial send's
- * remainder would (swapping buffers, no copy), and it counts as writing
- * until the turn's end sends them (uncork_hook). */
-void async_conn_cork(struct conn *c)
-{
-	struct async_worker *w = async_conn_worker(c);
-	struct http_obuf t = c->cc.out; /* empty: answers went to w->out */
-	c->cc.out = w->out;
-	w->out = t;
-	w->out.len = 0;
-	c->cc.obuf = &c->cc.out;
-	c->cc.hold = true;
-	c->writing = true;
-	core_cork(&c->cc);
-}
-
 static void uncork_hook(struct core_conn *cc)
 {
 	struct conn *c = async_conn_of(cc);
