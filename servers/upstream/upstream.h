@@ -19,6 +19,7 @@ struct config {
 	unsigned long size;
 	int backlog;
 	bool quiet;
+	bool wake_per_request;
 };
 
 /* The command line into cfg (defaults already there): 0 go on, 1 --help or

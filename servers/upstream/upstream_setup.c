@@ -161,6 +161,8 @@ int upstream_parse_args(struct config *cfg, int argc, char **argv)
 	    {"backlog", K_INT, &cfg->backlog, "N", "listen(2) backlog", 1, 65535},
 	    {"quiet", K_FLAG, &cfg->quiet, NULL, "no line but the readiness line \"listening on\"",
 	     0, 0},
+	    {"wake-per-request", K_FLAG, &cfg->wake_per_request, NULL,
+	     "wake up for every request as it arrives, also while answers wait", 0, 0},
 	    {"help", K_FLAG, NULL, NULL, "print this help and exit", 0, 0},
 	    {"version", K_FLAG, NULL, NULL, "print the version and exit", 0, 0},
 	    {0},

@@ -99,6 +99,7 @@ class Flags(unittest.TestCase):
         self.assertIn("Usage: upstream [OPTION]...", r.stdout)
         for flag, default in [("--listen ADDR", "(default: 127.0.0.1:9000)"),
                               ("--delay-ms D", "(default: 0)"),
+                              ("--wake-per-request", "(default: off)"),
                               ("--size BYTES", "(default: 64)"),
                               ("--backlog N", "(default: 4096)"),
                               ("--quiet", "(default: off)")]:
@@ -423,6 +424,52 @@ class Answers(unittest.TestCase):
         self.assertGreaterEqual(s["connections"], 1)
         self.assertGreaterEqual(s["requests"], 1)
         self.assertGreaterEqual(s["open"], 1)
+
+
+class Ticking(unittest.TestCase):
+    """While answers wait, requests that arrive wake nobody: the stub
+    collects them on its timer, once per grain (1/128 of --delay-ms), and
+    an answer still leaves its full delay after its request arrived."""
+
+    def stream(self, *flags):
+        # 80 connections, then one request each, 0.25 ms apart: 20 ms of
+        # arrivals against a grain of 1 ms (the most it gets, at
+        # --delay-ms 128 and up).
+        u = Upstream("--delay-ms", "1000", "--size", "8", *flags)
+        socks = []
+        try:
+            for _ in range(80):
+                socks.append(socket.create_connection(("127.0.0.1", u.port), timeout=10))
+            time.sleep(0.05)  # every accept done: from here on only requests wake
+            base = u.stats()
+            sent = []
+            for s in socks:
+                sent.append(time.monotonic())
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.00025)
+            for s, t in zip(socks, sent):
+                data = b""
+                while not data.endswith(b"ABCDEFGH"):
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "connection closed")
+                    data += chunk
+                self.assertGreaterEqual(time.monotonic() - t, 1.0, "answered early")
+            after = u.stats()
+        finally:
+            for s in socks:
+                s.close()
+            self.assertEqual(u.stop(), 0)
+        return after["wakeups"] - base["wakeups"]
+
+    def test_requests_collected_on_the_timer(self):
+        # One wake-up for the first request and one for the /_stats
+        # request; each stall of the client over a grain costs one more.
+        self.assertLessEqual(self.stream(), 30)
+
+    def test_wake_per_request(self):
+        # The flag keeps the old way: every request wakes the stub, unless
+        # two arrive before it runs.
+        self.assertGreaterEqual(self.stream("--wake-per-request"), 50)
 
 
 if __name__ == "__main__":
