@@ -123,20 +123,24 @@ static json_t *check_doc(struct errs *e, const json_t *root)
 	bool has_upstream = false;
 	json_object_set_new(out, "upstream", json_null());
 	if ((x = json_object_get(root, "upstream")) && !json_is_null(x)) {
-		static const char *const ukeys[] = {"delay_ms", "size", NULL};
+		static const char *const ukeys[] = {"delay_ms", "size", "wake_per_request", NULL};
 		if (!json_is_object(x)) {
 			err_add(e, "upstream", "must be an object or null, not %s", type_name(x));
 		} else {
 			check_keys(e, "upstream", x, ukeys);
 			long long delay = 0, size = 1024;
+			bool wake = false;
 			json_t *y;
 			if ((y = json_object_get(x, "delay_ms")))
 				want_int(e, "upstream.delay_ms", y, 0, 600000, &delay);
 			if ((y = json_object_get(x, "size")))
 				want_int(e, "upstream.size", y, 0, 64LL << 20, &size);
+			if ((y = json_object_get(x, "wake_per_request")))
+				want_bool(e, "upstream.wake_per_request", y, &wake);
 			json_object_set_new(out, "upstream",
-			                    json_pack("{s:I,s:I}", "delay_ms", (json_int_t)delay,
-			                              "size", (json_int_t)size));
+			                    json_pack("{s:I,s:I,s:b}", "delay_ms",
+			                              (json_int_t)delay, "size", (json_int_t)size,
+			                              "wake_per_request", wake));
 			has_upstream = true;
 		}
 	}

@@ -181,6 +181,8 @@ class Checker:
         if up is not None and self.typ("upstream", up, (dict,)):
             self.typ("upstream.delay_ms", up.get("delay_ms"), (int,))
             self.typ("upstream.size", up.get("size"), (int,))
+            if "wake_per_request" in up:  # files from before it lack it
+                self.typ("upstream.wake_per_request", up["wake_per_request"], (bool,))
         levels = doc.get("levels")
         if self.typ("levels", levels, (list,)):
             if not levels or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0

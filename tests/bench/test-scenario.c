@@ -91,6 +91,8 @@ static void test_valid_normalizes(void **state)
 	assert_true(json_is_null(json_object_get(d, "requests")));
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_object_get(d, "upstream"), "size")), 1024);
+	assert_true(
+	    json_is_false(json_object_get(json_object_get(d, "upstream"), "wake_per_request")));
 	const json_t *lg = json_object_get(json_object_get(d, "cpus"), "loadgen");
 	assert_int_equal(json_array_size(lg), 3);
 	assert_int_equal(json_integer_value(json_array_get(lg, 2)), 4);
@@ -167,6 +169,8 @@ static void test_bad_values(void **state)
 	                 "x.json: repetitons: unknown field");
 	expect_sub_error("\"delay_ms\":20", "\"delay_ms\":20,\"sise\":1",
 	                 "x.json: upstream.sise: unknown field");
+	expect_sub_error("\"delay_ms\":20", "\"delay_ms\":20,\"wake_per_request\":1",
+	                 "x.json: upstream.wake_per_request: must be");
 }
 
 static void test_bad_cpu_lists(void **state)
