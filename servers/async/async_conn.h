@@ -43,6 +43,7 @@ struct conn {
 	struct core_conn cc; /* first */
 	struct event rev, wev;
 	struct core_lazy tmo; /* the read timeout, then the linger's */
+	struct core_stall stall; /* the write timeout, while writing (clock.h) */
 	bool reading;         /* rev is added */
 	bool writing;         /* wev is added: output waits for the socket */
 	bool lingering;       /* after an error answer: draining input until EOF */
@@ -131,6 +132,28 @@ static inline __attribute__((always_inline)) void async_conn_keep_out(struct con
 	c->cc.hold = true;
 }
 
+/* Output waits for the socket: EV_WRITE, or the write timeout (a whole
+ * one; c->stall says whether the client moved meanwhile). */
+static inline void async_conn_wait_write_tv(struct conn *c, const struct timeval *tv)
+{
+	if (event_add(&c->wev, tv) != 0)
+		c->cc.dead = true;
+	else
+		c->writing = true;
+}
+
+static inline void async_conn_wait_write(struct conn *c)
+{
+	async_conn_wait_write_tv(c, &async_conn_worker(c)->send_tv);
+}
+
+/* ...or for what is left of it (a send that took nothing). */
+static inline void async_conn_wait_write_ms(struct conn *c, unsigned ms)
+{
+	struct timeval tv = core_tv(ms);
+	async_conn_wait_write_tv(c, &tv);
+}
+
 static inline __attribute__((always_inline)) void async_conn_send(struct conn *c, bool cork)
 {
 	struct async_worker *w = async_conn_worker(c);
@@ -168,11 +191,8 @@ static inline __attribute__((always_inline)) void async_conn_send(struct conn *c
 	}
 	async_conn_keep_out(c);
 	http_obuf_consume(&c->cc.out, (size_t)n);
-	if (event_add(&c->wev, &w->send_tv) != 0) {
-		c->cc.dead = true;
-		return;
-	}
-	c->writing = true;
+	core_stall_start(&c->stall, c->cc.fd, w->core.read_ms);
+	async_conn_wait_write(c);
 }
 
 /* The end of a callback: the answers wait for the end of the loop turn

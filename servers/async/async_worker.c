@@ -30,30 +30,46 @@
 
 /* ---- output ---- */
 
+/* Output waits for the socket (cc.hold). The write timeout runs from the
+ * last move (clock.h, core_stall: a send that took bytes, or the client
+ * taking bytes out of the socket), not from each event: EV_TIMEOUT with
+ * the client still taking bytes waits on, and an EV_WRITE whose send took
+ * nothing waits only for what is left of the timeout. */
 static void conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	unsigned ms = c->cc.w->read_ms;
 	c->writing = false;
 	/* What waits: answers (cleartext), or TLS records (answers go on being
 	 * encrypted behind them, so cc.obuf never moves). */
 	struct http_obuf *o = c->cc.tls ? tls_conn_out(c->cc.tls) : &c->cc.out;
+	ssize_t n = 0;
 	if (what & EV_TIMEOUT) {
-		c->cc.dead = true;
-	} else {
-		ssize_t n = send(fd, o->data, o->len, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		if (core_stall_due(&c->stall, fd, ms))
 			c->cc.dead = true;
+	} else {
+		n = send(fd, o->data, o->len, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			c->cc.dead = true;
+	}
+	if (!c->cc.dead) {
+		if (n > 0)
+			http_obuf_consume(o, (size_t)n);
+		if (o->len == 0) {
+			c->cc.obuf = &async_conn_worker(c)->out;
+			c->cc.hold = false;
+			c->stall.end = 0;
+			core_h1_sent(&c->cc);
 		} else {
-			if (n > 0)
-				http_obuf_consume(o, (size_t)n);
-			if (o->len == 0) {
-				c->cc.obuf = &async_conn_worker(c)->out;
-				c->cc.hold = false;
-			} else if (event_add(&c->wev, &async_conn_worker(c)->send_tv) != 0) {
+			if (n > 0 || c->stall.end == 0) /* a move, or (corked) the first send */
+				core_stall_start(&c->stall, fd, ms);
+			unsigned left = core_stall_left(&c->stall);
+			if (left == 0 && core_stall_due(&c->stall, fd, ms))
 				c->cc.dead = true;
-			} else {
-				c->writing = true;
-			}
+			else if (left == 0 || left == ms)
+				async_conn_wait_write(c); /* a whole timeout */
+			else
+				async_conn_wait_write_ms(c, left);
 		}
 	}
 	async_conn_settle(c);
@@ -94,11 +110,8 @@ void async_conn_flush_tls(struct conn *c)
 	if (o->len == 0)
 		return;
 	c->cc.hold = true;
-	if (event_add(&c->wev, &w->send_tv) != 0) {
-		c->cc.dead = true;
-		return;
-	}
-	c->writing = true;
+	core_stall_start(&c->stall, c->cc.fd, w->core.read_ms);
+	async_conn_wait_write(c);
 }
 
 ssize_t async_conn_recv_tls(struct conn *c, char *buf, size_t room)
@@ -397,7 +410,7 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 	struct core_conn *cc = &c->cc;
 	if (c->lingering)
 		cc->dead = true;
-	else if (cc->h2)
+	else if (cc->h2 && !c->writing) /* writing: the write timeout watches it */
 		cc->dead = core_h2_idle(cc);
 	else if (!cc->busy && !cc->queued && !c->writing)
 		cc->dead = true;
@@ -548,6 +561,7 @@ static int conn_open(struct core *core, int fd)
 	/* AF_UNIX: a short read is not known to empty the socket (hub.h) */
 	c->read_on = !core->tcp;
 	c->in_wait = c->dirty = false;
+	c->stall.end = 0;
 	event_assign(&c->rev, core->base, fd, CONN_REV_FLAGS,
 	             c->cc.tls ? conn_on_read_tls : conn_on_read, c);
 	event_assign(&c->wev, core->base, fd, CONN_WEV_FLAGS, conn_on_write, c);
@@ -606,7 +620,7 @@ static int start(struct core *core, void *arg)
 	core->max_inflight = cfg->max_inflight ? cfg->max_inflight : 1;
 	struct timeval tv = core_tv(core->read_ms);
 	w->read_tv = event_base_init_common_timeout(core->base, &tv);
-	w->send_tv = tv; /* answers left unread: close after the read timeout */
+	w->send_tv = tv; /* the write timeout: the client took nothing for the read timeout */
 	http_obuf_init(&w->out);
 	event_assign(&w->wake_ev, core->base, -1, 0, worker_wake, w);
 	event_assign(&w->flush_ev, core->base, -1, 0, async_h2_flush_cb, w);

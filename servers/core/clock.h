@@ -1,6 +1,7 @@
-/* clock.h — the clocks both workers read, and the lazy timeout built on
- * one, inline (the hub's socket waits and the async worker's read timeout
- * use it once per request).
+/* clock.h — the clocks both workers read, and the timeouts built on them,
+ * inline: the lazy timeout (the hub's socket waits and the async worker's
+ * read timeout use it once per request) and the write timeout's stall test
+ * (both workers' waits for a full socket).
  *
  *   core_coarse_ms  the kernel's jiffy clock (CLOCK_MONOTONIC_COARSE, a
  *                   vDSO read): the lazy timeouts note a deadline on it per
@@ -25,8 +26,10 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include <linux/sockios.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -128,6 +131,64 @@ static inline void core_lazy_del(struct core_lazy *t)
 	event_del(&t->ev);
 	t->armed = false;
 	t->deadline = 0;
+}
+
+/* ---- the write timeout: a client that takes nothing for a whole timeout ----
+ *
+ * Answers that wait for a full socket get the read timeout (core.h) as nginx
+ * gives send_timeout: it runs between two moves, not over the whole
+ * transfer. A move is a write that took bytes, or the client taking bytes
+ * out of the socket: the kernel's count of bytes sent and not yet
+ * acknowledged (SIOCOUTQ; on loopback a byte is acknowledged once it is in
+ * the client's receive buffer) went down. Our writes alone are not enough:
+ * a socket whose send buffer autotuning grew to megabytes (tcp_wmem)
+ * reports room again only once a third of it has drained, which a slow but
+ * steady reader (4 KiB every 20 ms) takes longer than a 1 s or 5 s timeout
+ * to do. So when the timeout comes, the kernel is asked: if the client took
+ * bytes since the last look, the wait goes on for another timeout; if not,
+ * it has stopped reading and the connection goes (between one and two
+ * timeouts after it stopped). Not on the per-request path: only a wait for
+ * a full socket asks (one ioctl when it starts, one per timeout). */
+
+/* Bytes fd holds that the peer has not taken, or -1 (not known: the
+ * timeout then ends the wait, as before). */
+static inline int core_unacked(int fd)
+{
+	int n;
+	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+struct core_stall {
+	int64_t end; /* coarse ms: the wait's timeout, unless the client moves */
+	int unacked; /* core_unacked at the last move */
+};
+
+/* A wait for a full socket begins, or a write took bytes: the timeout of
+ * ms counts from now. */
+static inline void core_stall_start(struct core_stall *s, int fd, unsigned ms)
+{
+	s->end = core_coarse_ms() + ms;
+	s->unacked = core_unacked(fd);
+}
+
+/* ms (> 0) left of the wait, 0 when it is over. */
+static inline unsigned core_stall_left(const struct core_stall *s)
+{
+	int64_t left = s->end - core_coarse_ms();
+	return left > 0 ? (unsigned)left : 0;
+}
+
+/* The wait's timeout came: true when the client took nothing since the last
+ * move (close); false when it took some, and the timeout of ms starts
+ * again from now. */
+static inline bool core_stall_due(struct core_stall *s, int fd, unsigned ms)
+{
+	int n = core_unacked(fd);
+	if (n < 0 || s->unacked < 0 || n >= s->unacked)
+		return true;
+	s->unacked = n;
+	s->end = core_coarse_ms() + ms;
+	return false;
 }
 
 #endif

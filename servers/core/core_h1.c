@@ -90,6 +90,8 @@ void core_h1_need_more(struct core_conn *c, const char *d, size_t n)
 unsigned core_read_ms_head(struct core_conn *c)
 {
 	unsigned ms = c->w->read_ms;
+	if (c->hold)
+		return ms; /* answers wait for the socket: the head's clock is stopped */
 	int64_t left = c->head_t0 + (int64_t)ms - core_loop_ms(c->w->base);
 	if (left <= 0)
 		return 0;

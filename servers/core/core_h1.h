@@ -20,6 +20,8 @@
  *   - "Expect: 100-continue" gets its 100 once the head is in;
  *   - a request head must be complete within the read timeout of its first
  *     byte, however slowly it trickles in (nginx's client_header_timeout);
+ *     time spent with answers waiting for the socket does not count
+ *     (core_h1_sent);
  *   - a malformed request gets the parser's 400/413/431 with
  *     "Connection: close", then a lingering close;
  *   - "Upgrade: h2c" switches the connection to HTTP/2 (not while
@@ -53,6 +55,19 @@ static inline unsigned core_read_ms(struct core_conn *c)
 	if (__builtin_expect(c->head_t0 != 0 && c->partial, 0))
 		return core_read_ms_head(c);
 	return c->w->read_ms;
+}
+
+/* c's output is all written: a request head begun before it gets its
+ * whole read timeout from now. The client was taking answers meanwhile
+ * (the write timeout watched that), and the rest of the head waited
+ * unread in the socket behind them (nginx starts client_header_timeout of
+ * a pipelined request only once the answer before it is sent). While
+ * output waits (c->hold) the head's clock does not run at all. A branch
+ * that is not taken unless a head is pending. */
+static inline void core_h1_sent(struct core_conn *c)
+{
+	if (__builtin_expect(c->head_t0 != 0, 0))
+		c->head_t0 = core_loop_ms(c->w->base);
 }
 
 /* The slow paths of core_h1_feed (core_h1.c). */

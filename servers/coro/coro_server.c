@@ -207,7 +207,10 @@ static __attribute__((noinline)) int conn_flush_tls(struct core_conn *cc)
 		}
 		cc->out.len = 0;
 	}
-	return conn_send_tls(conn_of(cc));
+	if (conn_send_tls(conn_of(cc)) != 0)
+		return -1;
+	core_h1_sent(cc);
+	return 0;
 }
 
 static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *cc, bool tls)
@@ -227,6 +230,7 @@ static inline __attribute__((always_inline)) int conn_flush_(struct core_conn *c
 	}
 	o->len = 0;
 	conn_unshare(cc);
+	core_h1_sent(cc);
 	return 0;
 }
 

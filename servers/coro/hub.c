@@ -381,12 +381,18 @@ ssize_t hub_write(struct hub_fd *f, const void *buf, size_t len, unsigned timeou
 {
 	const char *p = buf;
 	size_t left = len;
+	/* The timeout runs from the last move (clock.h, core_stall): a write
+	 * that took bytes, or the client taking some out of the socket. Not
+	 * from each wake-up: the client's input wakes this wait too, and a
+	 * client that sends without reading must not keep it alive. */
+	struct core_stall st = {0, -1};
 	while (left > 0) {
 		if (f->writable) {
 			ssize_t n = write(f->fd, p, left);
 			if (n > 0) {
 				p += n;
 				left -= (size_t)n;
+				st.end = 0;
 				continue;
 			}
 			if (n < 0 && errno == EINTR)
@@ -400,9 +406,24 @@ ssize_t hub_write(struct hub_fd *f, const void *buf, size_t len, unsigned timeou
 				return -EIO;
 			f->write_armed = true;
 		}
-		int rc = fd_wait(f, timeout_ms);
-		if (rc != 0)
+		unsigned ms = 0;
+		if (timeout_ms) {
+			if (st.end == 0)
+				core_stall_start(&st, f->fd, timeout_ms);
+			ms = core_stall_left(&st);
+			if (ms == 0) {
+				if (core_stall_due(&st, f->fd, timeout_ms))
+					return -ETIMEDOUT;
+				ms = timeout_ms;
+			}
+		}
+		int rc = fd_wait(f, ms);
+		if (rc == -ETIMEDOUT) {
+			if (core_stall_due(&st, f->fd, timeout_ms))
+				return rc;
+		} else if (rc != 0) {
 			return rc;
+		}
 	}
 	return (ssize_t)len;
 }

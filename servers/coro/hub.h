@@ -113,6 +113,9 @@ ssize_t hub_read(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms);
  * coroutine waits this way for input or for a stream's answer. */
 ssize_t hub_read_or_woken(struct hub_fd *f, void *buf, size_t len, unsigned timeout_ms);
 /* Write all of buf, parking while the socket is full. len, or -errno
- * (-ETIMEDOUT, -ECANCELED, -EPIPE, ...). */
+ * (-ETIMEDOUT, -ECANCELED, -EPIPE, ...). timeout_ms (0: none) runs from the
+ * last move, nginx's send_timeout: a write that took bytes, or the peer
+ * taking bytes out of the socket (clock.h, core_stall); -ETIMEDOUT only
+ * when it took nothing for that long. */
 ssize_t hub_write(struct hub_fd *f, const void *buf, size_t len, unsigned timeout_ms);
 #endif
