@@ -77,7 +77,9 @@ static size_t shared_table(struct server_opts *o, struct opt_def *t)
 	     "turn's answers together at its end (which wakes the client's CPU once per turn)",
 	     0, 0},
 	    {"keepalive-timeout", OPT_UINT, &o->keepalive_timeout, "S",
-	     "seconds an idle keep-alive connection stays open", 0, 3600},
+	     "seconds an idle keep-alive connection stays open; also the most a request head "
+	     "may take, and a client may go without taking answer bytes",
+	     0, 3600},
 	    {"upstream-timeout", OPT_UINT, &o->upstream_timeout_ms, "MS",
 	     "upstream fetch timeout, whole transfer (then 504)", 1, 3600000},
 	    {"upstream-max-body", OPT_ULONG, &o->upstream_max_body, "BYTES",
