@@ -159,11 +159,23 @@ void dh1_start_connect(struct h1t *h, struct conn *c)
 	}
 }
 
-static void send_failed(struct h1t *h, struct conn *c)
+/* The request did not go out whole: its send failed (err, an errno: the
+ * server reset the connection, EPIPE or ECONNRESET, at once or part way)
+ * or took longer than -s (err 0). As in ab, it is counted here, once:
+ * close_connection() makes it a complete request, failed by its length
+ * (none read), and the connection starts again. So its place in -n stays
+ * spent (t->started): given back as well, as it was, one request more than
+ * -n went out (the run's last, never counted: the server saw n + 1 for n
+ * complete). ab does that too, since it counts a request as started only
+ * once it is written and counts this one complete all the same. */
+static void send_ended(struct h1t *h, struct conn *c, int err)
 {
-	h->t->started--; /* it did not go out after all */
-	h->t->r.epipe++;
-	printf("Send request failed!\n");
+	if (err) {
+		h->t->r.epipe++;
+		printf("Send request failed!\n");
+	} else {
+		printf("Send request timed out!\n");
+	}
 	close_connection(h, c, 0);
 }
 
@@ -221,7 +233,7 @@ static void write_request(struct h1t *h, struct conn *c, uint64_t now)
 	t->started++;
 	ssize_t n = ev_send(&c->s, cf->req, cf->reqlen);
 	if (n < 0) {
-		send_failed(h, c);
+		send_ended(h, c, (int)-n);
 		return;
 	}
 	t->r.totalposted += n;
@@ -237,14 +249,8 @@ static void on_sent(struct ev_sock *s, size_t n, int err, uint64_t now)
 	struct h1t *h = c->h;
 	c->sending = 0;
 	h->t->r.totalposted += (int64_t)n;
-	if (err) {
-		send_failed(h, c);
-		return;
-	}
-	if (now > c->connect + h->cf->timeout_us) {
-		h->t->started--;
-		printf("Send request timed out!\n");
-		close_connection(h, c, 0);
+	if (err || now > c->connect + h->cf->timeout_us) {
+		send_ended(h, c, err);
 		return;
 	}
 	request_sent(h, c, now);

@@ -4,11 +4,14 @@
 It answers every request with a fixed body, keeps connections alive the way
 HTTP/1.0 (Connection: Keep-Alive) and HTTP/1.1 clients expect, and can vary
 the body length, answer with another status, or drop every Nth request with
-a TCP reset, so ab and loadgen can be compared on failures too. Run it alone
+a TCP reset, so ab and loadgen can be compared on failures too; a few modes
+make a client's send fail on a kept-alive connection (close_unread,
+reset_unread, answer_reset). Run it alone
 (`httpd.py --port 0`, prints the port) or import Server.
 """
 import argparse
 import os
+import signal
 import socket
 import socketserver
 import struct
@@ -21,7 +24,8 @@ class Behaviour:
     daemon_threads = True
 
     def behave(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
-               close_every=0, chunked=False, hangup_every=0, close_unread=0):
+               close_every=0, chunked=False, hangup_every=0, close_unread=0, reset_unread=0,
+               answer_reset=0):
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
@@ -37,8 +41,25 @@ class Behaviour:
         # than the socket buffers) sees its send fail after it has the
         # whole answer: the answer counts, its request must not go again.
         self.close_unread = close_unread
+        # the Nth request head (once, in the order the heads come) gets no
+        # answer: as soon as it is in
+        # the connection is reset (SO_LINGER 0) with its body unread. A
+        # client still sending it (a body bigger than the socket buffers)
+        # sees its send fail part way, on a kept-alive connection when N > 1
+        # and the requests before were answered on it.
+        self.reset_unread = reset_unread
+        # the Nth request is answered (keep-alive as usual) while the client
+        # (process client_pid, which the test sets) is stopped, then the
+        # connection is reset and the client let go on: it finds the answer
+        # and the reset together, so its next send on that kept-alive
+        # connection fails at once (ECONNRESET, or EPIPE once a receive has
+        # taken the error), whatever the timing
+        self.answer_reset = answer_reset
+        self.client_pid = None
         self.chunked = chunked
         self.count = 0
+        self.heads = 0   # request heads read: every request the server saw
+        self.active = 0  # connections being served
         self.lock = threading.Lock()
 
     def next_n(self):
@@ -55,6 +76,29 @@ class Behaviour:
             self.count += 1
             return True
 
+    def head_seen(self):
+        """The number of the request whose head just came, in the order the
+        heads came (reset_unread's N, whatever the connections)."""
+        with self.lock:
+            self.heads += 1
+            return self.heads
+
+    def serving(self, d):
+        with self.lock:
+            self.active += d
+
+    def wait_idle(self, timeout=10.0):
+        """Waits (up to timeout s) until no connection is being served: once
+        the client has exited, every request it sent has been seen. Whether
+        it got there."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                if self.active == 0:
+                    return True
+            time.sleep(0.02)
+        return False
+
     def start(self):
         t = threading.Thread(target=self.serve_forever, daemon=True)
         t.start()
@@ -63,6 +107,59 @@ class Behaviour:
     def stop(self):
         self.shutdown()
         self.server_close()
+
+
+def _stopped(pid):
+    """Whether every thread of process pid is stopped (SIGSTOP took)."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+        for t in tasks:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+        return True
+    except OSError:
+        return False
+
+
+def _tcp_open(lport, rport):
+    """Whether a TCP connection from local port lport to rport is still
+    there (/proc/net/tcp; a reset one is unhashed at once)."""
+    want = ":%04X" % lport, ":%04X" % rport
+    with open("/proc/net/tcp") as f:
+        for ln in f.readlines()[1:]:
+            col = ln.split()
+            if col[1].endswith(want[0]) and col[2].endswith(want[1]):
+                return True
+    return False
+
+
+def _until(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def answer_then_reset(srv, sock, answer):
+    """answer_reset's: the answer and a reset reach the stopped client."""
+    if not _until(lambda: srv.client_pid is not None):
+        return
+    pid = srv.client_pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        _until(lambda: _stopped(pid))
+        cport, sport = sock.getpeername()[1], sock.getsockname()[1]
+        sock.sendall(answer)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        # the reset has reached the client's socket when it is gone
+        if sock.family == socket.AF_INET:
+            _until(lambda: not _tcp_open(cport, sport))
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 class Server(Behaviour, socketserver.ThreadingTCPServer):
@@ -100,6 +197,13 @@ REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}
 
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
+        self.server.serving(1)
+        try:
+            self.serve()
+        finally:
+            self.server.serving(-1)
+
+    def serve(self):
         srv = self.server
         sock = self.request
         if sock.family != socket.AF_UNIX:
@@ -123,6 +227,10 @@ class Handler(socketserver.BaseRequestHandler):
                 k, _, v = ln.partition(b":")
                 headers[k.strip().lower()] = v.strip()
             clen = int(headers.get(b"content-length", b"0") or 0)
+            if srv.head_seen() == srv.reset_unread:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+                return
             if srv.close_unread and srv.take_close_unread():
                 body = srv.body
                 try:
@@ -134,12 +242,19 @@ class Handler(socketserver.BaseRequestHandler):
                     pass
                 sock.close()
                 return
-            while len(buf) < clen:
-                data = sock.recv(65536)
+            # (in pieces joined once: a body of many MiB would cost a copy
+            # of all read so far per recv())
+            parts, have = [buf], len(buf)
+            while have < clen:
+                try:
+                    data = sock.recv(1 << 20)
+                except OSError:
+                    return
                 if not data:
                     return
-                buf += data
-            buf = buf[clen:]
+                parts.append(data)
+                have += len(data)
+            buf = b"".join(parts)[clen:]
             n = srv.next_n()
             if srv.drop_every and n % srv.drop_every == 0:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -170,6 +285,9 @@ class Handler(socketserver.BaseRequestHandler):
                 out.append(b"Connection: keep-alive")
             elif not keep:
                 out.append(b"Connection: close")
+            if srv.answer_reset and n == srv.answer_reset:
+                answer_then_reset(srv, sock, b"\r\n".join(out) + b"\r\n\r\n" + payload)
+                return
             try:
                 sock.sendall(b"\r\n".join(out) + b"\r\n\r\n" + payload)
             except OSError:
