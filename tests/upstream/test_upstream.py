@@ -427,26 +427,28 @@ class Answers(unittest.TestCase):
 
 
 class Ticking(unittest.TestCase):
-    """While answers wait, requests that arrive wake nobody: the stub
-    collects them on its timer, once per grain (1/128 of --delay-ms), and
-    an answer still leaves its full delay after its request arrived."""
+    """While answers wait and requests come fast (at least two per grain,
+    1/128 of --delay-ms, over four grains), requests that arrive wake
+    nobody: the stub collects them on its timer, once per grain, and an
+    answer still leaves its full delay after its request arrived."""
 
     def stream(self, *flags):
-        # 80 connections, then one request each, 0.25 ms apart: 20 ms of
-        # arrivals against a grain of 1 ms (the most it gets, at
-        # --delay-ms 128 and up).
+        # 400 connections, then one request each, in 40 bursts of 10 one
+        # millisecond apart: 10 requests per grain of 1 ms (the most a grain
+        # gets, at --delay-ms 128 and up).
         u = Upstream("--delay-ms", "1000", "--size", "8", *flags)
         socks = []
         try:
-            for _ in range(80):
+            for _ in range(400):
                 socks.append(socket.create_connection(("127.0.0.1", u.port), timeout=10))
             time.sleep(0.05)  # every accept done: from here on only requests wake
             base = u.stats()
             sent = []
-            for s in socks:
+            for i, s in enumerate(socks):
                 sent.append(time.monotonic())
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                time.sleep(0.00025)
+                if i % 10 == 9:
+                    time.sleep(0.001)
             for s, t in zip(socks, sent):
                 data = b""
                 while not data.endswith(b"ABCDEFGH"):
@@ -459,17 +461,16 @@ class Ticking(unittest.TestCase):
             for s in socks:
                 s.close()
             self.assertEqual(u.stop(), 0)
+        self.assertEqual(after["requests"] - base["requests"], 401)  # and /_stats
         return after["wakeups"] - base["wakeups"]
 
     def test_requests_collected_on_the_timer(self):
-        # One wake-up for the first request and one for the /_stats
-        # request; each stall of the client over a grain costs one more.
-        self.assertLessEqual(self.stream(), 30)
-
-    def test_wake_per_request(self):
-        # The flag keeps the old way: every request wakes the stub, unless
-        # two arrive before it runs.
-        self.assertGreaterEqual(self.stream("--wake-per-request"), 50)
+        # Woken per burst until the rate is known (four grains), then by
+        # nobody; --wake-per-request: at least once per burst.
+        ticking = self.stream()
+        waking = self.stream("--wake-per-request")
+        self.assertGreaterEqual(waking, 40)
+        self.assertLess(ticking, waking / 2, "ticking %d, waking %d" % (ticking, waking))
 
 
 if __name__ == "__main__":
