@@ -693,6 +693,7 @@ void lge_h1_run(struct thr *t)
 		uint64_t wait_us = 1000000;
 		if (cf->tlimit_us && now < g->stoptime && g->stoptime - now < wait_us)
 			wait_us = g->stoptime - now;
+		lge_check_begin(t, now, &wait_us);
 		int n = ev_run_once(h.ev, wait_us);
 		if (n < 0) {
 			lge_fatal(t, "", h.ev->what, -n);

@@ -7,6 +7,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -109,6 +110,10 @@ static void gp_row(struct thr *t, uint64_t start, uint64_t ctime, uint64_t time,
 void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,
               uint64_t beginread, uint64_t now, int ka, int ok)
 {
+	if (!t->recording) {
+		t->warm_done++;
+		return;
+	}
 	if (t->r.done >= t->requests)
 		return;
 	t->r.done++;
@@ -140,9 +145,29 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 	}
 }
 
+void lge_begin(struct thr *t)
+{
+	struct lg_result *r = &t->r;
+	/* the counters go; the histograms are empty (lge_save() recorded
+	 * nothing), the server's name and the document length stay */
+	r->done = r->doneka = r->good = r->bad = r->epipe = 0;
+	r->err_length = r->err_conn = r->err_recv = r->err_except = r->err_response = 0;
+	r->err_timeout = r->err_truncated = r->err_status = r->err_reset = 0;
+	r->totalread = r->totalbread = r->totalposted = 0;
+	long inflight = t->started - t->warm_done;
+	t->started = inflight > 0 ? inflight : 0;
+	t->requests = t->requests_share;
+	t->last = t->g->record_from;
+	atomic_store_explicit(&t->p_done, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->p_bad, 0, memory_order_relaxed);
+	t->recording = true;
+}
+
 void lge_save_rate(struct thr *t, uint64_t intended, uint64_t actual, int busy, uint64_t now,
                    int ok)
 {
+	if (!t->recording)
+		return;
 	if (t->r.done >= t->requests)
 		return; /* lge_save() will not count it either */
 	uint64_t unc = now > actual ? now - actual : 0;
@@ -464,6 +489,12 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		t->nconns = cf->concurrency / nt + (i < cf->concurrency % nt);
 		t->requests = cf->rate > 0 ? rate_share(cf, i, nt)
 		                           : cf->requests / nt + (i < cf->requests % nt);
+		/* --warmup inside the run (main.c decides; never with --rate):
+		 * no budget until it ends, see lge_begin() */
+		t->recording = cf->warmup_us == 0 || cf->rate > 0;
+		t->requests_share = t->requests;
+		if (!t->recording)
+			t->requests = LONG_MAX / 2;
 		t->gp = cf->gnuplot_fd >= 0 ? malloc(GPBUFSIZE) : NULL;
 		if ((cf->gnuplot_fd >= 0 && !t->gp) || lg_result_init(&t->r)) {
 			rc = -1;
@@ -476,8 +507,9 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		g.start = lg_now_us();
 		uint64_t wall = (uint64_t)wts.tv_sec * 1000000u + (uint64_t)wts.tv_nsec / 1000u;
 		g.wall_off = wall - g.start;
-		out->start_wall_us = wall;
-		g.stoptime = cf->tlimit_us ? g.start + cf->tlimit_us : UINT64_MAX;
+		g.record_from = g.start + (ts[0].recording ? 0 : cf->warmup_us);
+		out->start_wall_us = wall + (g.record_from - g.start);
+		g.stoptime = cf->tlimit_us ? g.record_from + cf->tlimit_us : UINT64_MAX;
 		/* --rate: the schedule ends at -t, or when -n requests were due */
 		double sched_s = 0;
 		if (cf->rate > 0) {
@@ -489,7 +521,7 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 		lg_current = &g;
 		int started = 0;
 		for (int i = 0; i < nt; i++) {
-			ts[i].last = g.start;
+			ts[i].last = g.record_from;
 			if (pthread_create(&ts[i].tid, NULL, thr_start, &ts[i]) != 0)
 				break;
 			started++;
@@ -526,7 +558,7 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 			poll(&pf, 0, alive ? 100 : 0);
 		}
 		lg_current = NULL;
-		uint64_t last = g.start, last_start = g.start, end = g.start;
+		uint64_t last = g.record_from, last_start = g.start, end = g.start;
 		for (int i = 0; i < nt; i++) {
 			merge(out, &ts[i].r);
 			if (ts[i].last > last)
@@ -540,7 +572,7 @@ int lg_run(const struct lg_conf *cf, struct lg_result *out)
 			out->interrupted = 1;
 		if (out->interrupted)
 			last = lg_now_us(); /* ab: record the final time if interrupted */
-		out->timetaken = (double)(last - g.start) / 1e6;
+		out->timetaken = last > g.record_from ? (double)(last - g.record_from) / 1e6 : 0;
 		if (cf->rate > 0) {
 			/* the requests due before the schedule's end: -n, or the
 			 * m = 0, 1, ... due at m / R before -t */

@@ -53,6 +53,8 @@ struct lg_conf {
 	int threads;
 	long requests;       /* -n: budget of requests */
 	uint64_t tlimit_us;  /* -t: 0 = none */
+	uint64_t warmup_us;  /* --warmup run inside the load: unrecorded, then -t or -n
+	                      * on the same connections (closed model only) */
 	uint64_t timeout_us; /* -s: a request older than this fails with a timeout */
 	int keepalive;       /* -k */
 	int http11;          /* --http1.1 */

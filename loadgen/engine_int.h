@@ -29,6 +29,7 @@ struct shared {
 	int fatal_code;
 	char fatal_msg[256];
 	uint64_t start, stoptime;
+	uint64_t record_from; /* the warm-up's end (start without one) */
 	uint64_t sched_end; /* --rate: no request is due from here on */
 	uint64_t wall_off;  /* wall clock minus monotonic, microseconds */
 	pthread_mutex_t gpmu;
@@ -42,6 +43,9 @@ struct thr {
 	struct ev *ev; /* this thread's event loop */
 	int nconns, active, addr;
 	long requests, started;
+	long requests_share; /* -n's share, while the warm-up lifts it */
+	long warm_done;      /* requests finished in the warm-up */
+	bool recording;      /* past the warm-up: lge_save() counts */
 	struct lg_result r;
 	uint64_t last;
 	uint64_t last_start; /* --rate: when the thread's latest request started */
@@ -72,6 +76,22 @@ static inline void lge_publish_failed(struct thr *t)
 	atomic_store_explicit(&t->p_bad, f, memory_order_relaxed);
 }
 void lge_gp_flush(struct thr *t);
+/* The warm-up is over: what t counted so far goes (the figures of its
+ * requests, none of which lge_save() recorded), -n's budget comes back
+ * less the requests still in flight (they finish, and count, after), and
+ * recording starts. The connections stay. */
+void lge_begin(struct thr *t);
+/* The drivers' loops: at the warm-up's end, lge_begin(); the wait of a loop
+ * turn before it ends no later than the warm-up. */
+static inline void lge_check_begin(struct thr *t, uint64_t now, uint64_t *wait_us)
+{
+	if (__builtin_expect(t->recording, 1))
+		return;
+	if (now >= t->g->record_from)
+		lge_begin(t);
+	else if (t->g->record_from - now < *wait_us)
+		*wait_us = t->g->record_from - now;
+}
 /* ab's "save out time" block: one finished request, from its timestamps.
  * With --rate, start is the request's intended start. */
 void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,

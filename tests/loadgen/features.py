@@ -85,6 +85,23 @@ def main():
         check("json finite", no_nan(doc))
         check("sweep prints a report per level", out.count("Complete requests:") == 3)
 
+        # --warmup goes on into the timed load on its connections (as
+        # h2load's --warm-up-time): c connections in all, not c for the
+        # warm-up and c more for the timed load, whose first requests would
+        # each carry a connect; -n counts the timed requests only
+        srv_w = httpd.Server(body=b"w" * 10).start()
+        try:
+            url_w = "http://127.0.0.1:%d/" % srv_w.port
+            rc, out, err = lg(["-k", "-c", "4", "-n", "200", "--warmup", "0.3", url_w])
+            srv_w.wait_idle()
+            check("warmup keeps its connections", rc == 0 and srv_w.conns == 4
+                  and figure(out, "Complete requests") == 200
+                  and figure(out, "Keep-Alive requests") == 200
+                  and figure(out, "HTML transferred") == 2000
+                  and srv_w.heads > 200, (rc, srv_w.conns, srv_w.heads, out[-600:]))
+        finally:
+            srv_w.stop()
+
         # --json without --sweep: one level at -c
         jf1 = os.path.join(TMP, "one.json")
         rc, out, err = lg(["-n", "50", "-c", "5", "--json", jf1, url])

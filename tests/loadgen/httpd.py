@@ -60,6 +60,7 @@ class Behaviour:
         self.count = 0
         self.heads = 0   # request heads read: every request the server saw
         self.active = 0  # connections being served
+        self.conns = 0   # connections accepted
         self.lock = threading.Lock()
 
     def next_n(self):
@@ -86,6 +87,8 @@ class Behaviour:
     def serving(self, d):
         with self.lock:
             self.active += d
+            if d > 0:
+                self.conns += 1
 
     def wait_idle(self, timeout=10.0):
         """Waits (up to timeout s) until no connection is being served: once
