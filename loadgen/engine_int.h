@@ -30,8 +30,8 @@ struct shared {
 	char fatal_msg[256];
 	uint64_t start, stoptime;
 	uint64_t record_from; /* the warm-up's end (start without one) */
-	uint64_t sched_end; /* --rate: no request is due from here on */
-	uint64_t wall_off;  /* wall clock minus monotonic, microseconds */
+	uint64_t sched_end;   /* --rate: no request is due from here on */
+	uint64_t wall_off;    /* wall clock minus monotonic, microseconds */
 	pthread_mutex_t gpmu;
 	enum ev_kind kind; /* every thread's event loop runs on this back end */
 };

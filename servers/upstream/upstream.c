@@ -53,8 +53,8 @@
 #ifndef TICK_WINDOW_NS
 #define TICK_WINDOW_NS 5000000 /* the request rate is taken over 5 ms */
 #endif
-#define TICK_ON 2         /* requests per grain from which the stub ticks */
-#define TICK_OFF 1        /* ...and below which it wakes per request again */
+#define TICK_ON 2  /* requests per grain from which the stub ticks */
+#define TICK_OFF 1 /* ...and below which it wakes per request again */
 /* An answer leaves at most 1/GRAIN_DIV of --delay-ms late (and at most
  * GRAIN_MAX_NS), never early: the timer is armed on that grain, so answers
  * due within one grain leave in one wake-up. At 20 ms that is 156 µs, less
