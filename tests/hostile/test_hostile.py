@@ -67,13 +67,6 @@ if os.environ.get("COROBENCH_HOSTILE_STRICT") == "1":
     XFAIL = []
 
 
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 def proc_cpu(pid):
     """utime + stime of pid, seconds."""
     try:
@@ -210,31 +203,21 @@ class Suite:
         elif self.up is not None:
             args += ["--upstream", f"http://127.0.0.1:{self.up.port}/"]
         args += list(extra)
-        srv = st.start_server(self.bin, args, env=env)
+        srv = st.start_worker(self.bin, args, env=env)
         self.started.append(srv)
-        if not srv.ready_ok:
-            out = srv.text()
-            srv.stop()
-            raise AssertionError(f"server did not start ({' '.join(args)}):\n{out}")
-        kids = srv.wait_workers(1)
-        if not kids:
-            srv.stop()
-            raise AssertionError("no worker process")
-        srv.kids = kids
-        srv.wpid = kids[0]
         if app in ("hello", "echo", "sleep"):
             # One request first: a worker opens some descriptors lazily.
             st.get(srv.port, "/?ms=1", timeout=10)
             time.sleep(0.1)
-        srv.base_fds = fd_count(srv.wpid)  # what "every client gone" means
+        srv.base_fds = st.fd_count(srv.wpid)  # what "every client gone" means
         return srv
 
     @staticmethod
     def settled(srv, timeout=5.0):
         """Wait until the previous case's connections are gone (an error
         answer lingers up to 2 s); returns the worker's fd count."""
-        st.wait_until(lambda: fd_count(srv.wpid) <= srv.base_fds, timeout, step=0.05)
-        return fd_count(srv.wpid)
+        st.wait_until(lambda: st.fd_count(srv.wpid) <= srv.base_fds, timeout, step=0.05)
+        return st.fd_count(srv.wpid)
 
     def normal(self, srv, path="/", want=200, body=None):
         """The worker is the same process and serves a normal request."""
@@ -345,19 +328,19 @@ class Suite:
                     break
                 time.sleep(0.01)
             pushed = sum(e[1] for e in socks)
-            during = fd_count(srv.wpid)
+            during = st.fd_count(srv.wpid)
             # Now never read; the server must give up on them.
             limit = 2 * KA + 3
-            gone = st.wait_until(lambda: fd_count(srv.wpid) <= base_fds, limit, step=0.1)
+            gone = st.wait_until(lambda: st.fd_count(srv.wpid) <= base_fds, limit, step=0.1)
             dt = time.monotonic() - t0
-            at_limit = fd_count(srv.wpid)
+            at_limit = st.fd_count(srv.wpid)
             peak_rss = max(peak_rss, rss_kib(srv.wpid))
         finally:
             probe.stop()
             for s, _ in socks:
                 s.close()
         self.t.note(f"slow reader: pushed {pushed / 1048576:.1f} MiB of requests; worker fds "
-                    f"{base_fds} -> {during} -> {fd_count(srv.wpid)}; RSS {base_rss} -> "
+                    f"{base_fds} -> {during} -> {st.fd_count(srv.wpid)}; RSS {base_rss} -> "
                     f"peak {peak_rss} KiB; other client: {probe.summary()}")
         if not gone:
             return (f"slow readers still connected {dt:.1f} s after the first byte, {limit} s "
@@ -706,7 +689,7 @@ class Suite:
         # Let the handshakes finish (the backlog queues what the worker has
         # not accepted yet), some send half a request, then drop them all.
         time.sleep(1.0)
-        peak = fd_count(srv.wpid)
+        peak = st.fd_count(srv.wpid)
         for i, s in enumerate(socks):
             try:
                 if i % 3 == 1:
@@ -720,16 +703,16 @@ class Suite:
         t1 = time.monotonic()
         r = st.get(srv.port, timeout=15)
         first = time.monotonic() - t1
-        back = st.wait_until(lambda: fd_count(srv.wpid) <= base + 2, 10, step=0.1)
+        back = st.wait_until(lambda: st.fd_count(srv.wpid) <= base + 2, 10, step=0.1)
         self.t.note(f"10k: {len(socks)} opened ({errs} errors) in {opened:.1f} s; worker fds "
-                    f"{base} -> peak {peak} -> {fd_count(srv.wpid)}; first request after "
+                    f"{base} -> peak {peak} -> {st.fd_count(srv.wpid)}; first request after "
                     f"{first * 1000:.0f} ms")
         if r.status != 200:
             return f"the request after the drop: {r!r}"
         if first > 5:
             return f"the request after the drop took {first:.1f} s"
         if not back:
-            return f"worker fds {base} before, {fd_count(srv.wpid)} 10 s after the drop"
+            return f"worker fds {base} before, {st.fd_count(srv.wpid)} 10 s after the drop"
         self.normal(srv)
 
     def fd_exhaustion(self):
@@ -1015,7 +998,7 @@ class Suite:
             with self.start(app, upstream=fake.url(), extra=["--upstream-timeout", "1000"]) \
                     as srv:
                 self.normal(srv, body=BODY)
-                fds = [fd_count(srv.wpid)]
+                fds = [st.fd_count(srv.wpid)]
                 notes = []
                 for rnd in range(2):
                     fake.set_schedule(["slow:3000"] * n, then="ok")
@@ -1055,7 +1038,7 @@ class Suite:
                         return (f"round {rnd}: good requests during the flood took up to "
                                 f"{max(lat) * 1000:.0f} ms")
                     time.sleep(0.3)
-                    fds.append(fd_count(srv.wpid))
+                    fds.append(st.fd_count(srv.wpid))
                     notes.append(f"round {rnd}: good {max(lat) * 1000:.0f} ms max, flood 504 "
                                  f"by {slow:.2f} s")
                 self.t.note(f"flood {app}: " + "; ".join(notes) + f"; worker fds {fds}")

@@ -64,13 +64,6 @@ if os.environ.get("COROBENCH_HOSTILE_STRICT") == "1":
     XFAIL = []
 
 
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 def rss_kib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -181,24 +174,14 @@ class Suite:
             if self.fake is None:
                 self.fake = FakeUpstream()
             args += ["--upstream", self.fake.url()]
-        srv = st.start_server(self.bin, args)
+        srv = st.start_worker(self.bin, args)
         self.started.append(srv)
-        if not srv.ready_ok:
-            out = srv.text()
-            srv.stop()
-            raise AssertionError(f"server did not start ({' '.join(args)}):\n{out}")
-        kids = srv.wait_workers(1)
-        if not kids:
-            srv.stop()
-            raise AssertionError("no worker process")
-        srv.kids = kids
-        srv.wpid = kids[0]
         srv.app = app
         self.h1_ok(srv)
         self.h2_ok(srv)
         time.sleep(0.1)
         srv.base = self.stats(srv)
-        srv.base_fds = fd_count(srv.wpid)
+        srv.base_fds = st.fd_count(srv.wpid)
         return srv
 
     @staticmethod
@@ -253,9 +236,9 @@ class Suite:
             return f"live counters did not come back: {got}, want {want}"
         if srv.app == "proxy-async":
             return None  # libcurl keeps upstream connections: fds are no measure there
-        fds = st.wait_until(lambda: fd_count(srv.wpid) <= srv.base_fds, 2.0, step=0.05)
+        fds = st.wait_until(lambda: st.fd_count(srv.wpid) <= srv.base_fds, 2.0, step=0.05)
         if not fds:
-            return f"worker fds {fd_count(srv.wpid)}, {srv.base_fds} before"
+            return f"worker fds {st.fd_count(srv.wpid)}, {srv.base_fds} before"
         return None
 
     def case(self, srv, name, fn):

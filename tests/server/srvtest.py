@@ -105,6 +105,15 @@ def children_of(pid):
     return sorted(out)
 
 
+def fd_count(pid):
+    """Descriptors pid holds (-1 when it is gone): a worker's count falls
+    back once the clients it dropped are gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -251,6 +260,24 @@ def start_server(binary, args, tries=3, **kw):
         srv.stop()
         if "in use" not in srv.text():
             return srv
+    return srv
+
+
+def start_worker(binary, args, **kw):
+    """start_server() for tests that watch the worker (--workers 1 in args):
+    a ready Server with .kids and .wpid (the worker), or AssertionError
+    with the server's output (it is stopped then)."""
+    srv = start_server(binary, args, **kw)
+    if not srv.ready_ok:
+        out = srv.text()
+        srv.stop()
+        raise AssertionError(f"server did not start ({' '.join(args)}):\n{out}")
+    kids = srv.wait_workers(1)
+    if not kids:
+        srv.stop()
+        raise AssertionError("no worker process")
+    srv.kids = kids
+    srv.wpid = kids[0]
     return srv
 
 

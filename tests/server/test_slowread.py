@@ -45,13 +45,6 @@ STATUS = b"HTTP/1.1 200 "
 CASE_LIMIT = 90.0
 
 
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 def small_rcvbuf_conn(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
@@ -127,19 +120,10 @@ class Suite:
     def start(self):
         args = ["--workers", "1", "--app", "hello", "--quiet", "--graceful-timeout", "5",
                 "--keepalive-timeout", str(KA)]
-        srv = st.start_server(self.bin, args)
-        if not srv.ready_ok:
-            out = srv.text()
-            srv.stop()
-            raise AssertionError(f"server did not start:\n{out}")
-        kids = srv.wait_workers(1)
-        if not kids:
-            srv.stop()
-            raise AssertionError("no worker process")
-        srv.wpid = kids[0]
+        srv = st.start_worker(self.bin, args)
         st.get(srv.port, "/", timeout=10)  # a worker opens some descriptors lazily
         time.sleep(0.1)
-        srv.base_fds = fd_count(srv.wpid)
+        srv.base_fds = st.fd_count(srv.wpid)
         return srv
 
     def run(self):
@@ -161,8 +145,8 @@ class Suite:
         return self.t.finish()
 
     def _stopped(self, srv):
-        st.wait_until(lambda: fd_count(srv.wpid) <= srv.base_fds, 5.0, step=0.05)
-        base = fd_count(srv.wpid)
+        st.wait_until(lambda: st.fd_count(srv.wpid) <= srv.base_fds, 5.0, step=0.05)
+        base = st.fd_count(srv.wpid)
         s = small_rcvbuf_conn(srv.port)
         s.setblocking(False)
         req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 1000
@@ -184,7 +168,7 @@ class Suite:
                 time.sleep(0.005)
             pushed_until = stuck or time.monotonic()
             limit = 2 * KA + 4
-            gone = st.wait_until(lambda: fd_count(srv.wpid) <= base,
+            gone = st.wait_until(lambda: st.fd_count(srv.wpid) <= base,
                                  limit - (time.monotonic() - pushed_until) + 1, step=0.05)
             dt = time.monotonic() - pushed_until
         finally:
