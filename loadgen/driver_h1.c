@@ -541,6 +541,21 @@ void dh1_on_event(struct ev_sock *s, unsigned ev)
 
 static const struct ev_handler h1_handler = {dh1_on_event, on_sent};
 
+/* -s: a request that went out (its place in -n taken: t->started) and got
+ * no whole answer within the timeout. It fails as a Timeout and is not
+ * complete (ab would abort the run: "The timeout specified has expired");
+ * its place stays spent, as a pipelined one's (dh1_pl_drop(h, c, 1)), and
+ * counts toward -n's end (lge_all_over()): the run ends once each of the
+ * -n requests is complete or timed out, whatever the other connections do.
+ * (Given back instead, as a send in flight was, it went out again: a
+ * Timeout and a complete request for one place.) */
+static void request_expired(struct h1t *h)
+{
+	h->t->r.err_timeout++;
+	h->t->spent++;
+	lge_publish_failed(h->t);
+}
+
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -559,23 +574,29 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 			struct pl_req *q = &c->pl[c->pl_head];
 			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
 				continue;
-			h->t->r.err_timeout++;
-			dh1_pl_drop(h, c,
-			            1); /* the one that timed out is spent, as without pipelining */
+			request_expired(h);
+			dh1_pl_drop(h, c, 1); /* the one that timed out is spent */
 			dh1_pl_reconnect(h, c);
 			continue;
 		}
 		if (c->state != ST_CONNECTING && c->state != ST_WRITE && c->state != ST_READ)
 			continue;
 		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
-		if (now > since + h->cf->timeout_us) {
+		if (now <= since + h->cf->timeout_us)
+			continue;
+		if (c->state == ST_READ || c->sending) {
+			request_expired(h);
+			c->sending = 0; /* (else drop() gives its place back) */
+		} else {
+			/* a connect: its request has no place in -n yet, and is
+			 * tried again */
 			h->t->r.err_timeout++;
 			lge_publish_failed(h->t);
-			c->free_at = now;
-			drop(h, c);
-			c->state = ST_UNCONN;
-			dh1_start_connect(h, c);
 		}
+		c->free_at = now;
+		drop(h, c);
+		c->state = ST_UNCONN;
+		dh1_start_connect(h, c);
 	}
 }
 
@@ -672,7 +693,7 @@ void lge_h1_run(struct thr *t)
 	dh1_start_connect(&h, &h.conns[0]);
 	ev_timer_start(h.ev, &h.scan, ev_now_update(h.ev) + SCAN_US);
 	while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
-		if (t->r.done >= t->requests)
+		if (lge_all_over(t))
 			break;
 		if (cf->tlimit_us && t->last >= g->stoptime && cf->rate <= 0)
 			break;

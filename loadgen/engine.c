@@ -109,7 +109,7 @@ static void gp_row(struct thr *t, uint64_t start, uint64_t ctime, uint64_t time,
 void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite,
               uint64_t beginread, uint64_t now, int ka, int ok)
 {
-	if (t->r.done >= t->requests)
+	if (lge_all_over(t))
 		return;
 	t->r.done++;
 	if (ka)
@@ -143,7 +143,7 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 void lge_save_rate(struct thr *t, uint64_t intended, uint64_t actual, int busy, uint64_t now,
                    int ok)
 {
-	if (t->r.done >= t->requests)
+	if (lge_all_over(t))
 		return; /* lge_save() will not count it either */
 	uint64_t unc = now > actual ? now - actual : 0;
 	uint64_t late = actual > intended ? actual - intended : 0;

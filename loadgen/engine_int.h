@@ -42,6 +42,9 @@ struct thr {
 	struct ev *ev; /* this thread's event loop */
 	int nconns, active, addr;
 	long requests, started;
+	/* requests whose place in -n is spent although they are not complete
+	 * (not in r.done): timed out (-s); see lge_all_over() */
+	long spent;
 	struct lg_result r;
 	uint64_t last;
 	uint64_t last_start; /* --rate: when the thread's latest request started */
@@ -95,6 +98,14 @@ static inline void lge_rate_started(struct thr *t, uint64_t actual)
  * unlike the first); 1 when the response failed. */
 int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
                      int status);
+
+/* -n: every request the thread had is over, complete or timed out. The
+ * run's end: counting only the complete ones, a timeout left it waiting for
+ * ever on the other connections (kept alive, idle, with nothing to send). */
+static inline bool lge_all_over(const struct thr *t)
+{
+	return t->r.done + t->spent >= t->requests;
+}
 
 /* Budget left and not stopped: a new request (or connection) may start. */
 static inline bool lge_may_start(const struct thr *t)
