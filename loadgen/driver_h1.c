@@ -556,6 +556,34 @@ static void request_expired(struct h1t *h)
 	lge_publish_failed(h->t);
 }
 
+/* -s: c's connect took longer than the timeout (to a Unix listener whose
+ * queue stays full: its wait for room). It was for c's next request, which
+ * has no place in -n yet (t->started counts a request as it goes out): the
+ * place is taken now and spent, a Timeout, as for a request that got no
+ * answer. Tried again instead, as it was, a server that never accepts held
+ * a -n run for ever, a Timeout every -s. With no place left c would only
+ * have idled: it stays closed, and nothing is counted. */
+static void connect_expired(struct h1t *h, struct conn *c)
+{
+	struct thr *t = h->t;
+	if (c->state == ST_BUSY) {
+		if (ev_timer_armed(&c->retry)) {
+			ev_timer_stop(h->ev, &c->retry);
+			h->nretry--;
+		}
+	} else {
+		drop(h, c);
+	}
+	c->state = ST_UNCONN;
+	if (t->started < t->requests) {
+		t->started++;
+		if (h->cf->rate > 0)
+			c->due = lge_due(t, c->j, ++c->k); /* its time is past */
+		request_expired(h);
+	}
+	dh1_start_connect(h, c);
+}
+
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -563,13 +591,6 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(h->ev, tm, now + SCAN_US);
 	for (int i = 0; i < h->nconns; i++) {
 		struct conn *c = &h->conns[i];
-		if (c->state == ST_BUSY && now > c->start + h->cf->timeout_us) {
-			/* still no room: a timeout, and the wait starts again */
-			h->t->r.err_timeout++;
-			lge_publish_failed(h->t);
-			c->start = now;
-			continue;
-		}
 		if (c->state == ST_PIPE && c->pl_n > 0) {
 			struct pl_req *q = &c->pl[c->pl_head];
 			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
@@ -579,21 +600,19 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 			dh1_pl_reconnect(h, c);
 			continue;
 		}
-		if (c->state != ST_CONNECTING && c->state != ST_WRITE && c->state != ST_READ)
+		if (c->state != ST_CONNECTING && c->state != ST_BUSY && c->state != ST_WRITE &&
+		    c->state != ST_READ)
 			continue;
 		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
 		if (now <= since + h->cf->timeout_us)
 			continue;
-		if (c->state == ST_READ || c->sending) {
-			request_expired(h);
-			c->sending = 0; /* (else drop() gives its place back) */
-		} else {
-			/* a connect: its request has no place in -n yet, and is
-			 * tried again */
-			h->t->r.err_timeout++;
-			lge_publish_failed(h->t);
-		}
 		c->free_at = now;
+		if (c->state != ST_READ && !c->sending) {
+			connect_expired(h, c);
+			continue;
+		}
+		request_expired(h);
+		c->sending = 0; /* (else drop() gives its place back) */
 		drop(h, c);
 		c->state = ST_UNCONN;
 		dh1_start_connect(h, c);

@@ -403,6 +403,34 @@ static void rate_due(struct ev_timer *tm, uint64_t now)
 	h2_pump(c->ht, c);
 }
 
+/* -s: c's connect took longer than the timeout (to a Unix listener whose
+ * queue stays full: its wait for room). As over HTTP/1 (driver_h1.c's
+ * connect_expired()), the request it would have carried first is spent, a
+ * Timeout (h2_connect_failed() spends it too): tried again instead, a
+ * server that never accepts held a -n run for ever. With no place left
+ * the connection stays closed, nothing counted. */
+static void connect_expired(struct h2t *ht, struct h2c *c)
+{
+	struct thr *t = ht->t;
+	if (c->state == H2_BUSY) {
+		if (ev_timer_armed(&c->retry)) {
+			ev_timer_stop(t->ev, &c->retry);
+			ht->nretry--;
+		}
+	} else {
+		lge_close(t, &c->s);
+	}
+	c->state = H2_UNCONN;
+	if (t->started < t->requests) {
+		t->started++;
+		if (ht->cf->rate > 0)
+			c->due = lge_due(t, c->j, ++c->k); /* its time is past */
+		t->r.err_timeout++;
+		lge_publish_failed(t);
+	}
+	h2_connect(ht, c);
+}
+
 /* -s: a stream (or a connect) older than the timeout fails as a timeout. */
 static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -412,19 +440,9 @@ static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(t->ev, tm, now + SCAN_US);
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
-		if (c->state == H2_BUSY && now > c->connstart + limit) {
-			/* still no room: a timeout, and the wait starts again */
-			t->r.err_timeout++;
-			lge_publish_failed(t);
-			c->connstart = now;
-			continue;
-		}
-		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
-			t->r.err_timeout++;
-			lge_publish_failed(t);
-			lge_close(t, &c->s);
-			c->state = H2_UNCONN;
-			h2_connect(ht, c);
+		if ((c->state == H2_BUSY || c->state == H2_CONNECTING) &&
+		    now > c->connstart + limit) {
+			connect_expired(ht, c);
 			continue;
 		}
 		if (c->state != H2_OPEN)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""-s without --h2: a request that times out is spent, and the run still ends.
+"""-s: a request that times out (waiting for its answer, or for its connect)
+is spent, and the run still ends.
 
 httpd.py's no_answer=3 never answers the third request head it reads (the
 connection stays open until loadgen closes it) and answers every other one
@@ -18,15 +19,26 @@ With --pipeline 2 the request behind the unanswered one on its connection,
 if any, is given back and goes out again on the next connection (the server
 dropped its bytes unparsed: still 4 heads). Without -k no connection idles
 (each closes after its answer), so the run ended before too: the same
-figures. `--engine E` runs on that event loop (77 when it is unusable)."""
+figures.
+
+A connect that takes longer than -s is the request it was for timing out:
+against a listener whose accept queue is full (backlog 0, filled by the test)
+a TCP connect never completes and a Unix one finds no room (loadgen waits
+for it); loadgen -n 2 -s 1, alone and with -k -c 2, and with --h2, ends with
+two Timeouts, Complete requests 0, the JSON's requests 2. Before, each
+connect was tried again for ever, a Timeout every -s: the run never ended.
+`--engine E` runs on that event loop (77 when it is unusable; the --h2
+cases, which run on epoll whatever --engine says, only with epoll)."""
 import json
 import os
+import re
+import socket
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpd  # noqa: E402
-from harness import check, figures, finish, lg, start  # noqa: E402
+from harness import ENGINE, check, figures, finish, lg, start  # noqa: E402
 
 BODY = b"Hello, world!\n"
 N = 4
@@ -45,6 +57,58 @@ def run(args, jf):
         return rc, out, err, srv.heads if idle else None
     finally:
         srv.stop()
+
+
+def full_listener(tmp=None):
+    """(listener, the connection that fills its queue, loadgen's address
+    arguments): a listener with a backlog of 0 and one connection made here,
+    never accepted, so its accept queue is full. A TCP connect to it then
+    never completes (its SYN is dropped); a Unix one (tmp given) says EAGAIN
+    and loadgen waits for room."""
+    if tmp:
+        path = os.path.join(tmp, "full.sock")
+        lst = socket.socket(socket.AF_UNIX)
+        lst.bind(path)
+        lst.listen(0)
+        fill = socket.socket(socket.AF_UNIX)
+        fill.connect(path)
+        return lst, fill, ["--unix", path, "http://full.test/"]
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    fill = socket.create_connection(lst.getsockname(), timeout=5)
+    return lst, fill, ["http://127.0.0.1:%d/" % lst.getsockname()[1]]
+
+
+def connects(tmp):
+    """-s on a connect that never completes: each spends its request."""
+    jf = os.path.join(tmp, "c.json")
+    cases = [("tcp", [], None, True), ("tcp -k -c 2", ["-k", "-c", "2"], None, True),
+             ("unix", [], tmp, True)]
+    if ENGINE != "uring":  # (--h2 runs on epoll whatever --engine says)
+        cases += [("h2 tcp", ["--h2"], None, False), ("h2 unix", ["--h2"], tmp, False)]
+    for name, args, unix, engine in cases:
+        lst, fill, addr = full_listener(unix)
+        try:
+            if os.path.exists(jf):
+                os.unlink(jf)
+            rc, out, err = lg(args + ["-n", "2", "-s", "1", "--json", jf] + addr,
+                              timeout=30, engine=engine)
+        finally:
+            fill.close()
+            lst.close()
+            if unix:
+                os.unlink(os.path.join(unix, "full.sock"))
+        f = figures(out)
+        check("connect " + name + ": the run ends", rc == 0, (rc, err[-300:]))
+        check("connect " + name + ": one Timeout per request",
+              f["Complete requests"] == 0 and f["Failed requests"] == 2
+              and re.search(r"\(Timeout: 2, Truncated: 0, Status: 0(, Reset: 0)?\)", out),
+              (f, out[-900:]))
+        lv = json.load(open(jf))["levels"][0] if os.path.exists(jf) else {}
+        check("connect " + name + ": JSON requests = complete + timeout",
+              lv.get("requests") == 2 and lv.get("complete") == 0
+              and lv.get("failures", {}).get("timeout") == 2, lv)
 
 
 def main():
@@ -72,6 +136,7 @@ def main():
                   and lv.get("failed") == 1 and lv.get("failures", {}).get("timeout") == 1,
                   lv)
             check(name + ": the server read exactly -n request heads", heads == N, (heads, N))
+        connects(tmp)
     return finish()
 
 
