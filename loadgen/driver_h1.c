@@ -334,12 +334,15 @@ void dh1_got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen)
 }
 
 /* A head over 8 KiB or never ending: ab drops the connection, and gives up
- * after 10 such failures. */
+ * after 10 such failures. As in ab the request is not complete; its place
+ * in -n is spent (t->spent), so the run still ends with another connection
+ * kept alive and idle (it waited for -n complete requests for ever). */
 void dh1_head_too_big(struct h1t *h, struct conn *c)
 {
 	struct thr *t = h->t;
 	drop(h, c);
 	c->state = ST_UNCONN;
+	t->spent++;
 	t->r.err_response++;
 	if (t->r.bad++ > 10) {
 		pthread_mutex_lock(&t->g->mu);

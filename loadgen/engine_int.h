@@ -43,7 +43,8 @@ struct thr {
 	int nconns, active, addr;
 	long requests, started;
 	/* requests whose place in -n is spent although they are not complete
-	 * (not in r.done): timed out (-s); see lge_all_over() */
+	 * (not in r.done): timed out (-s), or a head over 8 KiB; see
+	 * lge_all_over() */
 	long spent;
 	struct lg_result r;
 	uint64_t last;
@@ -99,7 +100,7 @@ static inline void lge_rate_started(struct thr *t, uint64_t actual)
 int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
                      int status);
 
-/* -n: every request the thread had is over, complete or timed out. The
+/* -n: every request the thread had is over, complete or not (spent). The
  * run's end: counting only the complete ones, a timeout left it waiting for
  * ever on the other connections (kept alive, idle, with nothing to send). */
 static inline bool lge_all_over(const struct thr *t)

@@ -6,8 +6,8 @@ HTTP/1.0 (Connection: Keep-Alive) and HTTP/1.1 clients expect, and can vary
 the body length, answer with another status, or drop every Nth request with
 a TCP reset, so ab and loadgen can be compared on failures too; a few modes
 make a client's send fail on a kept-alive connection (close_unread,
-reset_unread, answer_reset), and one leaves a request unanswered
-(no_answer, for -s). Run it alone
+reset_unread, answer_reset), one leaves a request unanswered (no_answer,
+for -s), one answers with a head over 8 KiB (big_head). Run it alone
 (`httpd.py --port 0`, prints the port) or import Server.
 """
 import argparse
@@ -26,7 +26,7 @@ class Behaviour:
 
     def behave(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
                close_every=0, chunked=False, hangup_every=0, close_unread=0, reset_unread=0,
-               answer_reset=0, no_answer=0):
+               answer_reset=0, no_answer=0, big_head=0):
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
@@ -63,6 +63,9 @@ class Behaviour:
         # stuck on one request while it answers the others: the client's
         # -s timeout)
         self.no_answer = no_answer
+        # the Nth answer (once) carries a header of 9000 bytes: a head over
+        # ab's 8 KiB, which the client drops with its connection
+        self.big_head = big_head
         self.chunked = chunked
         self.count = 0
         self.heads = 0   # request heads read: every request the server saw
@@ -296,6 +299,8 @@ class Handler(socketserver.BaseRequestHandler):
                 payload = body
             if method == b"HEAD":
                 payload = b""
+            if srv.big_head and n == srv.big_head:
+                out.append(b"X-Big: " + b"b" * 9000)
             if keep and version != b"HTTP/1.1":
                 out.append(b"Connection: keep-alive")
             elif not keep:

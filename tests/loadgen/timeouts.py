@@ -27,6 +27,9 @@ a TCP connect never completes and a Unix one finds no room (loadgen waits
 for it); loadgen -n 2 -s 1, alone and with -k -c 2, and with --h2, ends with
 two Timeouts, Complete requests 0, the JSON's requests 2. Before, each
 connect was tried again for ever, a Timeout every -s: the run never ended.
+A head over 8 KiB (httpd.py's big_head=3) is not complete either, as in
+ab, and spends its place the same way: -n 4 -c 2 with and without -k ends
+with Complete requests 3, Failed 1 (before, with -k, it never ended).
 `--engine E` runs on that event loop (77 when it is unusable; the --h2
 cases, which run on epoll whatever --engine says, only with epoll)."""
 import json
@@ -111,6 +114,31 @@ def connects(tmp):
               and lv.get("failures", {}).get("timeout") == 2, lv)
 
 
+def big_head():
+    """A head over 8 KiB (httpd.py's big_head=3): as in ab the connection is
+    dropped and the request is not complete (Failed 1, Non-2xx 1); its place
+    is spent, so the run ends with the other connection kept alive and idle
+    (before, it waited for ever for a fourth complete request; ab waits for
+    its -s and exits with "The timeout specified has expired")."""
+    for name, args, ka in (("-k", ["-k"], N - 1), ("without -k", [], None)):
+        srv = httpd.Server(big_head=3).start()
+        try:
+            rc, out, err = lg(args + ["-n", str(N), "-c", "2",
+                                      "http://127.0.0.1:%d/" % srv.port], timeout=30)
+            idle = srv.wait_idle()
+            heads = srv.heads if idle else None
+        finally:
+            srv.stop()
+        f = figures(out)
+        check("head too big " + name + ": the run ends", rc == 0, (rc, err[-300:]))
+        check("head too big " + name + ": not complete, counted once",
+              f["Complete requests"] == N - 1 and f["Failed requests"] == 1
+              and f["Non-2xx responses"] == 1 and f["Keep-Alive requests"] == ka
+              and f["HTML transferred"] == (N - 1) * len(BODY), (f, out[-900:]))
+        check("head too big " + name + ": the server read exactly -n request heads",
+              heads == N, (heads, N))
+
+
 def main():
     skip = start("timeouts")
     if skip is not None:
@@ -137,6 +165,7 @@ def main():
                   lv)
             check(name + ": the server read exactly -n request heads", heads == N, (heads, N))
         connects(tmp)
+    big_head()
     return finish()
 
 
