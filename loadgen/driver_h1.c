@@ -559,31 +559,16 @@ static void request_expired(struct h1t *h)
 	lge_publish_failed(h->t);
 }
 
-/* -s: c's connect took longer than the timeout (to a Unix listener whose
- * queue stays full: its wait for room). It was for c's next request, which
- * has no place in -n yet (t->started counts a request as it goes out): the
- * place is taken now and spent, a Timeout, as for a request that got no
- * answer. Tried again instead, as it was, a server that never accepts held
- * a -n run for ever, a Timeout every -s. With no place left c would only
- * have idled: it stays closed, and nothing is counted. */
+/* -s: c's connect took too long: the request it was for is spent
+ * (lge_connect_expired()), and c connects again for the next one. */
 static void connect_expired(struct h1t *h, struct conn *c)
 {
-	struct thr *t = h->t;
-	if (c->state == ST_BUSY) {
-		if (ev_timer_armed(&c->retry)) {
-			ev_timer_stop(h->ev, &c->retry);
-			h->nretry--;
-		}
-	} else {
+	if (c->state == ST_BUSY)
+		lge_retry_stop(h->ev, &c->retry, &h->nretry);
+	else
 		drop(h, c);
-	}
 	c->state = ST_UNCONN;
-	if (t->started < t->requests) {
-		t->started++;
-		if (h->cf->rate > 0)
-			c->due = lge_due(t, c->j, ++c->k); /* its time is past */
-		request_expired(h);
-	}
+	lge_connect_expired(h->t, c->j, &c->k, &c->due);
 	dh1_start_connect(h, c);
 }
 

@@ -403,31 +403,17 @@ static void rate_due(struct ev_timer *tm, uint64_t now)
 	h2_pump(c->ht, c);
 }
 
-/* -s: c's connect took longer than the timeout (to a Unix listener whose
- * queue stays full: its wait for room). As over HTTP/1 (driver_h1.c's
- * connect_expired()), the request it would have carried first is spent, a
- * Timeout (h2_connect_failed() spends it too): tried again instead, a
- * server that never accepts held a -n run for ever. With no place left
- * the connection stays closed, nothing counted. */
+/* -s: c's connect took too long: the request it would have carried first
+ * is spent (lge_connect_expired(); h2_connect_failed() spends it too), and
+ * c connects again for the next ones. */
 static void connect_expired(struct h2t *ht, struct h2c *c)
 {
-	struct thr *t = ht->t;
-	if (c->state == H2_BUSY) {
-		if (ev_timer_armed(&c->retry)) {
-			ev_timer_stop(t->ev, &c->retry);
-			ht->nretry--;
-		}
-	} else {
-		lge_close(t, &c->s);
-	}
+	if (c->state == H2_BUSY)
+		lge_retry_stop(ht->t->ev, &c->retry, &ht->nretry);
+	else
+		lge_close(ht->t, &c->s);
 	c->state = H2_UNCONN;
-	if (t->started < t->requests) {
-		t->started++;
-		if (ht->cf->rate > 0)
-			c->due = lge_due(t, c->j, ++c->k); /* its time is past */
-		t->r.err_timeout++;
-		lge_publish_failed(t);
-	}
+	lge_connect_expired(ht->t, c->j, &c->k, &c->due);
 	h2_connect(ht, c);
 }
 

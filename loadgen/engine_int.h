@@ -141,6 +141,35 @@ static inline uint64_t lge_due(const struct thr *t, uint64_t j, uint64_t k)
 	return t->g->start + (uint64_t)us;
 }
 
+/* -s: a connect (or its wait for room in a full Unix listener's queue)
+ * took longer than the timeout. It was for the connection's next request,
+ * which has no place in -n yet (started counts a request as it goes out):
+ * the place is taken now and spent, a Timeout, and under --rate that
+ * request's slot in the connection's schedule (request *k of connection j,
+ * due at *due) is over too. Tried again instead, as it was, a server that
+ * never accepts held a -n run for ever, a Timeout every -s. With no place
+ * left the connection would only have idled: nothing is counted. */
+static inline void lge_connect_expired(struct thr *t, uint32_t j, uint64_t *k, uint64_t *due)
+{
+	if (t->started >= t->requests)
+		return;
+	t->started++;
+	t->spent++;
+	if (t->cf->rate > 0)
+		*due = lge_due(t, j, ++*k);
+	t->r.err_timeout++;
+	lge_publish_failed(t);
+}
+
+/* ST_BUSY/H2_BUSY's retry timer (counted in *nretry) is stopped. */
+static inline void lge_retry_stop(struct ev *ev, struct ev_timer *tm, int *nretry)
+{
+	if (ev_timer_armed(tm)) {
+		ev_timer_stop(ev, tm);
+		(*nretry)--;
+	}
+}
+
 /* The run-wide number of thread t's connection i: round robin over the
  * threads, which is how lg_run() splits -c (the first C % threads threads
  * get one more). */
