@@ -334,12 +334,15 @@ void dh1_got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen)
 }
 
 /* A head over 8 KiB or never ending: ab drops the connection, and gives up
- * after 10 such failures. */
+ * after 10 such failures. As in ab the request is not complete; its place
+ * in -n is spent (t->spent), so the run still ends with another connection
+ * kept alive and idle (it waited for -n complete requests for ever). */
 void dh1_head_too_big(struct h1t *h, struct conn *c)
 {
 	struct thr *t = h->t;
 	drop(h, c);
 	c->state = ST_UNCONN;
+	t->spent++;
 	t->r.err_response++;
 	if (t->r.bad++ > 10) {
 		pthread_mutex_lock(&t->g->mu);
@@ -541,6 +544,34 @@ void dh1_on_event(struct ev_sock *s, unsigned ev)
 
 static const struct ev_handler h1_handler = {dh1_on_event, on_sent};
 
+/* -s: a request that went out (its place in -n taken: t->started) and got
+ * no whole answer within the timeout. It fails as a Timeout and is not
+ * complete (ab would abort the run: "The timeout specified has expired");
+ * its place stays spent, as a pipelined one's (dh1_pl_drop(h, c, 1)), and
+ * counts toward -n's end (lge_all_over()): the run ends once each of the
+ * -n requests is complete or timed out, whatever the other connections do.
+ * (Given back instead, as a send in flight was, it went out again: a
+ * Timeout and a complete request for one place.) */
+static void request_expired(struct h1t *h)
+{
+	h->t->r.err_timeout++;
+	h->t->spent++;
+	lge_publish_failed(h->t);
+}
+
+/* -s: c's connect took too long: the request it was for is spent
+ * (lge_connect_expired()), and c connects again for the next one. */
+static void connect_expired(struct h1t *h, struct conn *c)
+{
+	if (c->state == ST_BUSY)
+		lge_retry_stop(h->ev, &c->retry, &h->nretry);
+	else
+		drop(h, c);
+	c->state = ST_UNCONN;
+	lge_connect_expired(h->t, c->j, &c->k, &c->due);
+	dh1_start_connect(h, c);
+}
+
 /* -s: a request (connect, send or wait) older than the timeout fails. */
 static void check_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -548,34 +579,31 @@ static void check_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(h->ev, tm, now + SCAN_US);
 	for (int i = 0; i < h->nconns; i++) {
 		struct conn *c = &h->conns[i];
-		if (c->state == ST_BUSY && now > c->start + h->cf->timeout_us) {
-			/* still no room: a timeout, and the wait starts again */
-			h->t->r.err_timeout++;
-			lge_publish_failed(h->t);
-			c->start = now;
-			continue;
-		}
 		if (c->state == ST_PIPE && c->pl_n > 0) {
 			struct pl_req *q = &c->pl[c->pl_head];
 			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
 				continue;
-			h->t->r.err_timeout++;
-			dh1_pl_drop(h, c,
-			            1); /* the one that timed out is spent, as without pipelining */
+			request_expired(h);
+			dh1_pl_drop(h, c, 1); /* the one that timed out is spent */
 			dh1_pl_reconnect(h, c);
 			continue;
 		}
-		if (c->state != ST_CONNECTING && c->state != ST_WRITE && c->state != ST_READ)
+		if (c->state != ST_CONNECTING && c->state != ST_BUSY && c->state != ST_WRITE &&
+		    c->state != ST_READ)
 			continue;
 		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
-		if (now > since + h->cf->timeout_us) {
-			h->t->r.err_timeout++;
-			lge_publish_failed(h->t);
-			c->free_at = now;
-			drop(h, c);
-			c->state = ST_UNCONN;
-			dh1_start_connect(h, c);
+		if (now <= since + h->cf->timeout_us)
+			continue;
+		c->free_at = now;
+		if (c->state != ST_READ && !c->sending) {
+			connect_expired(h, c);
+			continue;
 		}
+		request_expired(h);
+		c->sending = 0; /* (else drop() gives its place back) */
+		drop(h, c);
+		c->state = ST_UNCONN;
+		dh1_start_connect(h, c);
 	}
 }
 
@@ -672,7 +700,7 @@ void lge_h1_run(struct thr *t)
 	dh1_start_connect(&h, &h.conns[0]);
 	ev_timer_start(h.ev, &h.scan, ev_now_update(h.ev) + SCAN_US);
 	while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
-		if (t->r.done >= t->requests)
+		if (lge_all_over(t))
 			break;
 		if (cf->tlimit_us && t->last >= g->stoptime && cf->rate <= 0)
 			break;

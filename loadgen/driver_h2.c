@@ -403,6 +403,20 @@ static void rate_due(struct ev_timer *tm, uint64_t now)
 	h2_pump(c->ht, c);
 }
 
+/* -s: c's connect took too long: the request it would have carried first
+ * is spent (lge_connect_expired(); h2_connect_failed() spends it too), and
+ * c connects again for the next ones. */
+static void connect_expired(struct h2t *ht, struct h2c *c)
+{
+	if (c->state == H2_BUSY)
+		lge_retry_stop(ht->t->ev, &c->retry, &ht->nretry);
+	else
+		lge_close(ht->t, &c->s);
+	c->state = H2_UNCONN;
+	lge_connect_expired(ht->t, c->j, &c->k, &c->due);
+	h2_connect(ht, c);
+}
+
 /* -s: a stream (or a connect) older than the timeout fails as a timeout. */
 static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 {
@@ -412,19 +426,9 @@ static void h2_timeouts(struct ev_timer *tm, uint64_t now)
 	ev_timer_start(t->ev, tm, now + SCAN_US);
 	for (int i = 0; i < ht->nconns; i++) {
 		struct h2c *c = &ht->conns[i];
-		if (c->state == H2_BUSY && now > c->connstart + limit) {
-			/* still no room: a timeout, and the wait starts again */
-			t->r.err_timeout++;
-			lge_publish_failed(t);
-			c->connstart = now;
-			continue;
-		}
-		if (c->state == H2_CONNECTING && now > c->connstart + limit) {
-			t->r.err_timeout++;
-			lge_publish_failed(t);
-			lge_close(t, &c->s);
-			c->state = H2_UNCONN;
-			h2_connect(ht, c);
+		if ((c->state == H2_BUSY || c->state == H2_CONNECTING) &&
+		    now > c->connstart + limit) {
+			connect_expired(ht, c);
 			continue;
 		}
 		if (c->state != H2_OPEN)

@@ -114,7 +114,7 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 		t->warm_done++;
 		return;
 	}
-	if (t->r.done >= t->requests)
+	if (lge_all_over(t))
 		return;
 	t->r.done++;
 	if (ka)
@@ -154,8 +154,9 @@ void lge_begin(struct thr *t)
 	r->err_length = r->err_conn = r->err_recv = r->err_except = r->err_response = 0;
 	r->err_timeout = r->err_truncated = r->err_status = r->err_reset = 0;
 	r->totalread = r->totalbread = r->totalposted = 0;
-	long inflight = t->started - t->warm_done;
+	long inflight = t->started - t->warm_done - t->spent;
 	t->started = inflight > 0 ? inflight : 0;
+	t->spent = 0; /* the warm-up's timeouts are not the timed load's */
 	t->requests = t->requests_share;
 	t->last = t->g->record_from;
 	atomic_store_explicit(&t->p_done, 0, memory_order_relaxed);
@@ -168,7 +169,7 @@ void lge_save_rate(struct thr *t, uint64_t intended, uint64_t actual, int busy, 
 {
 	if (!t->recording)
 		return;
-	if (t->r.done >= t->requests)
+	if (lge_all_over(t))
 		return; /* lge_save() will not count it either */
 	uint64_t unc = now > actual ? now - actual : 0;
 	uint64_t late = actual > intended ? actual - intended : 0;

@@ -46,6 +46,10 @@ struct thr {
 	long requests_share; /* -n's share, while the warm-up lifts it */
 	long warm_done;      /* requests finished in the warm-up */
 	bool recording;      /* past the warm-up: lge_save() counts */
+	/* requests whose place in -n is spent although they are not complete
+	 * (not in r.done): timed out (-s), or a head over 8 KiB; see
+	 * lge_all_over() */
+	long spent;
 	struct lg_result r;
 	uint64_t last;
 	uint64_t last_start; /* --rate: when the thread's latest request started */
@@ -116,6 +120,14 @@ static inline void lge_rate_started(struct thr *t, uint64_t actual)
 int lge_check_length(struct thr *t, size_t bread, int gotheader, long cl, int has_status,
                      int status);
 
+/* -n: every request the thread had is over, complete or not (spent). The
+ * run's end: counting only the complete ones, a timeout left it waiting for
+ * ever on the other connections (kept alive, idle, with nothing to send). */
+static inline bool lge_all_over(const struct thr *t)
+{
+	return t->r.done + t->spent >= t->requests;
+}
+
 /* Budget left and not stopped: a new request (or connection) may start. */
 static inline bool lge_may_start(const struct thr *t)
 {
@@ -147,6 +159,35 @@ static inline uint64_t lge_due(const struct thr *t, uint64_t j, uint64_t k)
 {
 	double us = ((double)j + (double)k * (double)t->cf->concurrency) * 1e6 / t->cf->rate;
 	return t->g->start + (uint64_t)us;
+}
+
+/* -s: a connect (or its wait for room in a full Unix listener's queue)
+ * took longer than the timeout. It was for the connection's next request,
+ * which has no place in -n yet (started counts a request as it goes out):
+ * the place is taken now and spent, a Timeout, and under --rate that
+ * request's slot in the connection's schedule (request *k of connection j,
+ * due at *due) is over too. Tried again instead, as it was, a server that
+ * never accepts held a -n run for ever, a Timeout every -s. With no place
+ * left the connection would only have idled: nothing is counted. */
+static inline void lge_connect_expired(struct thr *t, uint32_t j, uint64_t *k, uint64_t *due)
+{
+	if (t->started >= t->requests)
+		return;
+	t->started++;
+	t->spent++;
+	if (t->cf->rate > 0)
+		*due = lge_due(t, j, ++*k);
+	t->r.err_timeout++;
+	lge_publish_failed(t);
+}
+
+/* ST_BUSY/H2_BUSY's retry timer (counted in *nretry) is stopped. */
+static inline void lge_retry_stop(struct ev *ev, struct ev_timer *tm, int *nretry)
+{
+	if (ev_timer_armed(tm)) {
+		ev_timer_stop(ev, tm);
+		(*nretry)--;
+	}
 }
 
 /* The run-wide number of thread t's connection i: round robin over the

@@ -6,7 +6,8 @@ HTTP/1.0 (Connection: Keep-Alive) and HTTP/1.1 clients expect, and can vary
 the body length, answer with another status, or drop every Nth request with
 a TCP reset, so ab and loadgen can be compared on failures too; a few modes
 make a client's send fail on a kept-alive connection (close_unread,
-reset_unread, answer_reset). Run it alone
+reset_unread, answer_reset), one leaves a request unanswered (no_answer,
+for -s), one answers with a head over 8 KiB (big_head). Run it alone
 (`httpd.py --port 0`, prints the port) or import Server.
 """
 import argparse
@@ -25,7 +26,7 @@ class Behaviour:
 
     def behave(self, body=b"Hello, world!\n", status=200, vary=0, drop_every=0,
                close_every=0, chunked=False, hangup_every=0, close_unread=0, reset_unread=0,
-               answer_reset=0):
+               answer_reset=0, no_answer=0, big_head=0):
         self.body = body
         self.status = status
         self.vary = vary              # body length grows by (n % vary) bytes
@@ -56,6 +57,15 @@ class Behaviour:
         # taken the error), whatever the timing
         self.answer_reset = answer_reset
         self.client_pid = None
+        # the Nth request head (once, in the order the heads come) gets no
+        # answer, ever: its connection stays open, what comes after on it
+        # read and dropped unparsed, until the client closes it (a server
+        # stuck on one request while it answers the others: the client's
+        # -s timeout)
+        self.no_answer = no_answer
+        # the Nth answer (once) carries a header of 9000 bytes: a head over
+        # ab's 8 KiB, which the client drops with its connection
+        self.big_head = big_head
         self.chunked = chunked
         self.count = 0
         self.heads = 0   # request heads read: every request the server saw
@@ -230,7 +240,15 @@ class Handler(socketserver.BaseRequestHandler):
                 k, _, v = ln.partition(b":")
                 headers[k.strip().lower()] = v.strip()
             clen = int(headers.get(b"content-length", b"0") or 0)
-            if srv.head_seen() == srv.reset_unread:
+            nth = srv.head_seen()
+            if nth == srv.no_answer:
+                while True:
+                    try:
+                        if not sock.recv(65536):
+                            return
+                    except OSError:
+                        return
+            if nth == srv.reset_unread:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.close()
                 return
@@ -284,6 +302,8 @@ class Handler(socketserver.BaseRequestHandler):
                 payload = body
             if method == b"HEAD":
                 payload = b""
+            if srv.big_head and n == srv.big_head:
+                out.append(b"X-Big: " + b"b" * 9000)
             if keep and version != b"HTTP/1.1":
                 out.append(b"Connection: keep-alive")
             elif not keep:
