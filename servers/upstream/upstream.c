@@ -45,16 +45,8 @@
 
 #define PATTERN "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 #define BLOCK (64 * 1024)  /* the pattern block; a multiple of 64 */
-#define IN_CAP (16 * 1024) /* request head limit (then 431) */
 #define ACCEPT_BURST 64    /* accepts per wake-up, for fairness */
 #define IOV_BATCH 64
-#define COLLECT_BATCH 64  /* ready connections per epoll_wait of a collection */
-#define COLLECT_ROUNDS 16 /* epoll_waits per collection at most, for fairness */
-#ifndef TICK_WINDOW_NS
-#define TICK_WINDOW_NS 5000000 /* the request rate is taken over 5 ms */
-#endif
-#define TICK_ON 2  /* requests per grain from which the stub ticks */
-#define TICK_OFF 1 /* ...and below which it wakes per request again */
 /* An answer leaves at most 1/GRAIN_DIV of --delay-ms late (and at most
  * GRAIN_MAX_NS), never early: the timer is armed on that grain, so answers
  * due within one grain leave in one wake-up. At 20 ms that is 156 µs, less
@@ -62,291 +54,11 @@
 #define GRAIN_DIV 128
 #define GRAIN_MAX_NS 1000000u
 
-/* ---- server and connections ---- */
-
-enum mode { M_ANSWER, M_CLOSE, M_RESET, M_STALL };
-
-/* The common answer (200, --size bytes) in its three framings. */
-enum framing { F_KEEP, F_CLOSE, F_KEEP10, F_COUNT };
-
-struct server {
-	struct event_base *base;
-	int lfd;
-	struct event accept_ev, accept_pause, sigterm, sigint;
-	struct config cfg;
-	char *block; /* BLOCK bytes of PATTERN */
-	/* The common answer's headers; with its body too (whole) when the body
-	 * fits in BLOCK, so that it leaves in one write of one buffer. */
-	char hdr[F_COUNT][160];
-	size_t hdr_len[F_COUNT];
-	char *whole[F_COUNT];
-	size_t whole_len[F_COUNT];
-	/* the answers waiting for their delay, sorted by due time */
-	struct conn *wait_head, *wait_tail;
-	int tfd;          /* timerfd (CLOCK_MONOTONIC), armed for wait_head */
-	struct event tev; /* tfd readable: answers are due */
-	uint64_t armed;   /* the time tfd is armed for, 0: disarmed */
-	bool fired;       /* tfd expired and stays readable until re-armed */
-	uint64_t grain;   /* ns; due times are rounded up to it */
-	/* connections' read interest (see "reading on the answer clock") */
-	int rfd;                 /* the epoll set of reading connections */
-	struct event rfd_ev;     /* rfd readable: requests arrived (not while ticking) */
-	bool ticking;            /* rfd out of the loop, collected at every grain */
-	bool stamps;             /* requests carry their arrival time (SO_TIMESTAMPNS) */
-	uint64_t collected;      /* monotonic ns before the last collection's epoll_wait */
-	int64_t real_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC at that time, ns */
-	uint64_t window_t0;      /* the rate's window: since when, and */
-	uint64_t window_n;       /* how many connections had requests */
-	struct conn *conns;      /* open connections, for shutdown */
-	unsigned long accepted, requests, open;
-	unsigned long wakeups, collections; /* by a request; collections of requests */
-};
-
-struct conn {
-	struct server *s;
-	int fd;
-	struct event wev;
-	struct conn *prev, *next;
-	uint64_t arrived;           /* while the bytes just read are processed: when they came */
-	uint64_t due;               /* while waiting: when the answer may leave */
-	struct conn *wprev, *wnext; /* the wait list */
-	bool waiting;               /* in the wait list */
-	bool busy;                  /* a request is being answered */
-	bool reading;               /* in s->rfd (from accept on, but for back-pressure and EOF) */
-	bool eof;                   /* the client's side ended while its answer was pending */
-	bool keep;                  /* keep the connection after this answer */
-	enum mode mode;
-	unsigned long skip; /* request body bytes still to discard */
-	/* the answer in progress */
-	int status;
-	bool head;
-	bool http10;
-	bool in_process;        /* inside process(): answered() must not recurse */
-	unsigned long size;     /* announced Content-Length */
-	unsigned long body_out; /* body bytes actually sent (< size for reset) */
-	const char *hdr;
-	size_t hdr_len;
-	size_t sent;      /* of hdr_len + body_out */
-	const char *text; /* a body that is not the pattern (/_stats) */
-	char hdr_buf[256];
-	char text_buf[192];
-	size_t in_len;
-	char in[IN_CAP];
-};
-
-/* ---- the answers waiting for their delay ----
- *
- * A delayed answer is due at the time its request arrived (the kernel's
- * stamp, see "reading on the answer clock"; without one, the clock read
- * after the read returned, so never before the request arrived) plus its
- * delay. The waiting connections form one list sorted by due time: with the
- * one --delay-ms every new entry goes to the tail (O(1)); a ?delay= override
- * walks back from the tail to its place. One timerfd (CLOCK_MONOTONIC,
- * absolute) is armed for the head's due time rounded up to the grain; when it
- * fires, everything due by then is answered in that one wake-up and the timer
- * is armed once for the new head. This replaces a libevent timer per request
- * and libevent's precise-timer mode, which re-armed a timerfd on every loop
- * turn. */
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Arm the timer for the head (or disarm it) unless it already is. After it
- * fired it must be set again either way: an expired timerfd stays readable. */
-static void wait_arm(struct server *s)
-{
-	uint64_t want = 0;
-	if (s->wait_head) {
-		want = s->wait_head->due;
-		if (s->grain)
-			want = (want + s->grain - 1) / s->grain * s->grain;
-	}
-	if (s->ticking) {
-		/* the next grain after the last collection: collect again */
-		uint64_t tick = (s->collected / s->grain + 1) * s->grain;
-		if (!want || tick < want)
-			want = tick;
-	}
-	if (want == s->armed && !s->fired)
-		return;
-	struct itimerspec its = {
-	    .it_value = {(time_t)(want / 1000000000u), (long)(want % 1000000000u)}};
-	if (timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0) {
-		s->armed = want;
-		s->fired = false;
-	}
-}
-
-static void wait_add(struct conn *c, uint64_t due)
-{
-	struct server *s = c->s;
-	struct conn *after = s->wait_tail;
-	while (after && after->due > due)
-		after = after->wprev;
-	c->due = due;
-	c->wprev = after;
-	c->wnext = after ? after->wnext : s->wait_head;
-	if (c->wnext)
-		c->wnext->wprev = c;
-	else
-		s->wait_tail = c;
-	if (after)
-		after->wnext = c;
-	else
-		s->wait_head = c;
-	c->waiting = true;
-	if (!after) /* the new head */
-		wait_arm(s);
-}
-
-/* Out of the list. The timer stays as it is: if c was the head it fires
- * for nothing and is armed again then. */
-static void wait_remove(struct conn *c)
-{
-	struct server *s = c->s;
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
-	else
-		s->wait_head = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
-	else
-		s->wait_tail = c->wprev;
-	c->wprev = c->wnext = NULL;
-	c->waiting = false;
-}
-
-static int send_answer(struct conn *c);
-static unsigned collect(struct server *s);
-static void tick_stop(struct server *s);
-
-static void wait_fire_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct server *s = arg;
-	s->fired = true;
-	uint64_t now = mono_ns();
-	while (s->wait_head && s->wait_head->due <= now) {
-		struct conn *c = s->wait_head;
-		wait_remove(c);
-		(void)send_answer(c); /* may queue c's next (pipelined) request */
-	}
-	if (s->ticking) {
-		collect(s);
-		if (s->ticking && !s->wait_head)
-			tick_stop(s); /* nothing waits, nothing came: idle */
-	}
-	wait_arm(s);
-}
-
-/* ---- reading on the answer clock ----
- *
- * The connections' read interest is an epoll set of its own (rfd), which
- * sits in the loop as one event (rfd_ev) while the stub is idle: a request
- * then wakes it at once. Once answers wait and requests keep coming, rfd
- * leaves the loop ("ticking"): a request that arrives wakes nobody, and
- * every timer wake-up, at least one per grain, collects what arrived since
- * with epoll_wait(rfd, 0). Ticking pays only when requests come faster than
- * grains: a tick is a wake-up too. So the stub ticks while the requests of
- * the last TICK_WINDOW_NS averaged at least TICK_ON per grain, and
- * wakes per request again below TICK_OFF per grain, or when no answer
- * waits (at 20 ms: ticking from 12,800 requests/s on, a grain being 156 µs).
- *
- * libevent runs the stub's loop on poll(), not epoll: it watches a handful
- * of descriptors (the listener, the timerfd, its signal pipe, rfd while not
- * ticking, a connection whose answer waits for room), and putting rfd back
- * costs nothing, where adding one epoll set to another makes the kernel
- * walk every descriptor of the inner one (ep_loop_check, reverse path
- * checks: ~1 ms with 1000 connections, measured at 5,000 requests/s).
- *
- * Why: where the stub shares a machine with the server it serves, a request
- * sent to a sleeping stub costs the *sender* the wake-up of the stub's CPU,
- * an inter-processor interrupt (on a virtual machine, an exit to the host):
- * measured at c = 1000 on the project's 2-core VM, 0.5 wake-ups and ~3 µs
- * of the proxy worker's CPU per request. A remote service on another host
- * costs its client nothing of the kind; a stub should not either.
- *
- * Reading up to a grain later must not move any answer: a request's due
- * time is its arrival as the kernel stamped it (SO_TIMESTAMPNS, the
- * realtime clock, taken back to the monotonic one), kept between the
- * previous collection (it was not there yet) and the read. With
- * --wake-per-request, or without a delay (no grain), the stub never ticks
- * and reads as before. */
-
-static void tick_start(struct server *s)
-{
-	event_del(&s->rfd_ev);
-	s->ticking = true;
-	wait_arm(s);
-}
-
-static void tick_stop(struct server *s)
-{
-	s->ticking = false;
-	/* A request that came after the last epoll_wait leaves rfd readable:
-	 * adding it now reports it in the next loop turn. */
-	event_add(&s->rfd_ev, NULL);
-}
-
-static void read_ready(struct conn *c, uint64_t since);
-
-/* Read every connection that has something; the number read. */
-static unsigned collect(struct server *s)
-{
-	uint64_t since = s->collected;
-	s->collected = mono_ns(); /* before epoll_wait: what it misses came later */
-	if (s->stamps) {
-		struct timespec rt;
-		clock_gettime(CLOCK_REALTIME, &rt);
-		s->real_minus_mono =
-		    (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec - (int64_t)s->collected;
-	}
-	struct epoll_event ev[COLLECT_BATCH];
-	uint64_t now = s->collected;
-	unsigned got = 0;
-	for (int round = 0; round < COLLECT_ROUNDS; round++) {
-		int n = epoll_wait(s->rfd, ev, COLLECT_BATCH, 0);
-		for (int i = 0; i < n; i++)
-			read_ready(ev[i].data.ptr, since); /* may close only that one */
-		if (n > 0)
-			got += (unsigned)n;
-		if (n < COLLECT_BATCH)
-			break;
-	}
-	s->collections++;
-	/* the rate decides between ticking and waking per request */
-	s->window_n += got;
-	if (s->stamps && now - s->window_t0 >= TICK_WINDOW_NS) {
-		uint64_t per_grain_x100 = s->window_n * 100 * s->grain / (now - s->window_t0);
-		if (!s->ticking && per_grain_x100 >= TICK_ON * 100 && s->wait_head)
-			tick_start(s);
-		else if (s->ticking && per_grain_x100 < TICK_OFF * 100)
-			tick_stop(s);
-		s->window_t0 = now;
-		s->window_n = 0;
-	}
-	return got;
-}
-
-static void rfd_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct server *s = arg;
-	s->wakeups++;
-	collect(s);
-}
-
 static void conn_close(struct conn *c)
 {
 	struct server *s = c->s;
 	if (c->waiting)
-		wait_remove(c);
+		upstream_wait_remove(c);
 	if (c->reading)
 		epoll_ctl(s->rfd, EPOLL_CTL_DEL, c->fd, NULL);
 	event_del(&c->wev);
@@ -434,7 +146,7 @@ static int answered(struct conn *c, int flushed)
 
 /* Start writing the answer set up in c (status, size, mode, keep).
  * Returns -1 when c is gone. */
-static int send_answer(struct conn *c)
+int upstream_send_answer(struct conn *c)
 {
 	struct server *s = c->s;
 	if (c->status == 200 && c->size == s->cfg.size && !c->text && c->mode == M_ANSWER &&
@@ -484,7 +196,7 @@ static int fail(struct conn *c, int status)
 	    snprintf(c->text_buf, sizeof(c->text_buf), "%d %s\n", status, upstream_reason(status));
 	c->size = (unsigned long)n;
 	set_reading(c, false);
-	return send_answer(c);
+	return upstream_send_answer(c);
 }
 
 /* Parse one request head out of c->in (ends at head_end, after the blank
@@ -576,11 +288,11 @@ static int start_request(struct conn *c, size_t head_end)
 		break;
 	}
 	if (o.delay == 0)
-		return send_answer(c);
+		return upstream_send_answer(c);
 	/* Reading goes on meanwhile: a registered event costs nothing, taking
 	 * it off and back two epoll_ctl() per request. A pipelined request is
 	 * kept in c->in until this answer is out. */
-	wait_add(c, (c->arrived ? c->arrived : mono_ns()) + (uint64_t)o.delay * 1000000u);
+	upstream_wait_add(c, (c->arrived ? c->arrived : upstream_mono_ns()) + (uint64_t)o.delay * 1000000u);
 	return 0;
 }
 
@@ -621,29 +333,7 @@ static int process(struct conn *c)
 	return 0;
 }
 
-/* When the bytes just read arrived: the kernel's stamp of the last segment
- * (cmsg SCM_TIMESTAMPNS), on the monotonic clock, not before the previous
- * collection (since) and not after now; 0 without a stamp. */
-static uint64_t arrival(const struct server *s, struct msghdr *m, uint64_t since)
-{
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
-			continue;
-		struct timespec ts;
-		memcpy(&ts, CMSG_DATA(h), sizeof(ts));
-		int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - s->real_minus_mono;
-		if (t < (int64_t)since)
-			return since;
-		if ((uint64_t)t > s->collected) { /* it may have come during the collection */
-			uint64_t now = mono_ns();
-			return (uint64_t)t < now ? (uint64_t)t : now;
-		}
-		return (uint64_t)t;
-	}
-	return 0;
-}
-
-static void read_ready(struct conn *c, uint64_t since)
+void upstream_read_ready(struct conn *c, uint64_t since)
 {
 	struct server *s = c->s;
 	if (c->mode == M_STALL && c->busy)
@@ -666,7 +356,7 @@ static void read_ready(struct conn *c, uint64_t since)
 		                   .msg_controllen = sizeof(ctl.buf)};
 		n = recvmsg(c->fd, &m, 0);
 		if (n > 0)
-			arrived = arrival(s, &m, since);
+			arrived = upstream_arrival(s, &m, since);
 	} else {
 		n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
 	}
@@ -822,9 +512,9 @@ int main(int argc, char **argv)
 	uint64_t grain = (uint64_t)s.cfg.delay_ms * 1000000u / GRAIN_DIV;
 	s.grain = grain < GRAIN_MAX_NS ? grain : GRAIN_MAX_NS;
 	s.stamps = s.grain && !s.cfg.wake_per_request; /* and with them, ticking */
-	event_assign(&s.rfd_ev, s.base, s.rfd, EV_READ | EV_PERSIST, rfd_cb, &s);
+	event_assign(&s.rfd_ev, s.base, s.rfd, EV_READ | EV_PERSIST, upstream_rfd_cb, &s);
 	event_add(&s.rfd_ev, NULL);
-	event_assign(&s.tev, s.base, s.tfd, EV_READ | EV_PERSIST, wait_fire_cb, &s);
+	event_assign(&s.tev, s.base, s.tfd, EV_READ | EV_PERSIST, upstream_wait_fire_cb, &s);
 	event_add(&s.tev, NULL);
 	event_assign(&s.accept_ev, s.base, s.lfd, EV_READ | EV_PERSIST, accept_cb, &s);
 	event_add(&s.accept_ev, NULL);
