@@ -14,16 +14,23 @@
  * in the cache, is handed out first) turns most of them into a pop and a
  * push. No option of libcurl's avoids the allocations themselves.
  *
- * Every block is glibc's own (a class allocates its full class size), so
- * realloc is glibc's, and a block may be freed by either side. Only the
- * thread that set the functions up (the worker's, forked with it) uses the
- * lists: libcurl's resolver threads call these too, and go to glibc. The
- * lists hold at most FETCH_MEM_KEEP bytes; above FETCH_MEM_MAX nothing is
- * kept.
+ * Each block carries a 16-byte header in front of what libcurl sees: its
+ * class (or "large") and, for a large block, its size. fetch_mem_free reads
+ * the class there, next to the bytes libcurl just used. The first version
+ * asked glibc (malloc_usable_size), which reads the *next* chunk's header to
+ * see that the block is in use: for the 16 KiB download buffer that is a
+ * cache line 16 KiB away that nothing else touches, and `perf record` put
+ * 4 % of a proxy worker's CPU at c = 1000 in malloc_usable_size alone.
+ * So these blocks are not glibc's to free() or realloc(), and these
+ * functions take only their own blocks: libcurl gets all of its memory
+ * from them and gives it back to them (curl_global_init_mem's contract).
+ * Only the thread that set the functions up (the worker's, forked with it)
+ * uses the lists: libcurl's resolver threads call these too, and get a
+ * fresh block from glibc. The lists hold at most FETCH_MEM_KEEP bytes;
+ * above FETCH_MEM_MAX nothing is kept.
  */
 #include "fetch_mem.h"
 
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +45,14 @@
 struct fetch_mem_block {
 	struct fetch_mem_block *next;
 };
+
+/* In front of every block: 16 bytes, so the block keeps malloc's alignment. */
+struct fetch_mem_hdr {
+	size_t cls;  /* class index, or FETCH_MEM_LARGE */
+	size_t size; /* the usable bytes behind the header */
+};
+_Static_assert(sizeof(struct fetch_mem_hdr) == 16, "the header keeps 16-byte alignment");
+#define FETCH_MEM_LARGE ((size_t)-1)
 
 static struct fetch_mem_block *fm_free[FETCH_MEM_NCLASS];
 static size_t fm_kept; /* bytes on the lists (by class size) */
@@ -67,56 +82,75 @@ static unsigned class_ceil(size_t n)
 	return 65 + (e - 10) * 8 + (unsigned)s - 1;
 }
 
-/* The largest class a block of u usable bytes can serve. */
-static unsigned class_floor(size_t u)
+static struct fetch_mem_hdr *hdr_of(void *p)
 {
-	if (u < class_size(65))
-		return u / 16 > 64 ? 64 : (unsigned)(u / 16);
-	unsigned e = log2_floor(u);
-	if (e >= 16)
-		return FETCH_MEM_NCLASS - 1;
-	size_t s = (u - ((size_t)1 << e)) >> (e - 3); /* 0..7 */
-	return s ? 65 + (e - 10) * 8 + (unsigned)s - 1 : 65 + (e - 11) * 8 + 7;
+	return (struct fetch_mem_hdr *)p - 1;
+}
+
+/* A fresh block from glibc of `size` usable bytes, its header set. */
+static void *block_new(size_t cls, size_t size)
+{
+	if (size > SIZE_MAX - sizeof(struct fetch_mem_hdr))
+		return NULL;
+	struct fetch_mem_hdr *h = malloc(sizeof(*h) + size);
+	if (!h)
+		return NULL;
+	h->cls = cls;
+	h->size = size;
+	return h + 1;
 }
 
 void *fetch_mem_malloc(size_t n)
 {
-	if (!fm_owner || n > FETCH_MEM_MAX)
-		return malloc(n);
+	if (n > FETCH_MEM_MAX)
+		return block_new(FETCH_MEM_LARGE, n);
 	unsigned k = class_ceil(n ? n : 1);
-	struct fetch_mem_block *b = fm_free[k];
+	struct fetch_mem_block *b = fm_owner ? fm_free[k] : NULL;
 	if (b) {
 		fm_free[k] = b->next;
 		fm_kept -= class_size(k);
 		return b;
 	}
-	return malloc(class_size(k));
+	return block_new(k, class_size(k));
 }
 
 void fetch_mem_free(void *p)
 {
 	if (!p)
 		return;
-	if (fm_owner) {
-		size_t u = malloc_usable_size(p);
-		if (u >= 16 && u < 2 * FETCH_MEM_MAX) {
-			unsigned k = class_floor(u);
-			size_t sz = class_size(k);
-			if (fm_kept + sz <= FETCH_MEM_KEEP) {
-				struct fetch_mem_block *b = p;
-				b->next = fm_free[k];
-				fm_free[k] = b;
-				fm_kept += sz;
-				return;
-			}
-		}
+	struct fetch_mem_hdr *h = hdr_of(p);
+	if (fm_owner && h->cls != FETCH_MEM_LARGE && fm_kept + h->size <= FETCH_MEM_KEEP) {
+		struct fetch_mem_block *b = p;
+		b->next = fm_free[h->cls];
+		fm_free[h->cls] = b;
+		fm_kept += h->size;
+		return;
 	}
-	free(p);
+	free(h);
 }
 
 void *fetch_mem_realloc(void *p, size_t n)
 {
-	return p ? realloc(p, n) : fetch_mem_malloc(n);
+	if (!p)
+		return fetch_mem_malloc(n);
+	struct fetch_mem_hdr *h = hdr_of(p);
+	if (n <= h->size)
+		return p;
+	if (h->cls == FETCH_MEM_LARGE) {
+		if (n > SIZE_MAX - sizeof(*h))
+			return NULL;
+		struct fetch_mem_hdr *g = realloc(h, sizeof(*h) + n);
+		if (!g)
+			return NULL;
+		g->size = n;
+		return g + 1;
+	}
+	void *q = fetch_mem_malloc(n);
+	if (q) {
+		memcpy(q, p, h->size);
+		fetch_mem_free(p);
+	}
+	return q;
 }
 
 char *fetch_mem_strdup(const char *s)
@@ -131,10 +165,13 @@ void *fetch_mem_calloc(size_t nmemb, size_t size)
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n))
 		return NULL;
-	if (!fm_owner || n > FETCH_MEM_MAX)
-		return calloc(nmemb, size);
 	void *p = fetch_mem_malloc(n);
 	return p ? memset(p, 0, n) : NULL;
+}
+
+size_t fetch_mem_size(const void *p)
+{
+	return ((const struct fetch_mem_hdr *)p - 1)->size;
 }
 
 void fetch_mem_own(void)

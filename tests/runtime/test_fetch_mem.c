@@ -1,8 +1,9 @@
 /* test_fetch_mem.c — the memory functions the fetcher gives libcurl
  * (servers/runtime/fetch_mem.c): every size up to past the largest class
  * gets a block that holds it, a freed block serves the next request of its
- * class, calloc zeroes a reused dirty block, the lists stay under their
- * cap, another thread goes to glibc, and libcurl works on them.
+ * class, calloc zeroes a reused dirty block, realloc keeps the bytes, the
+ * lists stay under their cap, another thread goes to glibc (and the owner
+ * takes its blocks back), and libcurl works on them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,6 @@
 
 #include "fetch_mem.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ static void test_every_size_fits(void **state)
 	for (size_t n = 0; n <= 70000; n += n < 2200 ? 1 : 97) {
 		char *p = fetch_mem_malloc(n);
 		assert_non_null(p);
-		assert_true(malloc_usable_size(p) >= n);
+		assert_true(fetch_mem_size(p) >= n);
 		memset(p, 0xab, n);
 		fetch_mem_free(p);
 	}
@@ -57,7 +57,7 @@ static void test_calloc_zeroes_reused(void **state)
 	(void)state;
 	unsigned char *p = fetch_mem_malloc(300);
 	assert_non_null(p);
-	memset(p, 0xff, malloc_usable_size(p));
+	memset(p, 0xff, fetch_mem_size(p));
 	fetch_mem_free(p);
 	unsigned char *q = fetch_mem_calloc(3, 100);
 	assert_ptr_equal(p, q);
@@ -78,9 +78,31 @@ static void test_realloc_and_strdup(void **state)
 	assert_string_equal(p, "123456789");
 	char *d = fetch_mem_strdup(p);
 	assert_string_equal(d, "123456789");
+	assert_true(fetch_mem_size(d) >= 10);
 	fetch_mem_free(p);
-	free(d);                    /* glibc's own block: free() takes it */
-	fetch_mem_free(malloc(77)); /* and the other way round */
+	fetch_mem_free(d);
+	/* Large blocks (past the largest class) grow in place or move, and
+	 * keep their bytes; shrinking keeps the block. */
+	char *l = fetch_mem_malloc(70000);
+	assert_non_null(l);
+	memset(l, 0x5a, 70000);
+	char *l2 = fetch_mem_realloc(l, 200000);
+	assert_non_null(l2);
+	assert_true(fetch_mem_size(l2) >= 200000);
+	for (size_t i = 0; i < 70000; i += 4999)
+		assert_int_equal((unsigned char)l2[i], 0x5a);
+	assert_ptr_equal(fetch_mem_realloc(l2, 10), l2);
+	fetch_mem_free(l2);
+	/* A class block grown past its class moves to a larger one, bytes kept. */
+	char *c = fetch_mem_malloc(100);
+	memset(c, 0x33, 100);
+	char *c2 = fetch_mem_realloc(c, 3000);
+	assert_non_null(c2);
+	assert_true(fetch_mem_size(c2) >= 3000);
+	for (size_t i = 0; i < 100; i++)
+		assert_int_equal((unsigned char)c2[i], 0x33);
+	fetch_mem_free(c2);
+	assert_null(fetch_mem_malloc(SIZE_MAX - 8)); /* too large: NULL, no overflow */
 }
 
 /* 64 MiB of 16 KiB blocks freed: at most 16 MiB stay on the lists. */
@@ -103,6 +125,8 @@ static void test_kept_is_capped(void **state)
 	free(v);
 }
 
+static void *from_other_thread; /* a block the other thread hands back */
+
 static void *other_thread(void *arg)
 {
 	size_t *kept = arg;
@@ -111,6 +135,7 @@ static void *other_thread(void *arg)
 	char *s = fetch_mem_strdup("x");
 	fetch_mem_free(s);
 	kept[1] = fetch_mem_kept();
+	from_other_thread = fetch_mem_malloc(500);
 	return NULL;
 }
 
@@ -124,6 +149,13 @@ static void test_other_thread_uses_glibc(void **state)
 	assert_int_equal(pthread_create(&t, NULL, other_thread, kept), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(kept[1], kept[0]);
+	/* Its block (a resolver's answer) is the owner's to free, onto a list. */
+	assert_non_null(from_other_thread);
+	assert_true(fetch_mem_size(from_other_thread) >= 500);
+	fetch_mem_free(from_other_thread);
+	assert_true(fetch_mem_kept() > kept[0]);
+	assert_ptr_equal(fetch_mem_malloc(500), from_other_thread);
+	fetch_mem_free(from_other_thread);
 }
 
 static void test_curl_runs_on_them(void **state)
