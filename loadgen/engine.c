@@ -148,12 +148,26 @@ void lge_save(struct thr *t, uint64_t start, uint64_t connect, uint64_t endwrite
 void lge_begin(struct thr *t)
 {
 	struct lg_result *r = &t->r;
-	/* the counters go; the histograms are empty (lge_save() recorded
-	 * nothing), the server's name and the document length stay */
-	r->done = r->doneka = r->good = r->bad = r->epipe = 0;
-	r->err_length = r->err_conn = r->err_recv = r->err_except = r->err_response = 0;
-	r->err_timeout = r->err_truncated = r->err_status = r->err_reset = 0;
-	r->totalread = r->totalbread = r->totalposted = 0;
+	/* Every counter goes, also one added to struct lg_result later: the
+	 * whole result is cleared and what stays is put back. The histograms
+	 * are empty (lge_save() recorded nothing) and stay allocated; the
+	 * server's name, the document length and a stop or fatal error stay. */
+	const struct lg_result keep = *r;
+	memset(r, 0, sizeof(*r));
+	memcpy(r->servername, keep.servername, sizeof(r->servername));
+	r->doclen = keep.doclen;
+	r->ctime = keep.ctime;
+	r->dtime = keep.dtime;
+	r->wait = keep.wait;
+	r->total = keep.total;
+	r->ok = keep.ok;
+	r->unc = keep.unc;
+	r->unc_ok = keep.unc_ok;
+	r->late = keep.late;
+	r->interrupted = keep.interrupted;
+	r->fatal = keep.fatal;
+	r->fatal_code = keep.fatal_code;
+	memcpy(r->fatal_msg, keep.fatal_msg, sizeof(r->fatal_msg));
 	long inflight = t->started - t->warm_done - t->spent;
 	t->started = inflight > 0 ? inflight : 0;
 	t->spent = 0; /* the warm-up's timeouts are not the timed load's */
