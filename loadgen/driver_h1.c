@@ -498,6 +498,17 @@ static void connect_failed(struct h1t *h, struct conn *c, int e)
 	}
 }
 
+/* ab's poll loop counts a poll event's error flag as an exception, after
+ * reading what came with it (with -r it goes on; not once the run is
+ * stopped). */
+static void error_flag(struct h1t *h)
+{
+	if (!atomic_load_explicit(&h->t->g->stop, memory_order_relaxed)) {
+		h->t->r.bad++;
+		h->t->r.err_except++;
+	}
+}
+
 void dh1_on_event(struct ev_sock *s, unsigned ev)
 {
 	struct conn *c = (struct conn *)s;
@@ -518,11 +529,23 @@ void dh1_on_event(struct ev_sock *s, unsigned ev)
 	case ST_IDLE:
 		if (ev & (EV_READ | EV_RDHUP | EV_HUP | EV_ERR))
 			read_connection(h, c);
-		if ((ev & EV_ERR) && !atomic_load_explicit(&h->t->g->stop, memory_order_relaxed)) {
-			/* ab's poll loop counts the error flag as an exception even
-			 * after the read already failed (with -r it goes on) */
-			h->t->r.bad++;
-			h->t->r.err_except++;
+		if (ev & EV_ERR)
+			error_flag(h); /* even after the read already failed */
+		return;
+	case ST_WRITE:
+		/* Not sending yet: a keep-alive answer was just read and the next
+		 * request waits for the batch's end (flush_pending()). An error
+		 * now came with that answer: epoll reports it beside it (counted
+		 * above, as ab does: Exceptions 1, then the send fails: Length 1,
+		 * Write errors 1), io_uring as a completion of its own after it.
+		 * Counted the same here, and taken: held, it was read by the
+		 * ev_recheck() of a connection gone idle at -n, a receive error
+		 * that ended the run. (While a send is in flight the error is the
+		 * send's, found by on_sent(), as epoll's dispatch() has it.) */
+		if ((ev & EV_ERR) && !c->sending) {
+			const char *p;
+			(void)ev_recv(&c->s, &p);
+			error_flag(h);
 		}
 		return;
 	case ST_RATEWAIT:
