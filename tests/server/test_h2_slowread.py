@@ -16,16 +16,14 @@ check are reused here):
                   within two timeouts and a margin of its first push, and
                   the worker serves a new HTTP/2 client.
 
-Timing: nothing here needs the machine to be fast. The reader only has to
-keep reading; the stopped reader's bound is generous (2 x 1 s + 4 s).
+No speed is needed: the reader only has to go on reading, and the dropped
+client's bound (2 x 1 s + 4 s) leaves room for a loaded machine.
 
-Usage:
     python3 test_h2_slowread.py --server PATH [--only REGEX]
 
-TAP on stdout. Standard library only; every process is stopped by its PID.
+TAP on stdout; standard library only; processes are stopped by their PID.
 """
 
-import argparse
 import itertools
 import os
 import struct
@@ -165,12 +163,5 @@ class Suite(sr.Suite):
         return self._normal(srv)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--only", help="run only the checks whose name matches")
-    return Suite(ap.parse_args()).run()
-
-
 if __name__ == "__main__":
-    sys.exit(st.main_guard(main))
+    sys.exit(st.main_guard(lambda: sr.main(Suite, __doc__)))

@@ -209,11 +209,12 @@ class Suite:
         return None
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(suite=None, doc=__doc__):
+    """Also test_h2_slowread.py's, with its suite and docstring."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--server", required=True)
     ap.add_argument("--only", help="run only the checks whose name matches")
-    return Suite(ap.parse_args()).run()
+    return (suite or Suite)(ap.parse_args()).run()
 
 
 if __name__ == "__main__":
