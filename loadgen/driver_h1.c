@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCAN_US 1000000 /* -s timeouts are looked for once a second */
-
 static const struct ev_handler h1_handler;
 
 static void write_request(struct h1t *h, struct conn *c, uint64_t now);
@@ -36,8 +34,7 @@ static inline void save_request(struct thr *t, struct conn *c, uint64_t now, int
 	lge_save(t, start, c->connect, c->endwrite, c->beginread, now, ka, ok);
 }
 
-/* Closes c's socket; a request still going out was not sent after all. */
-static void drop(struct h1t *h, struct conn *c)
+void dh1_drop(struct h1t *h, struct conn *c)
 {
 	if (c->sending) {
 		h->t->started--;
@@ -90,7 +87,7 @@ static void close_connection(struct h1t *h, struct conn *c, int eof)
 	c->free_at = ev_now(h->ev);
 	lge_publish_failed(t);
 	if (c->s.fd >= 0)
-		drop(h, c);
+		dh1_drop(h, c);
 	c->state = ST_UNCONN;
 	dh1_start_connect(h, c);
 }
@@ -340,7 +337,7 @@ void dh1_got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen)
 void dh1_head_too_big(struct h1t *h, struct conn *c)
 {
 	struct thr *t = h->t;
-	drop(h, c);
+	dh1_drop(h, c);
 	c->state = ST_UNCONN;
 	t->spent++;
 	t->r.err_response++;
@@ -476,7 +473,7 @@ static void connect_failed(struct h1t *h, struct conn *c, int e)
 	struct thr *t = h->t;
 	if (t->r.good == 0 && t->addr + 1 < h->cf->naddrs) {
 		t->addr++;
-		drop(h, c);
+		dh1_drop(h, c);
 		c->state = ST_UNCONN;
 		dh1_start_connect(h, c);
 		return;
@@ -567,69 +564,6 @@ void dh1_on_event(struct ev_sock *s, unsigned ev)
 
 static const struct ev_handler h1_handler = {dh1_on_event, on_sent};
 
-/* -s: a request that went out (its place in -n taken: t->started) and got
- * no whole answer within the timeout. It fails as a Timeout and is not
- * complete (ab would abort the run: "The timeout specified has expired");
- * its place stays spent, as a pipelined one's (dh1_pl_drop(h, c, 1)), and
- * counts toward -n's end (lge_all_over()): the run ends once each of the
- * -n requests is complete or timed out, whatever the other connections do.
- * (Given back instead, as a send in flight was, it went out again: a
- * Timeout and a complete request for one place.) */
-static void request_expired(struct h1t *h)
-{
-	h->t->r.err_timeout++;
-	h->t->spent++;
-	lge_publish_failed(h->t);
-}
-
-/* -s: c's connect took too long: the request it was for is spent
- * (lge_connect_expired()), and c connects again for the next one. */
-static void connect_expired(struct h1t *h, struct conn *c)
-{
-	if (c->state == ST_BUSY)
-		lge_retry_stop(h->ev, &c->retry, &h->nretry);
-	else
-		drop(h, c);
-	c->state = ST_UNCONN;
-	lge_connect_expired(h->t, c->j, &c->k, &c->due);
-	dh1_start_connect(h, c);
-}
-
-/* -s: a request (connect, send or wait) older than the timeout fails. */
-static void check_timeouts(struct ev_timer *tm, uint64_t now)
-{
-	struct h1t *h = (struct h1t *)((char *)tm - offsetof(struct h1t, scan));
-	ev_timer_start(h->ev, tm, now + SCAN_US);
-	for (int i = 0; i < h->nconns; i++) {
-		struct conn *c = &h->conns[i];
-		if (c->state == ST_PIPE && c->pl_n > 0) {
-			struct pl_req *q = &c->pl[c->pl_head];
-			if (now <= (q->endwrite ? q->endwrite : q->start) + h->cf->timeout_us)
-				continue;
-			request_expired(h);
-			dh1_pl_drop(h, c, 1); /* the one that timed out is spent */
-			dh1_pl_reconnect(h, c);
-			continue;
-		}
-		if (c->state != ST_CONNECTING && c->state != ST_BUSY && c->state != ST_WRITE &&
-		    c->state != ST_READ)
-			continue;
-		uint64_t since = c->state == ST_READ && c->endwrite ? c->endwrite : c->start;
-		if (now <= since + h->cf->timeout_us)
-			continue;
-		c->free_at = now;
-		if (c->state != ST_READ && !c->sending) {
-			connect_expired(h, c);
-			continue;
-		}
-		request_expired(h);
-		c->sending = 0; /* (else drop() gives its place back) */
-		drop(h, c);
-		c->state = ST_UNCONN;
-		dh1_start_connect(h, c);
-	}
-}
-
 static int h1_setup(struct h1t *h, struct thr *t)
 {
 	h->t = t;
@@ -667,7 +601,7 @@ static int h1_setup(struct h1t *h, struct thr *t)
 			c->due = lge_due(t, c->j, 0);
 		}
 	}
-	h->scan.fire = check_timeouts;
+	h->scan.fire = dh1_check_timeouts;
 	return 0;
 }
 
@@ -682,20 +616,6 @@ static bool in_flight(const struct h1t *h)
 			return true;
 	}
 	return false;
-}
-
-/* --rate: the drain lasted -s; what is still on its way was sent before the
- * schedule's end, so it is older than -s: a timeout, as the -s scan (once
- * a second) would have found it. */
-static void drain_expired(struct h1t *h)
-{
-	for (int i = 0; i < h->nconns; i++) {
-		const struct conn *c = &h->conns[i];
-		if (c->state == ST_WRITE || c->state == ST_READ ||
-		    (c->state == ST_CONNECTING && (!h->cf->keepalive || c->opened_for)))
-			h->t->r.err_timeout++;
-	}
-	lge_publish_failed(h->t);
 }
 
 void lge_h1_run(struct thr *t)
@@ -735,7 +655,7 @@ void lge_h1_run(struct thr *t)
 			if (cf->rate <= 0 || !in_flight(&h))
 				break;
 			if (now >= g->stoptime + cf->timeout_us) {
-				drain_expired(&h);
+				dh1_drain_expired(&h);
 				break;
 			}
 		}

@@ -99,6 +99,15 @@ void dh1_start_connect(struct h1t *h, struct conn *c);
 void dh1_got_head(struct h1t *h, struct conn *c, const char *head, size_t hlen);
 void dh1_head_too_big(struct h1t *h, struct conn *c);
 void dh1_on_event(struct ev_sock *s, unsigned ev);
+/* Closes c's socket; a request still going out was not sent after all (its
+ * place in -n is given back). */
+void dh1_drop(struct h1t *h, struct conn *c);
+
+/* driver_h1_timeout.c: the -s scan (h->scan's timer, every SCAN_US) and
+ * --rate's drain after -s. */
+#define SCAN_US 1000000 /* -s timeouts are looked for once a second */
+void dh1_check_timeouts(struct ev_timer *tm, uint64_t now);
+void dh1_drain_expired(struct h1t *h);
 
 /* driver_h1_pipe.c: --pipeline */
 extern const struct ev_handler dh1_pl_handler;
