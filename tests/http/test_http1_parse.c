@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "http1.h"
+#include "http1_internal.h" /* http1_lower, TOKEN_EQ */
 
 #include <malloc.h>
 #include <stdio.h>
@@ -265,6 +266,34 @@ static void test_large_body_in_pieces(void **state)
 	assert_int_equal(r.req.body.len, 0);
 	http1_parser_free(p);
 	free(req);
+}
+
+/* Field names and the tokens the parser acts on are compared ASCII case
+ * aside, through a table that must be ASCII's lower case and nothing else:
+ * framing by upper-case names and values works, a name that differs in a
+ * non-letter does not match ('\r' and '-' differ by 0x20 too). */
+static void test_case_aside(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++)
+		assert_int_equal(http1_lower[c], c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+	assert_true(TOKEN_EQ("cOnTeNt-LeNgTh", 14, "content-length"));
+	assert_false(TOKEN_EQ("content\rlength", 14, "content-length"));
+	assert_false(TOKEN_EQ("CONTENT_LENGTH", 14, "content-length"));
+	assert_false(TOKEN_EQ("content-lengt", 13, "content-length"));
+	struct http1_request r;
+	struct http1_parser *p =
+	    parse_one(S("POST /u HTTP/1.1\r\nHOST: h\r\nCONTENT-LENGTH: 3\r\n\r\nabc"), &r);
+	assert_view(r.req.body, "abc");
+	http1_parser_free(p);
+	p = parse_one(S("POST /c HTTP/1.1\r\nHost: h\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n"
+	                "3\r\nabc\r\n0\r\n\r\n"),
+	              &r);
+	assert_view(r.req.body, "abc");
+	http1_parser_free(p);
+	p = parse_one(S("GET / HTTP/1.1\r\nHost: h\r\nCONNECTION: CLOSE\r\n\r\n"), &r);
+	assert_false(r.keep_alive);
+	http1_parser_free(p);
 }
 
 static void test_chunked(void **state)
@@ -1299,6 +1328,7 @@ int main(void)
 	    cmocka_unit_test(test_post_content_length),
 	    cmocka_unit_test(test_body_binary),
 	    cmocka_unit_test(test_large_body_in_pieces),
+	    cmocka_unit_test(test_case_aside),
 	    cmocka_unit_test(test_chunked),
 	    cmocka_unit_test(test_strict_chunk_framing),
 	    cmocka_unit_test(test_strict_host),
