@@ -42,6 +42,16 @@ not a race here); and in the io_uring instance, both engines run on the
 same cases (the first, a middle and the last request) and report the same
 counters, each failure once, none past -n.
 
+The same with --pipeline 2 and 4 (ab has none), on both engines, in the
+cases whose outcome is no race: the reset after the last answer, with every
+request answered, fails nothing (before the fix io_uring, and epoll when the
+reset came with the answer's edge, read it as a receive error that ended the
+run, exit 104); a request in flight at the reset is a receive error (with
+-r one failed request; without -r the run ends, as in ab and pipeline.py),
+the requests behind it go again. (With --pipeline 2 and a middle request the
+outcome is a race on either engine: whether the next request went out
+before the reset.)
+
 `--engine E` runs on that event loop (77 when it is unusable)."""
 import os
 import re
@@ -133,6 +143,29 @@ def once(c, n):
             and c["Length"] == c["Write errors"] and c["Keep-Alive"] <= n)
 
 
+def both(n, nth, args):
+    """at_once()'s counters on each engine, with the requests the server
+    saw ("heads")."""
+    got = {}
+    for e in ("epoll", "uring"):
+        rc, out, err, heads = at_once(n, nth, [LOADGEN, "--engine", e] + args)
+        got[e] = dict(counters(rc, out), heads=heads, stderr=err[-200:] if rc else "")
+    return got
+
+
+def pipelined(n, nth):
+    """With --pipeline: the reset after the last answer fails nothing (no
+    request meets it); a request in flight at it fails (-r: a receive
+    error; without -r the run ends, as ab's and pipeline.py's), the
+    requests behind it, never read, go again."""
+    last = nth == n
+    k = n if last else n - 1
+    return {"exit": 0, "Complete": n, "Failed": 0 if last else 1, "Connect": 0,
+            "Receive": 0 if last else 1, "Length": 0, "Exceptions": 0, "Write errors": 0,
+            "Send request failed!": 0, "Keep-Alive": k, "HTML": k * len(BODY), "heads": k,
+            "stderr": ""}
+
+
 def main():
     skip = start("sendfail")
     if skip is not None:
@@ -173,13 +206,21 @@ def main():
         # both engines (this one is usable, so the comparison can run)
         for nth in (1, 2, n):
             name = "-n %d, answer %d with a reset, epoll and io_uring" % (n, nth)
-            got = {}
-            for e in ("epoll", "uring"):
-                rc, out, err, heads = at_once(n, nth, [LOADGEN, "--engine", e])
-                got[e] = dict(counters(rc, out), heads=heads)
+            got = both(n, nth, [])
             check(name + ": the same counters", got["epoll"] == got["uring"], got)
             check(name + ": each failure once, none past -n",
                   all(once(c, n) for c in got.values()), got)
+        # --pipeline, in the cases whose outcome is no race (all -n sent by
+        # the time the reset comes, or a request in flight at it)
+        for pipe, nth, r in ((2, n, []), (4, n, []), (2, 1, ["-r"]), (4, 1, ["-r"]),
+                             (4, 3, ["-r"])):
+            name = "--pipeline %d %s-n %d, answer %d with a reset, epoll and io_uring" % (
+                pipe, "-r " if r else "", n, nth)
+            got = both(n, nth, ["--pipeline", str(pipe)] + r)
+            check(name + ": the same counters", got["epoll"] == got["uring"], got)
+            check(name + ": " + ("nothing failed" if nth == n else
+                                 "the request in flight failed, the rest went again"),
+                  all(c == pipelined(n, nth) for c in got.values()), got)
     return finish()
 
 
